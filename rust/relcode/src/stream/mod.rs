@@ -1,0 +1,307 @@
+//! Deterministic random streams (normative: spec/stream.md).
+//!
+//! A stream is named by a root seed, a purpose tag and a 64-bit stream id. Its words are
+//! Philox4x32-10 blocks: block `b` of stream (seed, purpose, id) is
+//! `philox4x32_10([lo(b), hi(b), lo(id), hi(id)], derive_key(seed, purpose))`.
+//! The id lives in the counter, not in a hashed key, so two ids of one (seed, purpose)
+//! can never share a block: streams are disjoint by construction, not with high
+//! probability. Every value at position `p` depends on `(seed, purpose, id, p)` alone,
+//! so chunking, batching, thread count and SIMD width cannot change any bit.
+
+pub mod consts;
+pub mod math;
+pub mod ndtri;
+pub mod normal;
+pub mod philox;
+
+pub use ndtri::ndtri;
+pub use normal::box_muller;
+pub use philox::philox4x32_10;
+
+use rayon::prelude::*;
+
+/// Version of this stream definition, recorded in every file.
+pub const STREAM_VERSION: u32 = 1;
+
+/// Purpose tags: the first counter word of the key derivation, ASCII little-endian.
+pub mod purpose {
+    /// Candidate normals of the fixed-budget and global samplers; `relcode.stream.normals`.
+    pub const CANDIDATES: u32 = u32::from_le_bytes(*b"CAND");
+    /// Uniforms of the nodes of 1D tree samplers (AS*, AD*, DAD*, GPRS branch and bound, AGRS).
+    pub const NODES: u32 = u32::from_le_bytes(*b"NODE");
+    /// Encoder-only noise (Gumbel, exponential and acceptance draws); decoders never read it.
+    pub const NOISE: u32 = u32::from_le_bytes(*b"NOIS");
+    /// Shared candidate pools of the pool mode.
+    pub const POOL: u32 = u32::from_le_bytes(*b"POOL");
+    /// Block-keyed transforms of the pool mode.
+    pub const TRANSFORM: u32 = u32::from_le_bytes(*b"XFRM");
+    /// Seeded permutations of block layouts.
+    pub const PERMUTATION: u32 = u32::from_le_bytes(*b"PERM");
+}
+
+/// The Philox key of (seed, purpose): the first two words of
+/// `philox4x32_10([purpose, KDF_TAG, 0, 0], [lo(seed), hi(seed)])`.
+#[inline]
+pub fn derive_key(seed: u64, purpose: u32) -> [u32; 2] {
+    let o = philox4x32_10([purpose, consts::KDF_TAG, 0, 0], [seed as u32, (seed >> 32) as u32]);
+    [o[0], o[1]]
+}
+
+/// Which implementation computes bulk normals. All give identical bits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    /// Best available on this CPU.
+    Auto,
+    /// Portable Rust.
+    Scalar,
+    /// x86-64 AVX2, eight Philox blocks per step.
+    Avx2,
+    /// x86-64 AVX-512F, sixteen Philox blocks per step.
+    Avx512,
+}
+
+impl Backend {
+    /// Whether this backend can run on this CPU.
+    pub fn available(self) -> bool {
+        match self {
+            Backend::Auto | Backend::Scalar => true,
+            Backend::Avx2 => avx2_available(),
+            Backend::Avx512 => avx512_available(),
+        }
+    }
+
+    /// The concrete backend `Auto` stands for here.
+    pub fn resolve(self) -> Backend {
+        match self {
+            Backend::Auto if avx512_available() => Backend::Avx512,
+            Backend::Auto if avx2_available() => Backend::Avx2,
+            Backend::Auto => Backend::Scalar,
+            b => b,
+        }
+    }
+
+    /// Parses "auto", "scalar", "avx2" or "avx512".
+    pub fn parse(name: &str) -> Option<Backend> {
+        match name {
+            "auto" => Some(Backend::Auto),
+            "scalar" => Some(Backend::Scalar),
+            "avx2" => Some(Backend::Avx2),
+            "avx512" => Some(Backend::Avx512),
+            _ => None,
+        }
+    }
+}
+
+#[inline]
+fn avx512_available() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::is_x86_feature_detected!("avx512f")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+#[inline]
+fn avx2_available() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::is_x86_feature_detected!("avx2")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// One stream: (key, id). Cheap to copy; every accessor is a pure function of position.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Stream {
+    pub key: [u32; 2],
+    pub id: u64,
+}
+
+impl Stream {
+    pub fn new(seed: u64, purpose: u32, id: u64) -> Stream {
+        Stream { key: derive_key(seed, purpose), id }
+    }
+
+    /// Stream `id` of a key that was already derived (saves the derivation in hot loops).
+    #[inline(always)]
+    pub fn with_key(key: [u32; 2], id: u64) -> Stream {
+        Stream { key, id }
+    }
+
+    /// Philox block `b`: words 4b .. 4b+3.
+    #[inline(always)]
+    pub fn block(&self, b: u64) -> [u32; 4] {
+        philox4x32_10([b as u32, (b >> 32) as u32, self.id as u32, (self.id >> 32) as u32], self.key)
+    }
+
+    /// Word `p` of the stream.
+    #[inline]
+    pub fn word(&self, p: u64) -> u32 {
+        self.block(p >> 2)[(p & 3) as usize]
+    }
+
+    /// Uniform number `p`: words 2p (high) and 2p+1 (low) give 52 bits k, and the
+    /// uniform is (k + 1/2) 2^-52, exactly, in [2^-53, 1 - 2^-53].
+    #[inline]
+    pub fn uniform_f64(&self, p: u64) -> f64 {
+        let w = self.block(p >> 1);
+        let (hi, lo) = if p & 1 == 0 { (w[0], w[1]) } else { (w[2], w[3]) };
+        uniform_f64_from_words(hi, lo)
+    }
+
+    /// Standard normal number `p` of the stream.
+    #[inline]
+    pub fn normal(&self, p: u64) -> f32 {
+        let w = self.block(p >> 2);
+        let (c, s) = if p & 2 == 0 { box_muller(w[0], w[1]) } else { box_muller(w[2], w[3]) };
+        if p & 1 == 0 {
+            c
+        } else {
+            s
+        }
+    }
+
+    /// Normals `start .. start + out.len()` into `out`, on this thread.
+    /// Positions must not pass 2^64 (callers check `start + len` does not overflow).
+    pub fn fill_normals(&self, start: u64, out: &mut [f32], backend: Backend) {
+        match backend.resolve() {
+            #[cfg(target_arch = "x86_64")]
+            Backend::Avx2 => unsafe { self.fill_normals_avx2(start, out) },
+            #[cfg(target_arch = "x86_64")]
+            Backend::Avx512 => unsafe { self.fill_normals_avx512(start, out) },
+            _ => self.fill_normals_scalar(start, out),
+        }
+    }
+
+    fn fill_normals_scalar(&self, start: u64, out: &mut [f32]) {
+        let mut i = 0usize;
+        let n = out.len();
+        let mut p = start;
+        while i < n {
+            let z = normal::block_normals(self.block(p >> 2));
+            let first = (p & 3) as usize;
+            let take = (4 - first).min(n - i);
+            out[i..i + take].copy_from_slice(&z[first..first + take]);
+            i += take;
+            p = p.wrapping_add(take as u64);
+        }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    unsafe fn fill_normals_avx2(&self, start: u64, out: &mut [f32]) {
+        let n = out.len();
+        // Scalar head up to the next multiple of 32 positions (8 Philox blocks).
+        let head = (((32 - (start % 32)) % 32) as usize).min(n);
+        self.fill_normals_scalar(start, &mut out[..head]);
+        let mut i = head;
+        let mut p = start.wrapping_add(head as u64);
+        let rk = philox::avx2::round_keys(self.key);
+        while n - i >= 32 {
+            normal::avx2::normals32(&rk, self.id, p >> 2, &mut out[i..i + 32]);
+            i += 32;
+            p = p.wrapping_add(32);
+        }
+        self.fill_normals_scalar(p, &mut out[i..]);
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn fill_normals_avx512(&self, start: u64, out: &mut [f32]) {
+        let n = out.len();
+        let head = (((64 - (start % 64)) % 64) as usize).min(n);
+        self.fill_normals_scalar(start, &mut out[..head]);
+        let mut i = head;
+        let mut p = start.wrapping_add(head as u64);
+        let rk = philox::avx512::round_keys(self.key);
+        while n - i >= 64 {
+            normal::avx512::normals64(&rk, self.id, p >> 2, &mut out[i..i + 64]);
+            i += 64;
+            p = p.wrapping_add(64);
+        }
+        self.fill_normals_scalar(p, &mut out[i..]);
+    }
+
+    /// Like `fill_normals`, split over the current rayon pool in fixed 64 Ki chunks.
+    pub fn fill_normals_par(&self, start: u64, out: &mut [f32], backend: Backend) {
+        const CHUNK: usize = 1 << 16;
+        out.par_chunks_mut(CHUNK).enumerate().for_each(|(c, chunk)| {
+            self.fill_normals(start.wrapping_add((c * CHUNK) as u64), chunk, backend)
+        });
+    }
+}
+
+/// Uniform in (0, 1) from one word: (w + 1/2) 2^-32, exact in float64.
+#[inline(always)]
+pub fn uniform_f64_from_word(w: u32) -> f64 {
+    (w as f64 + 0.5) * (1.0 / 4_294_967_296.0)
+}
+
+/// Uniform in (0, 1) from two words: k = (hi << 20) | (lo >> 12) (52 bits), (k + 1/2) 2^-52.
+#[inline(always)]
+pub fn uniform_f64_from_words(hi: u32, lo: u32) -> f64 {
+    let k = ((hi as u64) << 20) | ((lo as u64) >> 12);
+    (k as f64 + 0.5) * (1.0 / 4_503_599_627_370_496.0)
+}
+
+/// Uniform in (0, 1) from one word in float32: ((w >> 9) + 1/2) 2^-23, exact.
+#[inline(always)]
+pub fn uniform_f32_from_word(w: u32) -> f32 {
+    ((w >> 9) as f32 + 0.5) * (1.0 / 8_388_608.0)
+}
+
+/// Candidate weight: `prior_mean + prior_std * z` in float32, multiply then add.
+#[inline(always)]
+pub fn candidate_weight(prior_mean: f32, prior_std: f32, z: f32) -> f32 {
+    prior_std * z + prior_mean
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fill_matches_random_access_for_all_backends_and_offsets() {
+        let s = Stream::new(42, purpose::CANDIDATES, 7);
+        for &start in &[0u64, 1, 3, 31, 32, 33, 1000, u64::MAX - 200] {
+            let n = 150;
+            let want: Vec<f32> = (0..n as u64).map(|i| s.normal(start + i)).collect();
+            for b in [Backend::Scalar, Backend::Avx2, Backend::Avx512, Backend::Auto] {
+                if !b.available() {
+                    continue;
+                }
+                let mut got = vec![0f32; n];
+                s.fill_normals(start, &mut got, b);
+                assert_eq!(
+                    got.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
+                    want.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
+                    "start {start} backend {b:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn uniforms_strictly_inside() {
+        assert!(uniform_f64_from_word(0) > 0.0 && uniform_f64_from_word(u32::MAX) < 1.0);
+        assert!(uniform_f64_from_words(0, 0) > 0.0 && uniform_f64_from_words(u32::MAX, u32::MAX) < 1.0);
+        assert!(uniform_f32_from_word(0) > 0.0 && uniform_f32_from_word(u32::MAX) < 1.0);
+    }
+
+    #[test]
+    fn extreme_words_give_finite_normals() {
+        for &a in &[0u32, 1, 511, 512, u32::MAX] {
+            for &b in &[0u32, u32::MAX, 1 << 29, (1 << 29) - 1] {
+                let (x, y) = box_muller(a, b);
+                assert!(x.is_finite() && y.is_finite());
+                assert!(x.abs() <= 6.765 && y.abs() <= 6.765);
+            }
+        }
+    }
+}

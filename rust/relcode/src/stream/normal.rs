@@ -1,0 +1,305 @@
+//! The normal transform: Box-Muller from two 32-bit words, in float32, own log/sin/cos.
+//!
+//! Why Box-Muller: it costs about a third of an inverse-CDF transform per normal with
+//! the same exactness guarantees, and two words make two normals, so the four words of
+//! one Philox block give four normals and normal `p` of a stream is still computed alone
+//! in O(1). Tail accuracy: the radius word resolves the uniform to 2^-23 and, below
+//! 2^-23, to 2^-32, so |z| <= sqrt(66 ln 2) = 6.764 and every tail probability above
+//! 2^-33 is reproduced to within one grid cell (see spec/stream.md, "Tail accuracy").
+
+use super::consts::PI_4_F;
+use super::math::{logf, sincos_octant};
+
+const TWO_M23: f32 = 1.0 / 8_388_608.0;
+const TWO_M32: f32 = 1.0 / 4_294_967_296.0;
+
+/// Two standard normals (r cos t, r sin t) from a radius word `a` and an angle word `b`.
+#[inline(always)]
+pub fn box_muller(a: u32, b: u32) -> (f32, f32) {
+    let j = a >> 9;
+    let x = if j != 0 {
+        (j as f32 + 0.5) * TWO_M23
+    } else {
+        ((a & 0x1FF) as f32 + 0.5) * TWO_M32
+    };
+    let r = (logf(x) * -2.0).sqrt();
+    let o = b >> 29;
+    let mut t = (b >> 6) & 0x007F_FFFF;
+    if o & 1 == 1 {
+        t ^= 0x007F_FFFF;
+    }
+    let alpha = ((t as f32 + 0.5) * TWO_M23) * PI_4_F;
+    let (s, c) = sincos_octant(alpha);
+    let (mut cs, mut sn) = if ((o + 1) >> 1) & 1 == 1 { (s, c) } else { (c, s) };
+    if ((o + 2) >> 2) & 1 == 1 {
+        cs = -cs;
+    }
+    if (o >> 2) & 1 == 1 {
+        sn = -sn;
+    }
+    (r * cs, r * sn)
+}
+
+/// The four normals of one Philox block: (cos, sin) of words (0, 1), then of words (2, 3).
+#[inline(always)]
+pub fn block_normals(w: [u32; 4]) -> [f32; 4] {
+    let (z0, z1) = box_muller(w[0], w[1]);
+    let (z2, z3) = box_muller(w[2], w[3]);
+    [z0, z1, z2, z3]
+}
+
+#[cfg(target_arch = "x86_64")]
+pub mod avx2 {
+    use super::super::consts::*;
+    use core::arch::x86_64::*;
+
+    #[inline(always)]
+    unsafe fn horner(x: __m256, c: &[f32]) -> __m256 {
+        let mut p = _mm256_set1_ps(c[c.len() - 1]);
+        for &ck in c[..c.len() - 1].iter().rev() {
+            p = _mm256_add_ps(_mm256_mul_ps(p, x), _mm256_set1_ps(ck));
+        }
+        p
+    }
+
+    /// `math::logf` on eight lanes, same operations in the same order.
+    #[inline(always)]
+    pub unsafe fn logf8(x: __m256) -> __m256 {
+        let bits = _mm256_castps_si256(x);
+        let e = _mm256_sub_epi32(
+            _mm256_and_si256(_mm256_srli_epi32::<23>(bits), _mm256_set1_epi32(0xFF)),
+            _mm256_set1_epi32(127),
+        );
+        let mbits = _mm256_or_si256(
+            _mm256_and_si256(bits, _mm256_set1_epi32(0x007F_FFFF)),
+            _mm256_set1_epi32(0x3F80_0000),
+        );
+        let big = _mm256_cmpgt_epi32(mbits, _mm256_set1_epi32(SQRT2_MANT_F as i32));
+        let mbits = _mm256_sub_epi32(mbits, _mm256_and_si256(big, _mm256_set1_epi32(0x0080_0000)));
+        let e = _mm256_sub_epi32(e, big);
+        let f = _mm256_sub_ps(_mm256_castsi256_ps(mbits), _mm256_set1_ps(1.0));
+        let z = _mm256_mul_ps(f, f);
+        let p = horner(f, &LOGF_P);
+        let ef = _mm256_cvtepi32_ps(e);
+        let mut t = _mm256_mul_ps(f, z);
+        t = _mm256_mul_ps(t, p);
+        t = _mm256_add_ps(t, _mm256_mul_ps(ef, _mm256_set1_ps(LN2_LO_F)));
+        t = _mm256_sub_ps(t, _mm256_mul_ps(_mm256_set1_ps(0.5), z));
+        let s = _mm256_add_ps(f, t);
+        _mm256_add_ps(s, _mm256_mul_ps(ef, _mm256_set1_ps(LN2_HI_F)))
+    }
+
+    /// `normal::box_muller` on eight lanes.
+    #[inline(always)]
+    pub unsafe fn box_muller8(a: __m256i, b: __m256i) -> (__m256, __m256) {
+        let two_m23 = _mm256_set1_ps(1.0 / 8_388_608.0);
+        let two_m32 = _mm256_set1_ps(1.0 / 4_294_967_296.0);
+        let half = _mm256_set1_ps(0.5);
+        let j = _mm256_srli_epi32::<9>(a);
+        let jz = _mm256_castsi256_ps(_mm256_cmpeq_epi32(j, _mm256_setzero_si256()));
+        let xm = _mm256_mul_ps(_mm256_add_ps(_mm256_cvtepi32_ps(j), half), two_m23);
+        let low = _mm256_and_si256(a, _mm256_set1_epi32(0x1FF));
+        let xt = _mm256_mul_ps(_mm256_add_ps(_mm256_cvtepi32_ps(low), half), two_m32);
+        let x = _mm256_blendv_ps(xm, xt, jz);
+        let r = _mm256_sqrt_ps(_mm256_mul_ps(logf8(x), _mm256_set1_ps(-2.0)));
+
+        let o = _mm256_srli_epi32::<29>(b);
+        let one = _mm256_set1_epi32(1);
+        let odd = _mm256_and_si256(o, one);
+        let flip = _mm256_and_si256(
+            _mm256_sub_epi32(_mm256_setzero_si256(), odd),
+            _mm256_set1_epi32(0x007F_FFFF),
+        );
+        let t = _mm256_xor_si256(
+            _mm256_and_si256(_mm256_srli_epi32::<6>(b), _mm256_set1_epi32(0x007F_FFFF)),
+            flip,
+        );
+        let phi = _mm256_mul_ps(_mm256_add_ps(_mm256_cvtepi32_ps(t), half), two_m23);
+        let alpha = _mm256_mul_ps(phi, _mm256_set1_ps(PI_4_F));
+
+        let x2 = _mm256_mul_ps(alpha, alpha);
+        let p = horner(x2, &SIN_S);
+        let st = _mm256_mul_ps(_mm256_mul_ps(alpha, x2), p);
+        let s = _mm256_add_ps(alpha, st);
+        let q = horner(x2, &COS_C);
+        let u = _mm256_mul_ps(_mm256_mul_ps(x2, x2), q);
+        let v = _mm256_sub_ps(_mm256_set1_ps(1.0), _mm256_mul_ps(half, x2));
+        let c = _mm256_add_ps(v, u);
+
+        let swap = _mm256_and_si256(_mm256_srli_epi32::<1>(_mm256_add_epi32(o, one)), one);
+        let swap_mask = _mm256_castsi256_ps(_mm256_cmpeq_epi32(swap, one));
+        let cs = _mm256_blendv_ps(c, s, swap_mask);
+        let sn = _mm256_blendv_ps(s, c, swap_mask);
+        let cneg = _mm256_slli_epi32::<31>(_mm256_srli_epi32::<2>(_mm256_add_epi32(o, _mm256_set1_epi32(2))));
+        let sneg = _mm256_slli_epi32::<31>(_mm256_srli_epi32::<2>(o));
+        let cs = _mm256_xor_ps(cs, _mm256_castsi256_ps(cneg));
+        let sn = _mm256_xor_ps(sn, _mm256_castsi256_ps(sneg));
+        (_mm256_mul_ps(r, cs), _mm256_mul_ps(r, sn))
+    }
+
+    #[inline(always)]
+    unsafe fn counters(id: u64, b: u64) -> [__m256i; 4] {
+        let lo = b as u32;
+        let hi = (b >> 32) as u32;
+        [
+            _mm256_add_epi32(_mm256_set1_epi32(lo as i32), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7)),
+            _mm256_set1_epi32(hi as i32),
+            _mm256_set1_epi32(id as u32 as i32),
+            _mm256_set1_epi32((id >> 32) as u32 as i32),
+        ]
+    }
+
+    /// Box-Muller on the words of eight blocks, stored as their 32 normals in stream order.
+    #[inline(always)]
+    unsafe fn transform_store(w: [__m256i; 4], p: *mut f32) {
+        let (z0, z1) = box_muller8(w[0], w[1]);
+        let (z2, z3) = box_muller8(w[2], w[3]);
+        let t0 = _mm256_unpacklo_ps(z0, z1);
+        let t1 = _mm256_unpackhi_ps(z0, z1);
+        let t2 = _mm256_unpacklo_ps(z2, z3);
+        let t3 = _mm256_unpackhi_ps(z2, z3);
+        let u0 = _mm256_shuffle_ps::<0x44>(t0, t2);
+        let u1 = _mm256_shuffle_ps::<0xEE>(t0, t2);
+        let u2 = _mm256_shuffle_ps::<0x44>(t1, t3);
+        let u3 = _mm256_shuffle_ps::<0xEE>(t1, t3);
+        _mm256_storeu_ps(p, _mm256_permute2f128_ps::<0x20>(u0, u1));
+        _mm256_storeu_ps(p.add(8), _mm256_permute2f128_ps::<0x20>(u2, u3));
+        _mm256_storeu_ps(p.add(16), _mm256_permute2f128_ps::<0x31>(u0, u1));
+        _mm256_storeu_ps(p.add(24), _mm256_permute2f128_ps::<0x31>(u2, u3));
+    }
+
+    /// The 32 normals of Philox blocks `b .. b+8` of stream `id` under round keys `rk`,
+    /// in stream order. `b` must be a multiple of 8.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    pub unsafe fn normals32(rk: &[[__m256i; 2]; 10], id: u64, b: u64, out: &mut [f32]) {
+        assert!(out.len() >= 32);
+        debug_assert!(b % 8 == 0);
+        let w = super::super::philox::avx2::philox8(counters(id, b), rk);
+        transform_store(w, out.as_mut_ptr());
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+pub mod avx512 {
+    use super::super::consts::*;
+    use core::arch::x86_64::*;
+
+    #[inline(always)]
+    unsafe fn horner(x: __m512, c: &[f32]) -> __m512 {
+        let mut p = _mm512_set1_ps(c[c.len() - 1]);
+        for &ck in c[..c.len() - 1].iter().rev() {
+            p = _mm512_add_ps(_mm512_mul_ps(p, x), _mm512_set1_ps(ck));
+        }
+        p
+    }
+
+    /// `math::logf` on sixteen lanes, same operations in the same order.
+    #[inline(always)]
+    pub unsafe fn logf16(x: __m512) -> __m512 {
+        let bits = _mm512_castps_si512(x);
+        let e = _mm512_sub_epi32(
+            _mm512_and_si512(_mm512_srli_epi32::<23>(bits), _mm512_set1_epi32(0xFF)),
+            _mm512_set1_epi32(127),
+        );
+        let mbits = _mm512_or_si512(
+            _mm512_and_si512(bits, _mm512_set1_epi32(0x007F_FFFF)),
+            _mm512_set1_epi32(0x3F80_0000),
+        );
+        let big = _mm512_cmpgt_epi32_mask(mbits, _mm512_set1_epi32(SQRT2_MANT_F as i32));
+        let mbits = _mm512_mask_sub_epi32(mbits, big, mbits, _mm512_set1_epi32(0x0080_0000));
+        let e = _mm512_mask_add_epi32(e, big, e, _mm512_set1_epi32(1));
+        let f = _mm512_sub_ps(_mm512_castsi512_ps(mbits), _mm512_set1_ps(1.0));
+        let z = _mm512_mul_ps(f, f);
+        let p = horner(f, &LOGF_P);
+        let ef = _mm512_cvtepi32_ps(e);
+        let mut t = _mm512_mul_ps(f, z);
+        t = _mm512_mul_ps(t, p);
+        t = _mm512_add_ps(t, _mm512_mul_ps(ef, _mm512_set1_ps(LN2_LO_F)));
+        t = _mm512_sub_ps(t, _mm512_mul_ps(_mm512_set1_ps(0.5), z));
+        let s = _mm512_add_ps(f, t);
+        _mm512_add_ps(s, _mm512_mul_ps(ef, _mm512_set1_ps(LN2_HI_F)))
+    }
+
+    /// `normal::box_muller` on sixteen lanes.
+    #[inline(always)]
+    pub unsafe fn box_muller16(a: __m512i, b: __m512i) -> (__m512, __m512) {
+        let two_m23 = _mm512_set1_ps(1.0 / 8_388_608.0);
+        let two_m32 = _mm512_set1_ps(1.0 / 4_294_967_296.0);
+        let half = _mm512_set1_ps(0.5);
+        let j = _mm512_srli_epi32::<9>(a);
+        let jz = _mm512_cmpeq_epi32_mask(j, _mm512_setzero_si512());
+        let xm = _mm512_mul_ps(_mm512_add_ps(_mm512_cvtepi32_ps(j), half), two_m23);
+        let low = _mm512_and_si512(a, _mm512_set1_epi32(0x1FF));
+        let xt = _mm512_mul_ps(_mm512_add_ps(_mm512_cvtepi32_ps(low), half), two_m32);
+        let x = _mm512_mask_blend_ps(jz, xm, xt);
+        let r = _mm512_sqrt_ps(_mm512_mul_ps(logf16(x), _mm512_set1_ps(-2.0)));
+
+        let o = _mm512_srli_epi32::<29>(b);
+        let one = _mm512_set1_epi32(1);
+        let odd = _mm512_test_epi32_mask(o, one);
+        let t = _mm512_and_si512(_mm512_srli_epi32::<6>(b), _mm512_set1_epi32(0x007F_FFFF));
+        let t = _mm512_mask_xor_epi32(t, odd, t, _mm512_set1_epi32(0x007F_FFFF));
+        let phi = _mm512_mul_ps(_mm512_add_ps(_mm512_cvtepi32_ps(t), half), two_m23);
+        let alpha = _mm512_mul_ps(phi, _mm512_set1_ps(PI_4_F));
+
+        let x2 = _mm512_mul_ps(alpha, alpha);
+        let p = horner(x2, &SIN_S);
+        let st = _mm512_mul_ps(_mm512_mul_ps(alpha, x2), p);
+        let s = _mm512_add_ps(alpha, st);
+        let q = horner(x2, &COS_C);
+        let u = _mm512_mul_ps(_mm512_mul_ps(x2, x2), q);
+        let v = _mm512_sub_ps(_mm512_set1_ps(1.0), _mm512_mul_ps(half, x2));
+        let c = _mm512_add_ps(v, u);
+
+        let swap = _mm512_test_epi32_mask(_mm512_add_epi32(o, one), _mm512_set1_epi32(2));
+        let cs = _mm512_mask_blend_ps(swap, c, s);
+        let sn = _mm512_mask_blend_ps(swap, s, c);
+        let cneg = _mm512_slli_epi32::<31>(_mm512_srli_epi32::<2>(_mm512_add_epi32(o, _mm512_set1_epi32(2))));
+        let sneg = _mm512_slli_epi32::<31>(_mm512_srli_epi32::<2>(o));
+        let cs = _mm512_castsi512_ps(_mm512_xor_si512(_mm512_castps_si512(cs), cneg));
+        let sn = _mm512_castsi512_ps(_mm512_xor_si512(_mm512_castps_si512(sn), sneg));
+        (_mm512_mul_ps(r, cs), _mm512_mul_ps(r, sn))
+    }
+
+    /// The 64 normals of Philox blocks `b .. b+16` of stream `id` under round keys `rk`,
+    /// in stream order. `b` must be a multiple of 16.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn normals64(rk: &[[__m512i; 2]; 10], id: u64, b: u64, out: &mut [f32]) {
+        assert!(out.len() >= 64);
+        debug_assert!(b % 16 == 0);
+        let lo = b as u32;
+        let hi = (b >> 32) as u32;
+        let c = [
+            _mm512_add_epi32(
+                _mm512_set1_epi32(lo as i32),
+                _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+            ),
+            _mm512_set1_epi32(hi as i32),
+            _mm512_set1_epi32(id as u32 as i32),
+            _mm512_set1_epi32((id >> 32) as u32 as i32),
+        ];
+        let w = super::super::philox::avx512::philox16(c, rk);
+        let (z0, z1) = box_muller16(w[0], w[1]);
+        let (z2, z3) = box_muller16(w[2], w[3]);
+        // 4 x 16 transpose: out[4l + m] = z_m[l].
+        let t0 = _mm512_unpacklo_ps(z0, z1);
+        let t1 = _mm512_unpackhi_ps(z0, z1);
+        let t2 = _mm512_unpacklo_ps(z2, z3);
+        let t3 = _mm512_unpackhi_ps(z2, z3);
+        let u0 = _mm512_shuffle_ps::<0x44>(t0, t2);
+        let u1 = _mm512_shuffle_ps::<0xEE>(t0, t2);
+        let u2 = _mm512_shuffle_ps::<0x44>(t1, t3);
+        let u3 = _mm512_shuffle_ps::<0xEE>(t1, t3);
+        let v0 = _mm512_shuffle_f32x4::<0x44>(u0, u1);
+        let v1 = _mm512_shuffle_f32x4::<0x44>(u2, u3);
+        let v2 = _mm512_shuffle_f32x4::<0xEE>(u0, u1);
+        let v3 = _mm512_shuffle_f32x4::<0xEE>(u2, u3);
+        let p = out.as_mut_ptr();
+        _mm512_storeu_ps(p, _mm512_shuffle_f32x4::<0x88>(v0, v1));
+        _mm512_storeu_ps(p.add(16), _mm512_shuffle_f32x4::<0xDD>(v0, v1));
+        _mm512_storeu_ps(p.add(32), _mm512_shuffle_f32x4::<0x88>(v2, v3));
+        _mm512_storeu_ps(p.add(48), _mm512_shuffle_f32x4::<0xDD>(v2, v3));
+    }
+}
