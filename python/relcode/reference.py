@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["candidate", "derive_key", "ndtri", "normals", "philox4x32_10"]
+__all__ = ["candidate", "derive_key", "ndtri", "normals", "philox4x32_10", "uniforms"]
 
 _M0 = np.uint64(0xD2511F53)
 _M1 = np.uint64(0xCD9E8D57)
@@ -51,7 +51,9 @@ def _f32(bits: int) -> np.float32:
     return np.array([bits], dtype=np.uint32).view(np.float32)[0]
 
 
-_LOGF_P = [_f32(b) for b in (0x3EAAAB6C, 0xBE8001C1, 0x3E4C6BF8, 0xBE29C126, 0x3E18BA38, 0xBE121955, 0x3DB22EF1)]
+_LOGF_P = [
+    _f32(b) for b in (0x3EAAAB6C, 0xBE8001C1, 0x3E4C6BF8, 0xBE29C126, 0x3E18BA38, 0xBE121955, 0x3DB22EF1)
+]
 _LN2_HI_F = _f32(0x3F318000)
 _LN2_LO_F = _f32(0xB95E8083)
 _SIN_S = [_f32(b) for b in (0xBE2AAAA3, 0x3C08839D, 0xB94CA1F0)]
@@ -124,9 +126,18 @@ def normals(seed: int, stream: int, start: int, count: int, purpose: int = _PURP
     """Normals ``start .. start + count - 1`` of stream (seed, purpose, stream), float32."""
     if count == 0:
         return np.zeros(0, dtype=np.float32)
-    key = derive_key(seed, purpose)
     b0, b1 = start >> 2, (start + count - 1) >> 2
-    blocks = np.arange(b0, b1 + 1, dtype=np.uint64)
+    w = _blocks(seed, purpose, stream, b0, b1)
+    z0, z1 = _box_muller(w[:, 0], w[:, 1])
+    z2, z3 = _box_muller(w[:, 2], w[:, 3])
+    z = np.stack([z0, z1, z2, z3], axis=1).reshape(-1)
+    off = start - 4 * b0
+    return z[off : off + count].astype(np.float32)
+
+
+def _blocks(seed: int, purpose: int, stream: int, first: int, last: int) -> np.ndarray:
+    key = derive_key(seed, purpose)
+    blocks = np.arange(first, last + 1, dtype=np.uint64)
     ctr = np.stack(
         [
             blocks & _MASK32,
@@ -136,12 +147,21 @@ def normals(seed: int, stream: int, start: int, count: int, purpose: int = _PURP
         ],
         axis=1,
     )
-    w = philox4x32_10(ctr, key)
-    z0, z1 = _box_muller(w[:, 0], w[:, 1])
-    z2, z3 = _box_muller(w[:, 2], w[:, 3])
-    z = np.stack([z0, z1, z2, z3], axis=1).reshape(-1)
-    off = start - 4 * b0
-    return z[off : off + count].astype(np.float32)
+    return philox4x32_10(ctr, key)
+
+
+def uniforms(seed: int, purpose: int, stream: int, start: int, count: int) -> np.ndarray:
+    """Uniforms ``start .. start + count - 1`` (u52 of spec/stream.md section 3), float64."""
+    if count == 0:
+        return np.zeros(0, dtype=np.float64)
+    b0, b1 = start >> 1, (start + count - 1) >> 1
+    w = _blocks(seed, purpose, stream, b0, b1).astype(np.uint64)
+    hi = np.stack([w[:, 0], w[:, 2]], axis=1).reshape(-1)
+    lo = np.stack([w[:, 1], w[:, 3]], axis=1).reshape(-1)
+    k = (hi << np.uint64(20)) | (lo >> np.uint64(12))
+    u = (k.astype(np.float64) + np.float64(0.5)) * np.float64(2.0**-52)
+    off = start - 2 * b0
+    return u[off : off + count]
 
 
 def candidate(seed: int, stream: int, index: int, prior_mean: Any, prior_std: Any) -> np.ndarray:

@@ -32,6 +32,7 @@ __all__ = [
     "ndtri",
     "normals",
     "philox4x32_10",
+    "uniforms",
     "words",
 ]
 
@@ -39,7 +40,8 @@ STREAM_VERSION: int = _native.STREAM_VERSION
 
 #: Purpose tags: four ASCII bytes read as a little-endian uint32 (spec/stream.md).
 PURPOSES: dict[str, int] = {
-    name: int.from_bytes(name.encode("ascii"), "little") for name in ("CAND", "NODE", "NOIS", "POOL", "XFRM", "PERM")
+    name: int.from_bytes(name.encode("ascii"), "little")
+    for name in ("CAND", "NODE", "NOIS", "POOL", "XFRM", "PERM")
 }
 
 
@@ -98,6 +100,17 @@ def normals(
 def words(seed: int, purpose: str | int, stream: int, start: int, count: int) -> np.ndarray:
     """Raw 32-bit words ``start .. start + count - 1`` of stream (seed, purpose, stream)."""
     return _native.words(
+        _checks.uint64(seed, "seed"),
+        _purpose(purpose),
+        _checks.uint64(stream, "stream"),
+        _checks.uint64(start, "start"),
+        _checks.uint64(count, "count"),
+    )
+
+
+def uniforms(seed: int, purpose: str | int, stream: int, start: int, count: int) -> np.ndarray:
+    """Uniforms in (0, 1) at positions ``start .. start + count - 1`` (52-bit, float64)."""
+    return _native.uniforms(
         _checks.uint64(seed, "seed"),
         _purpose(purpose),
         _checks.uint64(stream, "stream"),

@@ -27,8 +27,7 @@ mp.mp.dps = 60
 def lawson(g, w, a, b, degree, nodes=600, iters=60):
     """Near-minimax polynomial p of the given degree for g on [a, b], weighted error w*(p-g)."""
     xs = [
-        (mp.mpf(a) + mp.mpf(b)) / 2
-        + (mp.mpf(b) - mp.mpf(a)) / 2 * mp.cos(mp.pi * (2 * k + 1) / (2 * nodes))
+        (mp.mpf(a) + mp.mpf(b)) / 2 + (mp.mpf(b) - mp.mpf(a)) / 2 * mp.cos(mp.pi * (2 * k + 1) / (2 * nodes))
         for k in range(nodes)
     ]
     gs = [g(x) for x in xs]

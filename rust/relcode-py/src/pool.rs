@@ -28,10 +28,9 @@ where
                 match map.get(&n) {
                     Some(p) => p.clone(),
                     None => {
-                        let p = rayon::ThreadPoolBuilder::new()
-                            .num_threads(n)
-                            .build()
-                            .map_err(|e| crate::errors::input_error(format!("cannot start {n} threads: {e}")))?;
+                        let p = rayon::ThreadPoolBuilder::new().num_threads(n).build().map_err(|e| {
+                            crate::errors::input_error(format!("cannot start {n} threads: {e}"))
+                        })?;
                         let p = Arc::new(p);
                         map.insert(n, p.clone());
                         p

@@ -8,8 +8,9 @@ use rayon::prelude::*;
 use relcode::stream::{self, Backend, Stream};
 
 fn backend(name: &str) -> PyResult<Backend> {
-    let b = Backend::parse(name)
-        .ok_or_else(|| input_error(format!("unknown backend {name:?}; expected auto, scalar, avx2 or avx512")))?;
+    let b = Backend::parse(name).ok_or_else(|| {
+        input_error(format!("unknown backend {name:?}; expected auto, scalar, avx2 or avx512"))
+    })?;
     if !b.available() {
         return Err(input_error(format!("backend {name:?} is not available on this CPU")));
     }
@@ -98,6 +99,24 @@ fn words<'py>(
     Ok(PyArray1::from_vec(py, out))
 }
 
+/// Uniforms `start .. start + count` (u52) of stream (seed, purpose, stream).
+#[pyfunction]
+fn uniforms<'py>(
+    py: Python<'py>,
+    seed: u64,
+    purpose: u32,
+    stream_id: u64,
+    start: u64,
+    count: u64,
+) -> PyResult<Bound<'py, PyArray1<f64>>> {
+    if count > (1u64 << 32) {
+        return Err(input_error("count is too large for one call (at most 2**32)"));
+    }
+    let s = Stream::new(seed, purpose, stream_id);
+    let out: Vec<f64> = py.detach(|| (0..count).map(|i| s.uniform_f64(start.wrapping_add(i))).collect());
+    Ok(PyArray1::from_vec(py, out))
+}
+
 /// Elementwise inverse normal CDF; every input must lie strictly inside (0, 1).
 #[pyfunction]
 #[pyo3(signature = (u, threads=None))]
@@ -113,7 +132,9 @@ fn ndtri<'py>(
             u[i]
         )));
     }
-    let out = pool::run(py, threads, || u.par_iter().with_min_len(4096).map(|&x| stream::ndtri(x)).collect::<Vec<f64>>())?;
+    let out = pool::run(py, threads, || {
+        u.par_iter().with_min_len(4096).map(|&x| stream::ndtri(x)).collect::<Vec<f64>>()
+    })?;
     Ok(PyArray1::from_vec(py, out))
 }
 
@@ -132,6 +153,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(derive_key, m)?)?;
     m.add_function(wrap_pyfunction!(normals, m)?)?;
     m.add_function(wrap_pyfunction!(words, m)?)?;
+    m.add_function(wrap_pyfunction!(uniforms, m)?)?;
     m.add_function(wrap_pyfunction!(ndtri, m)?)?;
     m.add_function(wrap_pyfunction!(backends, m)?)?;
     Ok(())

@@ -220,6 +220,11 @@ impl Stream {
         let mut i = head;
         let mut p = start.wrapping_add(head as u64);
         let rk = philox::avx512::round_keys(self.key);
+        while n - i >= 128 {
+            normal::avx512::normals128(&rk, self.id, p >> 2, &mut out[i..i + 128]);
+            i += 128;
+            p = p.wrapping_add(128);
+        }
         while n - i >= 64 {
             normal::avx512::normals64(&rk, self.id, p >> 2, &mut out[i..i + 64]);
             i += 64;
@@ -231,9 +236,9 @@ impl Stream {
     /// Like `fill_normals`, split over the current rayon pool in fixed 64 Ki chunks.
     pub fn fill_normals_par(&self, start: u64, out: &mut [f32], backend: Backend) {
         const CHUNK: usize = 1 << 16;
-        out.par_chunks_mut(CHUNK).enumerate().for_each(|(c, chunk)| {
-            self.fill_normals(start.wrapping_add((c * CHUNK) as u64), chunk, backend)
-        });
+        out.par_chunks_mut(CHUNK)
+            .enumerate()
+            .for_each(|(c, chunk)| self.fill_normals(start.wrapping_add((c * CHUNK) as u64), chunk, backend));
     }
 }
 

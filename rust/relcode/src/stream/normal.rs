@@ -17,11 +17,7 @@ const TWO_M32: f32 = 1.0 / 4_294_967_296.0;
 #[inline(always)]
 pub fn box_muller(a: u32, b: u32) -> (f32, f32) {
     let j = a >> 9;
-    let x = if j != 0 {
-        (j as f32 + 0.5) * TWO_M23
-    } else {
-        ((a & 0x1FF) as f32 + 0.5) * TWO_M32
-    };
+    let x = if j != 0 { (j as f32 + 0.5) * TWO_M23 } else { ((a & 0x1FF) as f32 + 0.5) * TWO_M32 };
     let r = (logf(x) * -2.0).sqrt();
     let o = b >> 29;
     let mut t = (b >> 6) & 0x007F_FFFF;
@@ -49,7 +45,7 @@ pub fn block_normals(w: [u32; 4]) -> [f32; 4] {
 }
 
 #[cfg(target_arch = "x86_64")]
-pub mod avx2 {
+pub(crate) mod avx2 {
     use super::super::consts::*;
     use core::arch::x86_64::*;
 
@@ -106,10 +102,8 @@ pub mod avx2 {
         let o = _mm256_srli_epi32::<29>(b);
         let one = _mm256_set1_epi32(1);
         let odd = _mm256_and_si256(o, one);
-        let flip = _mm256_and_si256(
-            _mm256_sub_epi32(_mm256_setzero_si256(), odd),
-            _mm256_set1_epi32(0x007F_FFFF),
-        );
+        let flip =
+            _mm256_and_si256(_mm256_sub_epi32(_mm256_setzero_si256(), odd), _mm256_set1_epi32(0x007F_FFFF));
         let t = _mm256_xor_si256(
             _mm256_and_si256(_mm256_srli_epi32::<6>(b), _mm256_set1_epi32(0x007F_FFFF)),
             flip,
@@ -174,14 +168,14 @@ pub mod avx2 {
     #[target_feature(enable = "avx2")]
     pub unsafe fn normals32(rk: &[[__m256i; 2]; 10], id: u64, b: u64, out: &mut [f32]) {
         assert!(out.len() >= 32);
-        debug_assert!(b % 8 == 0);
+        debug_assert!(b.is_multiple_of(8));
         let w = super::super::philox::avx2::philox8(counters(id, b), rk);
         transform_store(w, out.as_mut_ptr());
     }
 }
 
 #[cfg(target_arch = "x86_64")]
-pub mod avx512 {
+pub(crate) mod avx512 {
     use super::super::consts::*;
     use core::arch::x86_64::*;
 
@@ -262,16 +256,11 @@ pub mod avx512 {
         (_mm512_mul_ps(r, cs), _mm512_mul_ps(r, sn))
     }
 
-    /// The 64 normals of Philox blocks `b .. b+16` of stream `id` under round keys `rk`,
-    /// in stream order. `b` must be a multiple of 16.
-    #[inline]
-    #[target_feature(enable = "avx512f")]
-    pub unsafe fn normals64(rk: &[[__m512i; 2]; 10], id: u64, b: u64, out: &mut [f32]) {
-        assert!(out.len() >= 64);
-        debug_assert!(b % 16 == 0);
+    #[inline(always)]
+    unsafe fn counters(id: u64, b: u64) -> [__m512i; 4] {
         let lo = b as u32;
         let hi = (b >> 32) as u32;
-        let c = [
+        [
             _mm512_add_epi32(
                 _mm512_set1_epi32(lo as i32),
                 _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
@@ -279,8 +268,12 @@ pub mod avx512 {
             _mm512_set1_epi32(hi as i32),
             _mm512_set1_epi32(id as u32 as i32),
             _mm512_set1_epi32((id >> 32) as u32 as i32),
-        ];
-        let w = super::super::philox::avx512::philox16(c, rk);
+        ]
+    }
+
+    /// Box-Muller on the words of sixteen blocks, stored as their 64 normals in stream order.
+    #[inline(always)]
+    unsafe fn transform_store(w: [__m512i; 4], p: *mut f32) {
         let (z0, z1) = box_muller16(w[0], w[1]);
         let (z2, z3) = box_muller16(w[2], w[3]);
         // 4 x 16 transpose: out[4l + m] = z_m[l].
@@ -296,10 +289,37 @@ pub mod avx512 {
         let v1 = _mm512_shuffle_f32x4::<0x44>(u2, u3);
         let v2 = _mm512_shuffle_f32x4::<0xEE>(u0, u1);
         let v3 = _mm512_shuffle_f32x4::<0xEE>(u2, u3);
-        let p = out.as_mut_ptr();
         _mm512_storeu_ps(p, _mm512_shuffle_f32x4::<0x88>(v0, v1));
         _mm512_storeu_ps(p.add(16), _mm512_shuffle_f32x4::<0xDD>(v0, v1));
         _mm512_storeu_ps(p.add(32), _mm512_shuffle_f32x4::<0x88>(v2, v3));
         _mm512_storeu_ps(p.add(48), _mm512_shuffle_f32x4::<0xDD>(v2, v3));
+    }
+
+    /// The 64 normals of Philox blocks `b .. b+16` of stream `id` under round keys `rk`,
+    /// in stream order. `b` must be a multiple of 16.
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512F.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn normals64(rk: &[[__m512i; 2]; 10], id: u64, b: u64, out: &mut [f32]) {
+        assert!(out.len() >= 64);
+        debug_assert!(b.is_multiple_of(16));
+        let w = super::super::philox::avx512::philox16(counters(id, b), rk);
+        transform_store(w, out.as_mut_ptr());
+    }
+
+    /// The 128 normals of Philox blocks `b .. b+32`, two independent chains interleaved.
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512F.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn normals128(rk: &[[__m512i; 2]; 10], id: u64, b: u64, out: &mut [f32]) {
+        assert!(out.len() >= 128);
+        debug_assert!(b.is_multiple_of(16));
+        let [w0, w1] = super::super::philox::avx512::philox16x2(counters(id, b), counters(id, b + 16), rk);
+        transform_store(w0, out.as_mut_ptr());
+        transform_store(w1, out.as_mut_ptr().add(64));
     }
 }

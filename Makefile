@@ -1,0 +1,59 @@
+# Two commands for a fresh machine (see README): `make demo` and `make test`.
+# Both create or update the virtual environment .venv, install every dependency (torch
+# included), build the native extension in release mode, then run the demo or the tests.
+
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.relcode-deps
+# One BLAS/OpenMP/torch thread: with two threads torch runs ~10x slower on 2-vCPU machines.
+export OMP_NUM_THREADS ?= 1
+export MKL_NUM_THREADS ?= 1
+export OPENBLAS_NUM_THREADS ?= 1
+
+.PHONY: setup build demo test lint test-rust test-python test-slow bench fmt clean
+
+$(PY):
+	python3 -m venv $(VENV)
+
+$(STAMP): requirements.txt | $(PY)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	touch $(STAMP)
+
+build: $(STAMP)
+	VIRTUAL_ENV=$(abspath $(VENV)) $(VENV)/bin/maturin develop --release --quiet
+
+setup: build
+
+demo: setup
+	$(PY) -m relcode demo
+
+test: setup lint test-rust test-python
+
+lint:
+	cargo fmt --all --check
+	cargo clippy --workspace --all-targets --release -- -D warnings
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+test-rust:
+	cargo test --release
+
+test-python:
+	$(PY) -m pytest
+
+test-slow: setup
+	$(PY) -m pytest -m slow
+
+bench: setup
+	cargo bench -p relcode-benches
+	$(PY) -m relcode bench all
+
+fmt:
+	cargo fmt --all
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+clean:
+	rm -rf target $(VENV)
