@@ -16,6 +16,13 @@ fn normals(c: &mut Criterion) {
         });
     }
     g.finish();
+    let mut small = vec![0f32; 4096];
+    let mut g = c.benchmark_group("normals_4096");
+    g.throughput(Throughput::Elements(small.len() as u64));
+    g.bench_function("auto", |bench| {
+        bench.iter(|| s.fill_normals(black_box(4096), &mut small, Backend::Auto))
+    });
+    g.finish();
 }
 
 fn ndtri_bench(c: &mut Criterion) {

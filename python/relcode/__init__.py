@@ -7,7 +7,7 @@ it. Any machine decodes a relcode file to the same bits.
 
 from __future__ import annotations
 
-from . import _native, errors, reference, stream
+from . import _native, channel, errors, reference, stream
 from .errors import (
     ChecksumError,
     FormatError,
@@ -29,6 +29,7 @@ __all__ = [
     "SamplerError",
     "VersionError",
     "__version__",
+    "channel",
     "errors",
     "reference",
     "stream",

@@ -72,7 +72,9 @@ def stream_bench(count: int = 1 << 20) -> str:
     u = np.random.default_rng(0).uniform(size=count // 8)
     t_ref = best_time(lambda: __import__("scipy.special", fromlist=["ndtri"]).ndtri(u))
     t_rel = best_time(lambda: stream.ndtri(u, threads=1))
-    out = _table(f"standard normals ({count} per call, float32)", rows, "normals/s", "numpy Generator(Philox) float32")
+    out = _table(
+        f"standard normals ({count} per call, float32)", rows, "normals/s", "numpy Generator(Philox) float32"
+    )
     out += (
         f"\n\nndtri ({u.size} per call, float64): relcode {u.size / t_rel / 1e6:.1f} M/s, "
         f"scipy.special.ndtri {u.size / t_ref / 1e6:.1f} M/s, ratio {t_ref / t_rel:.2f}x"

@@ -5,6 +5,7 @@
 
 use pyo3::prelude::*;
 
+mod channel;
 mod errors;
 mod pool;
 mod stream;
@@ -14,5 +15,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("STREAM_VERSION", relcode::stream::STREAM_VERSION)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     stream::register(m)?;
+    channel::register(m)?;
     Ok(())
 }

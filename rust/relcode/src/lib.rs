@@ -1,7 +1,11 @@
 //! relcode core: deterministic random streams, relative-entropy-coding samplers and the
 //! chunked bitstream. No Python here; `relcode-py` is a thin binding over this crate.
 #![allow(clippy::excessive_precision)]
+// Lane loops index several arrays in step; iterator chains would hide that.
+#![allow(clippy::needless_range_loop)]
 
+pub mod channel;
+pub mod codes;
 pub mod stream;
 
 /// Lowercase hexadecimal SHA-256 of `bytes`.

@@ -13,12 +13,11 @@ use super::consts::*;
 #[inline(always)]
 pub fn logf(x: f32) -> f32 {
     let bits = x.to_bits();
-    let mut e = ((bits >> 23) & 0xFF) as i32 - 127;
-    let mut mbits = (bits & 0x007F_FFFF) | 0x3F80_0000;
-    if mbits > SQRT2_MANT_F {
-        mbits -= 0x0080_0000;
-        e += 1;
-    }
+    let mbits = (bits & 0x007F_FFFF) | 0x3F80_0000;
+    // branch-free, so that loops over lanes vectorise: big = 1 when the mantissa > sqrt 2
+    let big = (mbits > SQRT2_MANT_F) as u32;
+    let mbits = mbits - (big << 23);
+    let e = ((bits >> 23) & 0xFF) as i32 - 127 + big as i32;
     let f = f32::from_bits(mbits) - 1.0;
     let z = f * f;
     let mut p = LOGF_P[6];

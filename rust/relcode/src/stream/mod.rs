@@ -15,7 +15,7 @@ pub mod normal;
 pub mod philox;
 
 pub use ndtri::ndtri;
-pub use normal::box_muller;
+pub use normal::{box_muller, fine_uniform};
 pub use philox::philox4x32_10;
 
 use rayon::prelude::*;
@@ -233,6 +233,57 @@ impl Stream {
         self.fill_normals_scalar(p, &mut out[i..]);
     }
 
+    /// Words `start .. start + out.len()` into `out`, on this thread.
+    pub fn fill_words(&self, start: u64, out: &mut [u32], backend: Backend) {
+        match backend.resolve() {
+            #[cfg(target_arch = "x86_64")]
+            Backend::Avx512 => unsafe { self.fill_words_simd::<64>(start, out, true) },
+            #[cfg(target_arch = "x86_64")]
+            Backend::Avx2 => unsafe { self.fill_words_simd::<32>(start, out, false) },
+            _ => self.fill_words_scalar(start, out),
+        }
+    }
+
+    fn fill_words_scalar(&self, start: u64, out: &mut [u32]) {
+        let mut i = 0usize;
+        let n = out.len();
+        let mut p = start;
+        while i < n {
+            let w = self.block(p >> 2);
+            let first = (p & 3) as usize;
+            let take = (4 - first).min(n - i);
+            out[i..i + take].copy_from_slice(&w[first..first + take]);
+            i += take;
+            p = p.wrapping_add(take as u64);
+        }
+    }
+
+    /// SIMD words: `STEP` words (8 or 16 blocks) per Philox batch.
+    #[cfg(target_arch = "x86_64")]
+    unsafe fn fill_words_simd<const STEP: usize>(&self, start: u64, out: &mut [u32], wide: bool) {
+        let n = out.len();
+        let head = (((STEP as u64 - (start % STEP as u64)) % STEP as u64) as usize).min(n);
+        self.fill_words_scalar(start, &mut out[..head]);
+        let mut i = head;
+        let mut p = start.wrapping_add(head as u64);
+        if wide {
+            let rk = philox::avx512::round_keys(self.key);
+            while n - i >= STEP {
+                philox::avx512::words64(&rk, self.id, p >> 2, out[i..i + STEP].as_mut_ptr());
+                i += STEP;
+                p = p.wrapping_add(STEP as u64);
+            }
+        } else {
+            let rk = philox::avx2::round_keys(self.key);
+            while n - i >= STEP {
+                philox::avx2::words32(&rk, self.id, p >> 2, out[i..i + STEP].as_mut_ptr());
+                i += STEP;
+                p = p.wrapping_add(STEP as u64);
+            }
+        }
+        self.fill_words_scalar(p, &mut out[i..]);
+    }
+
     /// Like `fill_normals`, split over the current rayon pool in fixed 64 Ki chunks.
     pub fn fill_normals_par(&self, start: u64, out: &mut [f32], backend: Backend) {
         const CHUNK: usize = 1 << 16;
@@ -288,6 +339,22 @@ mod tests {
                     want.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
                     "start {start} backend {b:?}"
                 );
+            }
+        }
+    }
+
+    #[test]
+    fn fill_words_matches_random_access() {
+        let s = Stream::new(9, purpose::NOISE, 1 << 40);
+        for &start in &[0u64, 3, 64, 65, 1001, u64::MAX - 300] {
+            let want: Vec<u32> = (0..250u64).map(|i| s.word(start.wrapping_add(i))).collect();
+            for b in [Backend::Scalar, Backend::Avx2, Backend::Avx512] {
+                if !b.available() {
+                    continue;
+                }
+                let mut got = vec![0u32; 250];
+                s.fill_words(start, &mut got, b);
+                assert_eq!(got, want, "{b:?} at {start}");
             }
         }
     }

@@ -13,12 +13,24 @@ use super::math::{logf, sincos_octant};
 const TWO_M23: f32 = 1.0 / 8_388_608.0;
 const TWO_M32: f32 = 1.0 / 4_294_967_296.0;
 
+/// The radius uniform of `box_muller`: (j + 1/2) 2^-23 with j = a >> 9, refined to
+/// ((a & 0x1FF) + 1/2) 2^-32 when j = 0. Exact, in [2^-33, 1 - 2^-24].
+#[inline(always)]
+pub fn fine_uniform(a: u32) -> f32 {
+    let j = a >> 9;
+    let main = (j as f32 + 0.5) * TWO_M23;
+    let tail = ((a & 0x1FF) as f32 + 0.5) * TWO_M32;
+    if j != 0 {
+        main
+    } else {
+        tail
+    }
+}
+
 /// Two standard normals (r cos t, r sin t) from a radius word `a` and an angle word `b`.
 #[inline(always)]
 pub fn box_muller(a: u32, b: u32) -> (f32, f32) {
-    let j = a >> 9;
-    let x = if j != 0 { (j as f32 + 0.5) * TWO_M23 } else { ((a & 0x1FF) as f32 + 0.5) * TWO_M32 };
-    let r = (logf(x) * -2.0).sqrt();
+    let r = (logf(fine_uniform(a)) * -2.0).sqrt();
     let o = b >> 29;
     let mut t = (b >> 6) & 0x007F_FFFF;
     if o & 1 == 1 {

@@ -61,6 +61,33 @@ pub(crate) mod avx2 {
         rk
     }
 
+    /// Words of Philox blocks `b .. b+8` of stream `id` (b % 8 == 0), stored in stream order.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    pub unsafe fn words32(rk: &[[__m256i; 2]; 10], id: u64, b: u64, out: *mut u32) {
+        let c = [
+            _mm256_add_epi32(_mm256_set1_epi32(b as u32 as i32), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7)),
+            _mm256_set1_epi32((b >> 32) as u32 as i32),
+            _mm256_set1_epi32(id as u32 as i32),
+            _mm256_set1_epi32((id >> 32) as u32 as i32),
+        ];
+        let w = philox8(c, rk);
+        let z = w.map(|x| _mm256_castsi256_ps(x));
+        let t0 = _mm256_unpacklo_ps(z[0], z[1]);
+        let t1 = _mm256_unpackhi_ps(z[0], z[1]);
+        let t2 = _mm256_unpacklo_ps(z[2], z[3]);
+        let t3 = _mm256_unpackhi_ps(z[2], z[3]);
+        let u0 = _mm256_shuffle_ps::<0x44>(t0, t2);
+        let u1 = _mm256_shuffle_ps::<0xEE>(t0, t2);
+        let u2 = _mm256_shuffle_ps::<0x44>(t1, t3);
+        let u3 = _mm256_shuffle_ps::<0xEE>(t1, t3);
+        let p = out as *mut f32;
+        _mm256_storeu_ps(p, _mm256_permute2f128_ps::<0x20>(u0, u1));
+        _mm256_storeu_ps(p.add(8), _mm256_permute2f128_ps::<0x20>(u2, u3));
+        _mm256_storeu_ps(p.add(16), _mm256_permute2f128_ps::<0x31>(u0, u1));
+        _mm256_storeu_ps(p.add(24), _mm256_permute2f128_ps::<0x31>(u2, u3));
+    }
+
     /// Philox4x32-10 on eight counters (c[i] holds word i of each), given `round_keys`.
     #[inline(always)]
     pub unsafe fn philox8(c: [__m256i; 4], rk: &[[__m256i; 2]; 10]) -> [__m256i; 4] {
@@ -107,6 +134,40 @@ pub(crate) mod avx512 {
             k1 = k1.wrapping_add(PHILOX_W1);
         }
         rk
+    }
+
+    /// Words of Philox blocks `b .. b+16` of stream `id` (b % 16 == 0), stored in stream order.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn words64(rk: &[[__m512i; 2]; 10], id: u64, b: u64, out: *mut u32) {
+        let c = [
+            _mm512_add_epi32(
+                _mm512_set1_epi32(b as u32 as i32),
+                _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+            ),
+            _mm512_set1_epi32((b >> 32) as u32 as i32),
+            _mm512_set1_epi32(id as u32 as i32),
+            _mm512_set1_epi32((id >> 32) as u32 as i32),
+        ];
+        let w = philox16(c, rk);
+        let z = w.map(|x| _mm512_castsi512_ps(x));
+        let t0 = _mm512_unpacklo_ps(z[0], z[1]);
+        let t1 = _mm512_unpackhi_ps(z[0], z[1]);
+        let t2 = _mm512_unpacklo_ps(z[2], z[3]);
+        let t3 = _mm512_unpackhi_ps(z[2], z[3]);
+        let u0 = _mm512_shuffle_ps::<0x44>(t0, t2);
+        let u1 = _mm512_shuffle_ps::<0xEE>(t0, t2);
+        let u2 = _mm512_shuffle_ps::<0x44>(t1, t3);
+        let u3 = _mm512_shuffle_ps::<0xEE>(t1, t3);
+        let v0 = _mm512_shuffle_f32x4::<0x44>(u0, u1);
+        let v1 = _mm512_shuffle_f32x4::<0x44>(u2, u3);
+        let v2 = _mm512_shuffle_f32x4::<0xEE>(u0, u1);
+        let v3 = _mm512_shuffle_f32x4::<0xEE>(u2, u3);
+        let p = out as *mut f32;
+        _mm512_storeu_ps(p, _mm512_shuffle_f32x4::<0x88>(v0, v1));
+        _mm512_storeu_ps(p.add(16), _mm512_shuffle_f32x4::<0xDD>(v0, v1));
+        _mm512_storeu_ps(p.add(32), _mm512_shuffle_f32x4::<0x88>(v2, v3));
+        _mm512_storeu_ps(p.add(48), _mm512_shuffle_f32x4::<0xDD>(v2, v3));
     }
 
     /// Philox4x32-10 on sixteen counters (c[i] holds word i of each), given `round_keys`.

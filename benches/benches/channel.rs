@@ -1,0 +1,27 @@
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use relcode::channel::{encode, Keys, Method, Options, Target};
+
+fn fixed_budget(c: &mut Criterion) {
+    let keys = Keys::new(7);
+    let mut g = c.benchmark_group("fixed_budget_C16");
+    g.sample_size(10);
+    for &d in &[1usize, 3, 16, 64] {
+        let q_mean: Vec<f64> = (0..d).map(|i| 0.3 * ((i % 5) as f64 - 2.0)).collect();
+        let q_std = vec![0.6f64; d];
+        let p_mean = vec![0f32; d];
+        let p_std = vec![1f32; d];
+        let t = Target { q_mean: &q_mean, q_std: &q_std, p_mean: &p_mean, p_std: &p_std };
+        let mut out = vec![0f32; d];
+        g.throughput(Throughput::Elements((d as u64) << 16));
+        for m in [Method::Mrc, Method::Pfr] {
+            let opts = Options { bits: Some(16), ..Options::default() };
+            g.bench_function(format!("{m}/d{d}"), |b| {
+                b.iter(|| encode(m, &t, &keys, 3, &opts, &mut out).unwrap())
+            });
+        }
+    }
+    g.finish();
+}
+
+criterion_group!(benches, fixed_budget);
+criterion_main!(benches);

@@ -1,0 +1,204 @@
+"""Relative-entropy coding of diagonal Gaussian targets (normative: spec/channel.md).
+
+``encode`` sends, for each of ``n`` problems, a sample of Q = N(q_mean, q_std^2) using the
+coding distribution P = N(p_mean, p_std^2) that the decoder also knows; ``decode`` turns
+the messages back into exactly the encoder's samples, without Q.
+
+>>> import numpy as np, relcode
+>>> q_mean, q_std = np.array([[0.5, -0.2]]), np.array([[0.3, 0.4]])
+>>> code = relcode.channel.encode(q_mean, q_std, 0.0, 1.0, method="pfr", bits=10, seed=3)
+>>> code.sample.shape, int(code.bits[0])
+((1, 2), 10)
+>>> x = relcode.channel.decode(code.message, 0.0, 1.0, method="pfr", bits=10, seed=3, dim=2)
+>>> bool((x == code.sample).all())
+True
+
+Problem ``i`` of a batch uses stream id ``ids[i]`` (default ``i``): identical problems in one
+batch get independent samples. Q may be float32 or float64; P is used at float32 precision,
+the precision files store. Options (``bits``, ``index_code``, ``zeta_k``, ``max_steps``,
+``depth``, ``parallel``, ``split``, ``pool``, ``backend``) must be passed identically to
+``encode`` and ``decode``; see ``methods()`` for what each method takes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from . import _checks, _native
+from .errors import InputError
+
+__all__ = ["Code", "decode", "encode", "message_bits", "methods"]
+
+
+@dataclass(frozen=True)
+class Code:
+    """The result of :func:`encode` for a batch of ``n`` problems of dimension ``d``."""
+
+    method: str
+    #: (n, d) float32: the coded samples, exactly what :func:`decode` returns.
+    sample: np.ndarray
+    #: (n,) uint64, or (n, k) uint64 for methods whose message has k fields (in the order
+    #: they are written; see spec/channel.md).
+    message: np.ndarray
+    #: (n,) int64: code length of each message in bits, exactly what a file spends.
+    bits: np.ndarray
+    #: (n,) int64: proposals, candidates or tree nodes each encode examined.
+    steps: np.ndarray
+
+    @property
+    def total_bits(self) -> int:
+        return int(self.bits.sum())
+
+
+def methods() -> dict[str, dict[str, Any]]:
+    """Every method by name: exact or approximate, allowed dimensions, runtime, message."""
+    out = {}
+    for info in _native.channel_methods():
+        info = dict(info)
+        out[info.pop("name")] = info
+    return out
+
+
+def _fields(method: str, options: dict[str, Any]) -> list[str]:
+    return list(_native.channel_message_fields(method, **options))
+
+
+def _priors(p_mean: Any, p_std: Any, n: int, d: int) -> tuple[np.ndarray, np.ndarray]:
+    out = []
+    for name, value in (("p_mean", p_mean), ("p_std", p_std)):
+        a = np.asarray(value)
+        if a.dtype.kind not in "fiu":
+            raise InputError(f"{name} must be real, got dtype {a.dtype}")
+        try:
+            b = np.broadcast_to(a.astype(np.float32), (n, d))
+        except ValueError:
+            raise InputError(f"{name} of shape {a.shape} does not broadcast to ({n}, {d})") from None
+        out.append(np.ascontiguousarray(b).reshape(-1))
+    return out[0], out[1]
+
+
+def _ids(ids: Any, n: int) -> np.ndarray:
+    if ids is None:
+        return np.arange(n, dtype=np.uint64)
+    a = np.asarray(ids)
+    if a.shape != (n,) or a.dtype.kind not in "ui":
+        raise InputError(f"ids must be {n} non-negative integers")
+    if a.size and a.min() < 0:
+        raise InputError("ids must be non-negative")
+    return np.ascontiguousarray(a, dtype=np.uint64)
+
+
+def encode(
+    q_mean: Any,
+    q_std: Any,
+    p_mean: Any,
+    p_std: Any,
+    method: str = "pfr",
+    seed: int = 0,
+    *,
+    ids: Any = None,
+    threads: int | None = None,
+    **options: Any,
+) -> Code:
+    """Codes ``n`` problems: ``q_mean`` and ``q_std`` of shape (n, d); ``p_mean`` and ``p_std``
+    broadcast to (n, d). Returns a :class:`Code`."""
+    qm = np.asarray(q_mean)
+    qs = np.asarray(q_std)
+    if qm.ndim != 2:
+        raise InputError(f"q_mean must have shape (n, d), got {qm.shape}")
+    if qs.shape != qm.shape:
+        raise InputError(f"q_std must have the shape of q_mean {qm.shape}, got {qs.shape}")
+    for name, a in (("q_mean", qm), ("q_std", qs)):
+        if a.dtype.kind not in "fiu":
+            raise InputError(f"{name} must be real, got dtype {a.dtype}")
+    n, d = qm.shape
+    if d == 0:
+        raise InputError("blocks must have at least one dimension")
+    pm, ps = _priors(p_mean, p_std, n, d)
+    fields = _fields(method, options)
+    sample, index, aux, bits, steps = _native.channel_encode(
+        method,
+        d,
+        np.ascontiguousarray(qm, dtype=np.float64).reshape(-1),
+        np.ascontiguousarray(qs, dtype=np.float64).reshape(-1),
+        pm,
+        ps,
+        _ids(ids, n),
+        _checks.uint64(seed, "seed"),
+        _checks.threads(threads),
+        **options,
+    )
+    cols = {"index": index, "aux": aux}
+    message = cols["index"] if fields == ["index"] else np.stack([cols[f] for f in fields], axis=1)
+    return Code(method, sample.reshape(n, d), message, bits.astype(np.int64), steps.astype(np.int64))
+
+
+def _split_message(message: Any, method: str, options: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+    fields = _fields(method, options)
+    m = np.asarray(message)
+    if m.dtype.kind not in "ui":
+        raise InputError(f"messages must be integers, got dtype {m.dtype}")
+    if m.size and m.min() < 0:
+        raise InputError("messages must be non-negative")
+    if len(fields) == 1:
+        if m.ndim != 1:
+            raise InputError(f"{method} messages must have shape (n,), got {m.shape}")
+        idx = np.ascontiguousarray(m, dtype=np.uint64)
+        return idx, np.zeros_like(idx)
+    if m.ndim != 2 or m.shape[1] != len(fields):
+        raise InputError(
+            f"{method} messages must have shape (n, {len(fields)}) with fields {fields}, got {m.shape}"
+        )
+    cols = {f: np.ascontiguousarray(m[:, i], dtype=np.uint64) for i, f in enumerate(fields)}
+    return cols["index"], cols.get("aux", np.zeros_like(cols["index"]))
+
+
+def decode(
+    message: Any,
+    p_mean: Any,
+    p_std: Any,
+    method: str = "pfr",
+    seed: int = 0,
+    *,
+    ids: Any = None,
+    dim: int | None = None,
+    threads: int | None = None,
+    **options: Any,
+) -> np.ndarray:
+    """The (n, d) float32 samples of ``n`` messages. ``d`` is the last dimension of a 2-D
+    ``p_mean``/``p_std``, or ``dim`` when both priors are scalars or 1-D per-dimension."""
+    index, aux = _split_message(message, method, options)
+    n = index.size
+    shapes = [np.shape(p_mean), np.shape(p_std)]
+    d = dim
+    if d is None:
+        dims = [s[-1] for s in shapes if len(s) >= 1]
+        if not dims:
+            raise InputError("pass dim=d when p_mean and p_std are scalars")
+        d = max(dims)
+    d = _checks.uint64(d, "dim")
+    if d == 0:
+        raise InputError("dim must be positive")
+    pm, ps = _priors(p_mean, p_std, n, d)
+    out = _native.channel_decode(
+        method,
+        d,
+        index,
+        aux,
+        pm,
+        ps,
+        _ids(ids, n),
+        _checks.uint64(seed, "seed"),
+        _checks.threads(threads),
+        **options,
+    )
+    return out.reshape(n, d)
+
+
+def message_bits(message: Any, method: str = "pfr", **options: Any) -> np.ndarray:
+    """Code lengths in bits of messages, without decoding them."""
+    index, aux = _split_message(message, method, options)
+    return _native.channel_message_bits(method, index, aux, **options).astype(np.int64)

@@ -1,0 +1,249 @@
+//! The fixed-budget samplers: MRC, ORC and truncated PFR over 2^bits candidates.
+//!
+//! One fused loop serves all three: candidates are generated a tile at a time (never the
+//! whole set), scored, given encoder noise and reduced to the best key, with sixteen
+//! candidates per SIMD register thanks to the interleaved layout of `candidates`. The
+//! three rules differ only in the noise added to the log density ratio:
+//! - MRC: Gumbel noise, key = log w + G (Gumbel-max draws the index with probability
+//!   proportional to its importance weight);
+//! - ORC: key = log w - log E_(k), E_(k) the k-th order statistic of 2^bits exponentials;
+//! - truncated PFR: key = log w - log T_k, T_k the k-th arrival of a unit Poisson process.
+//!
+//! Scoring uses no fused multiply-add and sums dimensions in order, and the noise uses
+//! the stream's own log, so every backend and thread count selects the same index: the
+//! same inputs give the same file everywhere, not only the same decoded bits.
+
+use super::candidates::{self, GROUP};
+use super::gaussian::Block;
+use super::{ChannelError, Keys, Message, Options};
+use crate::stream::{fine_uniform, math::logf, Backend, Stream};
+
+/// The selection rule.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Rule {
+    Mrc,
+    Orc,
+    Pfr,
+}
+
+/// Normals per tile (about 16 KiB of float32), so a tile stays in L1.
+const TILE_NORMALS: usize = 4096;
+
+/// Score coefficients of log r(z) = sum_j (a_j z_j + b_j) z_j + const, in float32.
+pub(super) fn coefficients(block: &Block) -> (Vec<f32>, Vec<f32>) {
+    block
+        .dims
+        .iter()
+        .map(|s| {
+            let (a, b, _) = s.quad();
+            (a as f32, b as f32)
+        })
+        .unzip()
+}
+
+/// Scores of the sixteen candidates of one group: `z` holds d rows of sixteen normals.
+#[inline(always)]
+pub(super) fn score_group(z: &[f32], a: &[f32], b: &[f32]) -> [f32; GROUP] {
+    let mut acc = [0f32; GROUP];
+    for (j, row) in z.chunks_exact(GROUP).enumerate() {
+        let (aj, bj) = (a[j], b[j]);
+        for l in 0..GROUP {
+            let x = row[l];
+            acc[l] += (aj * x + bj) * x;
+        }
+    }
+    acc
+}
+
+/// Exp(1) draws -ln u from sixteen noise words (u the fine uniform of each word).
+#[inline(always)]
+pub(super) fn exponentials(w: &[u32]) -> [f32; GROUP] {
+    let mut e = [0f32; GROUP];
+    for l in 0..GROUP {
+        e[l] = -logf(fine_uniform(w[l]));
+    }
+    e
+}
+
+/// Inclusive prefix sums of sixteen values in a fixed (Hillis-Steele) order, offset by `carry`.
+#[inline(always)]
+pub(super) fn prefix(v: &[f64; GROUP], carry: f64) -> [f64; GROUP] {
+    let mut x = *v;
+    let mut s = 1;
+    while s < GROUP {
+        let prev = x;
+        for l in s..GROUP {
+            x[l] = prev[l] + prev[l - s];
+        }
+        s *= 2;
+    }
+    let mut out = [0f64; GROUP];
+    for l in 0..GROUP {
+        out[l] = carry + x[l];
+    }
+    out
+}
+
+/// Running best key per lane, reduced at the end to the first maximum.
+pub(super) struct Best {
+    val: [f32; GROUP],
+    idx: [u64; GROUP],
+}
+
+impl Best {
+    pub(super) fn new() -> Best {
+        Best { val: [f32::NEG_INFINITY; GROUP], idx: [u64::MAX; GROUP] }
+    }
+
+    #[inline(always)]
+    pub(super) fn update(&mut self, key: &[f32; GROUP], kbase: u64, valid: usize) {
+        for l in 0..GROUP {
+            let better = l < valid && key[l] > self.val[l];
+            self.val[l] = if better { key[l] } else { self.val[l] };
+            self.idx[l] = if better { kbase + l as u64 } else { self.idx[l] };
+        }
+    }
+
+    /// The index of the largest key; ties go to the smallest index.
+    pub(super) fn index(&self) -> Option<u64> {
+        let mut best: Option<(f32, u64)> = None;
+        for l in 0..GROUP {
+            if self.idx[l] == u64::MAX {
+                continue;
+            }
+            best = match best {
+                Some((v, i)) if v > self.val[l] || (v == self.val[l] && i < self.idx[l]) => Some((v, i)),
+                _ => Some((self.val[l], self.idx[l])),
+            };
+        }
+        best.map(|(_, i)| i)
+    }
+}
+
+#[inline(always)]
+fn select_body(block: &Block, keys: &Keys, id: u64, bits: u32, rule: Rule, backend: Backend) -> u64 {
+    let d = block.dims.len();
+    let n: u64 = 1u64 << bits;
+    let (a, b) = coefficients(block);
+    let groups = n.div_ceil(GROUP as u64);
+    let per_tile = (TILE_NORMALS / (GROUP * d)).max(1) as u64;
+    let cand = Stream::with_key(keys.cand, id);
+    let noise = Stream::with_key(keys.noise, id);
+    let mut z = vec![0f32; per_tile as usize * GROUP * d];
+    let mut w = vec![0u32; per_tile as usize * GROUP];
+    let mut sc = vec![[0f32; GROUP]; per_tile as usize];
+    let mut ex = vec![[0f32; GROUP]; per_tile as usize];
+    let mut best = Best::new();
+    let mut carry = 0f64;
+    let nf = n as f64;
+    let mut g0 = 0u64;
+    while g0 < groups {
+        let ng = per_tile.min(groups - g0) as usize;
+        cand.fill_normals(g0 * (GROUP * d) as u64, &mut z[..ng * GROUP * d], backend);
+        noise.fill_words(g0 * GROUP as u64, &mut w[..ng * GROUP], backend);
+        // Independent passes over the tile's groups keep many groups in flight at once.
+        for g in 0..ng {
+            sc[g] = score_group(&z[g * GROUP * d..(g + 1) * GROUP * d], &a, &b);
+        }
+        for g in 0..ng {
+            ex[g] = exponentials(&w[g * GROUP..(g + 1) * GROUP]);
+        }
+        if rule == Rule::Mrc {
+            for g in 0..ng {
+                for l in 0..GROUP {
+                    sc[g][l] -= logf(ex[g][l]);
+                }
+            }
+        } else {
+            for g in 0..ng {
+                let kbase = (g0 + g as u64) * GROUP as u64;
+                let mut inc = [0f64; GROUP];
+                for l in 0..GROUP {
+                    inc[l] = if rule == Rule::Pfr {
+                        ex[g][l] as f64
+                    } else {
+                        // the k-th order statistic of n exponentials: sum of E_j / (n - j)
+                        ex[g][l] as f64 / (nf - (kbase + l as u64) as f64).max(1.0)
+                    };
+                }
+                let t = prefix(&inc, carry);
+                carry = t[GROUP - 1];
+                for l in 0..GROUP {
+                    ex[g][l] = t[l] as f32;
+                }
+            }
+            for g in 0..ng {
+                for l in 0..GROUP {
+                    sc[g][l] -= logf(ex[g][l]);
+                }
+            }
+        }
+        for (g, key) in sc[..ng].iter().enumerate() {
+            let kbase = (g0 + g as u64) * GROUP as u64;
+            best.update(key, kbase, (n - kbase).min(GROUP as u64) as usize);
+        }
+        g0 += ng as u64;
+    }
+    best.index().unwrap_or(0)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn select_avx512(block: &Block, keys: &Keys, id: u64, bits: u32, rule: Rule) -> u64 {
+    select_body(block, keys, id, bits, rule, Backend::Avx512)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn select_avx2(block: &Block, keys: &Keys, id: u64, bits: u32, rule: Rule) -> u64 {
+    select_body(block, keys, id, bits, rule, Backend::Avx2)
+}
+
+/// The selected candidate index for `rule`.
+pub(super) fn select(block: &Block, keys: &Keys, id: u64, bits: u32, rule: Rule, backend: Backend) -> u64 {
+    match backend.resolve() {
+        #[cfg(target_arch = "x86_64")]
+        Backend::Avx512 => unsafe { select_avx512(block, keys, id, bits, rule) },
+        #[cfg(target_arch = "x86_64")]
+        Backend::Avx2 => unsafe { select_avx2(block, keys, id, bits, rule) },
+        _ => select_body(block, keys, id, bits, rule, Backend::Scalar),
+    }
+}
+
+pub(super) fn encode(
+    block: &Block,
+    keys: &Keys,
+    id: u64,
+    opts: &Options,
+    rule: Rule,
+) -> Result<(Message, u64), ChannelError> {
+    let bits = opts.bits.expect("validated");
+    if opts.pool {
+        return super::pool_mode_unavailable();
+    }
+    let k = select(block, keys, id, bits, rule, opts.backend);
+    Ok((Message::new(k), 1u64 << bits))
+}
+
+pub(super) fn decode(
+    message: &Message,
+    p_mean: &[f32],
+    p_std: &[f32],
+    keys: &Keys,
+    id: u64,
+    opts: &Options,
+    out: &mut [f32],
+) -> Result<(), ChannelError> {
+    let bits = opts.bits.expect("validated");
+    if message.index >> bits != 0 {
+        return Err(ChannelError::InvalidMessage(format!(
+            "index {} is outside the 2^{bits} candidates",
+            message.index
+        )));
+    }
+    if opts.pool {
+        return super::pool_mode_unavailable();
+    }
+    candidates::weights(&Stream::with_key(keys.cand, id), message.index, p_mean, p_std, out);
+    Ok(())
+}

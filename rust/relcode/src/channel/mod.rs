@@ -1,0 +1,619 @@
+//! Relative-entropy-coding samplers (normative for messages and decoding: spec/channel.md).
+//!
+//! Every method implements one contract: given a target Q and a coding distribution P
+//! (diagonal Gaussians of one block), the root seed's keys and the block's stream id, the
+//! encoder returns a message and the number of proposals it examined; the decoder takes
+//! the message, P, the keys and the id, and regenerates the sample bit for bit. The
+//! dispatcher here computes `code.sample` by running the decoder on the encoder's message,
+//! so the two can never disagree.
+
+pub mod candidates;
+pub mod gaussian;
+
+mod agrs;
+mod astar;
+mod fixed;
+mod gprs;
+mod grs;
+mod pfr;
+pub mod quantile;
+
+use crate::codes::{BitReader, BitWriter, CodeError, IndexCode};
+use crate::stream::{derive_key, purpose, Backend};
+use gaussian::Block;
+use rayon::prelude::*;
+use std::fmt;
+
+/// The coding methods.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Method {
+    /// Minimal random coding (MIRACLE): 2^bits candidates, index drawn by importance weight.
+    Mrc,
+    /// Ordered random coding (Theis and Yosri): MRC's candidates with sorted exponentials.
+    Orc,
+    /// Poisson functional representation (Li and El Gamal); truncated at 2^bits if `bits` is set.
+    Pfr,
+    /// A* coding with the global bound (equals PFR in distribution; log-space Gumbel process).
+    Astar,
+    /// A* coding with sample splitting (1D).
+    AsStar,
+    /// A* coding with dyadic splitting (1D).
+    AdStar,
+    /// Depth-limited AD* (1D, fixed-length heap index).
+    DadStar,
+    /// Greedy rejection sampling (Harsha et al.), 1D.
+    Grs,
+    /// Adaptive greedy rejection sampling (Flamich and Theis), 1D.
+    Agrs,
+    /// Greedy Poisson rejection sampling, global (1D).
+    Gprs,
+    /// Parallel GPRS over J sub-processes (1D).
+    GprsParallel,
+    /// Branch-and-bound GPRS, split-on-sample or dyadic (1D).
+    GprsBnb,
+}
+
+/// What `methods()` reports.
+#[derive(Clone, Copy, Debug)]
+pub struct MethodInfo {
+    pub name: &'static str,
+    /// Exact samplers output samples distributed exactly as Q.
+    pub exact: bool,
+    /// Largest block dimension accepted (`None`: any).
+    pub max_dim: Option<usize>,
+    /// Whether the method spends a fixed 2^bits candidate budget (and a fixed-length message).
+    pub fixed_budget: bool,
+    /// Whether the method needs a bounded density ratio (every posterior std below the prior's).
+    pub needs_bounded_ratio: bool,
+    /// Expected runtime, in words.
+    pub runtime: &'static str,
+    /// What the message holds and how it is coded.
+    pub message: &'static str,
+}
+
+impl Method {
+    pub const ALL: [Method; 12] = [
+        Method::Mrc,
+        Method::Orc,
+        Method::Pfr,
+        Method::Astar,
+        Method::AsStar,
+        Method::AdStar,
+        Method::DadStar,
+        Method::Grs,
+        Method::Agrs,
+        Method::Gprs,
+        Method::GprsParallel,
+        Method::GprsBnb,
+    ];
+
+    pub fn name(self) -> &'static str {
+        self.info().name
+    }
+
+    pub fn parse(name: &str) -> Option<Method> {
+        Method::ALL.into_iter().find(|m| m.name() == name)
+    }
+
+    /// Stable numeric id used by the file format.
+    pub fn id(self) -> u8 {
+        Method::ALL.iter().position(|&m| m == self).unwrap() as u8
+    }
+
+    pub fn from_id(id: u8) -> Option<Method> {
+        Method::ALL.get(id as usize).copied()
+    }
+
+    pub fn info(self) -> MethodInfo {
+        let i = |name, exact, max_dim, fixed_budget, needs_bounded_ratio, runtime, message| MethodInfo {
+            name,
+            exact,
+            max_dim,
+            fixed_budget,
+            needs_bounded_ratio,
+            runtime,
+            message,
+        };
+        match self {
+            Method::Mrc => i("mrc", false, None, true, false, "2^bits candidates", "index, bits-bit fixed"),
+            Method::Orc => i("orc", false, None, true, false, "2^bits candidates", "index, bits-bit fixed"),
+            Method::Pfr => i(
+                "pfr",
+                true,
+                None,
+                false,
+                true,
+                "exp(D_inf) + 1 proposals on average; 2^bits when truncated (then approximate)",
+                "arrival index, universal code; bits-bit fixed when truncated",
+            ),
+            Method::Astar => i(
+                "astar",
+                true,
+                None,
+                false,
+                true,
+                "exp(D_inf) + 1 proposals",
+                "arrival index, universal code",
+            ),
+            Method::AsStar => {
+                i("as_star", true, Some(1), false, true, "O(D_inf) nodes", "heap index, universal code")
+            }
+            Method::AdStar => {
+                i("ad_star", true, Some(1), false, true, "~D_inf nodes", "heap index, universal code")
+            }
+            Method::DadStar => i(
+                "dad_star",
+                false,
+                Some(1),
+                false,
+                true,
+                "<= 2^(depth+1) nodes",
+                "heap index, (depth+1)-bit fixed",
+            ),
+            Method::Grs => {
+                i("grs", true, Some(1), false, true, "exp(D_inf) proposals", "proposal index, universal code")
+            }
+            Method::Agrs => {
+                i("agrs", true, Some(1), false, true, "O(KL) proposals (empirical)", "see spec/channel.md")
+            }
+            Method::Gprs => {
+                i("gprs", true, Some(1), false, true, "exp(D_inf) proposals", "arrival index, universal code")
+            }
+            Method::GprsParallel => i(
+                "gprs_parallel",
+                true,
+                Some(1),
+                false,
+                true,
+                "exp(D_inf)/J + O(log J) rounds",
+                "sub-process (log2 J bits) and its arrival index (universal code)",
+            ),
+            Method::GprsBnb => {
+                i("gprs_bnb", true, Some(1), false, true, "O(KL) nodes", "heap index, universal code")
+            }
+        }
+    }
+
+    /// Whether this method, with these options, has a fixed-length message and 2^bits candidates.
+    pub fn is_fixed_budget(self, opts: &Options) -> bool {
+        matches!(self, Method::Mrc | Method::Orc) || (self == Method::Pfr && opts.bits.is_some())
+    }
+}
+
+impl fmt::Display for Method {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// How branch-and-bound GPRS splits a node.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Split {
+    /// At the node's sample (Alg. 5): one child survives, no heap needed.
+    Sample,
+    /// At the P-median of the node (Alg. 6 with dyadic intervals): the index alone locates a node.
+    Dyadic,
+}
+
+/// Method options. Each method reads the ones it documents and `validate` refuses the rest.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Options {
+    /// Fixed budget: 2^bits candidates (required by mrc and orc; truncates pfr).
+    pub bits: Option<u32>,
+    /// Code of variable-length indices.
+    pub index_code: IndexCode,
+    /// Iteration cap; reaching it is an error, never a silently wrong sample.
+    pub max_steps: u64,
+    /// Depth limit of dad_star.
+    pub depth: Option<u32>,
+    /// Sub-processes J of gprs_parallel (a power of two).
+    pub parallel: u32,
+    /// Split rule of gprs_bnb.
+    pub split: Split,
+    /// Shared candidate pool (fixed-budget methods).
+    pub pool: bool,
+    /// SIMD backend of the encoder's candidate generation (never changes any result).
+    pub backend: Backend,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options {
+            bits: None,
+            index_code: IndexCode::EliasDelta,
+            max_steps: 1 << 24,
+            depth: None,
+            parallel: 4,
+            split: Split::Sample,
+            pool: false,
+            backend: Backend::Auto,
+        }
+    }
+}
+
+/// Errors of the channel layer.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ChannelError {
+    /// Arguments are invalid (NaN, non-positive std, shapes, options).
+    InvalidInput(String),
+    /// The method cannot code this target (dimension, unbounded density ratio).
+    Unsupported(String),
+    /// The iteration cap was reached before a sample was accepted.
+    IterationCap { method: Method, steps: u64 },
+    /// A message that no encoder with these options can produce.
+    InvalidMessage(String),
+}
+
+impl fmt::Display for ChannelError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ChannelError::InvalidInput(m)
+            | ChannelError::Unsupported(m)
+            | ChannelError::InvalidMessage(m) => f.write_str(m),
+            ChannelError::IterationCap { method, steps } => write!(
+                f,
+                "{method} reached its iteration cap of {steps} steps without a sample; raise max_steps, \
+                 or use a fixed-budget method (mrc, orc, pfr with bits)"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for ChannelError {}
+
+impl From<CodeError> for ChannelError {
+    fn from(e: CodeError) -> ChannelError {
+        ChannelError::InvalidMessage(e.to_string())
+    }
+}
+
+/// The keys of every purpose of one root seed, derived once per call.
+#[derive(Clone, Copy, Debug)]
+pub struct Keys {
+    pub seed: u64,
+    pub cand: [u32; 2],
+    pub node: [u32; 2],
+    pub noise: [u32; 2],
+    pub pool: [u32; 2],
+    pub xfrm: [u32; 2],
+}
+
+impl Keys {
+    pub fn new(seed: u64) -> Keys {
+        Keys {
+            seed,
+            cand: derive_key(seed, purpose::CANDIDATES),
+            node: derive_key(seed, purpose::NODES),
+            noise: derive_key(seed, purpose::NOISE),
+            pool: derive_key(seed, purpose::POOL),
+            xfrm: derive_key(seed, purpose::TRANSFORM),
+        }
+    }
+}
+
+/// What is transmitted for one block: the method's index and, for the methods that send
+/// two numbers (gprs_parallel: the sub-process; agrs), a second field.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Hash)]
+pub struct Message {
+    pub index: u64,
+    pub aux: u64,
+}
+
+impl Message {
+    pub fn new(index: u64) -> Message {
+        Message { index, aux: 0 }
+    }
+}
+
+/// One block to code: Q in float64 (encoder only), P in float32 (what files store).
+#[derive(Clone, Copy, Debug)]
+pub struct Target<'a> {
+    pub q_mean: &'a [f64],
+    pub q_std: &'a [f64],
+    pub p_mean: &'a [f32],
+    pub p_std: &'a [f32],
+}
+
+/// The encoder's result for one block.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Encoded {
+    pub message: Message,
+    /// Proposals, candidates or tree nodes examined.
+    pub steps: u64,
+    /// Code length of the message in bits, exactly what a file spends.
+    pub bits: u32,
+}
+
+fn log2_exact(j: u32) -> Option<u32> {
+    if j.is_power_of_two() {
+        Some(j.trailing_zeros())
+    } else {
+        None
+    }
+}
+
+/// Checks that `opts` make sense for `method` and block dimension `d`.
+pub fn validate(method: Method, opts: &Options, d: usize) -> Result<(), ChannelError> {
+    let bad = |m: String| Err(ChannelError::InvalidInput(m));
+    if let Some(max) = method.info().max_dim {
+        if d > max {
+            return Err(ChannelError::Unsupported(format!(
+                "{method} codes one dimension at a time, got blocks of dimension {d}; \
+                 use blocks of size 1, or mrc, orc, pfr or astar for multi-dimensional blocks"
+            )));
+        }
+    }
+    if d == 0 {
+        return bad("blocks must have at least one dimension".into());
+    }
+    opts.index_code.validate().map_err(ChannelError::InvalidInput)?;
+    match method {
+        Method::Mrc | Method::Orc => {
+            let Some(b) = opts.bits else {
+                return bad(format!("{method} needs bits=C (2^C candidates)"));
+            };
+            if b > 32 {
+                return bad(format!("bits must be at most 32, got {b}"));
+            }
+        }
+        Method::Pfr => {
+            if let Some(b) = opts.bits {
+                if b > 32 {
+                    return bad(format!("bits must be at most 32, got {b}"));
+                }
+            }
+        }
+        Method::DadStar => match opts.depth {
+            None => return bad("dad_star needs depth=D (heap indices below 2^(D+1))".into()),
+            Some(dep) if dep > 62 => return bad(format!("depth must be at most 62, got {dep}")),
+            _ => {}
+        },
+        Method::GprsParallel if log2_exact(opts.parallel).is_none() || opts.parallel > 1 << 16 => {
+            return bad(format!("parallel must be a power of two in 1..=65536, got {}", opts.parallel));
+        }
+        _ => {}
+    }
+    if opts.pool && !method.is_fixed_budget(opts) {
+        return bad(format!("pool mode needs a fixed-budget method (mrc, orc, pfr with bits), not {method}"));
+    }
+    if opts.max_steps == 0 {
+        return bad("max_steps must be positive".into());
+    }
+    Ok(())
+}
+
+/// Checks one target: finite values, positive stds, and a bounded ratio where required.
+pub fn check_target(method: Method, t: &Target<'_>, opts: &Options) -> Result<Block, ChannelError> {
+    let d = t.p_mean.len();
+    if t.q_mean.len() != d || t.q_std.len() != d || t.p_std.len() != d {
+        return Err(ChannelError::InvalidInput(
+            "q_mean, q_std, p_mean and p_std must have equal shapes".into(),
+        ));
+    }
+    for i in 0..d {
+        if !t.q_mean[i].is_finite() || !t.p_mean[i].is_finite() {
+            return Err(ChannelError::InvalidInput(format!("means must be finite (dimension {i})")));
+        }
+        if !(t.q_std[i] > 0.0 && t.q_std[i].is_finite() && t.p_std[i] > 0.0 && t.p_std[i].is_finite()) {
+            return Err(ChannelError::InvalidInput(format!(
+                "stds must be positive and finite (dimension {i})"
+            )));
+        }
+    }
+    let block = Block::new(t.q_mean, t.q_std, t.p_mean, t.p_std);
+    if method.info().needs_bounded_ratio && !method.is_fixed_budget(opts) && !block.bounded() {
+        let i = block.dims.iter().position(|s| !s.bounded()).unwrap_or(0);
+        return Err(ChannelError::Unsupported(format!(
+            "{method} is exact and needs every posterior std below the prior std (infinite D_inf); \
+             dimension {i} has q_std/p_std = {:.6}. Use a fixed-budget method that accepts any target: \
+             mrc, orc or pfr with bits=C",
+            block.dims[i].s
+        )));
+    }
+    Ok(block)
+}
+
+pub(crate) fn pool_mode_unavailable<T>() -> Result<T, ChannelError> {
+    Err(ChannelError::Unsupported("pool mode is not available in this build yet".into()))
+}
+
+/// The fields of a method's message, in the order written, with their codes.
+pub fn message_codes(method: Method, opts: &Options) -> Vec<(Field, IndexCode)> {
+    match method {
+        Method::Mrc | Method::Orc => vec![(Field::Index, IndexCode::Fixed(opts.bits.unwrap_or(0) as u8))],
+        Method::Pfr => match opts.bits {
+            Some(b) => vec![(Field::Index, IndexCode::Fixed(b as u8))],
+            None => vec![(Field::Index, opts.index_code)],
+        },
+        Method::DadStar => vec![(Field::Index, IndexCode::Fixed(opts.depth.unwrap_or(0) as u8 + 1))],
+        Method::GprsParallel => vec![
+            (Field::Aux, IndexCode::Fixed(log2_exact(opts.parallel).unwrap_or(0) as u8)),
+            (Field::Index, opts.index_code),
+        ],
+        Method::Agrs => agrs::message_codes(opts),
+        _ => vec![(Field::Index, opts.index_code)],
+    }
+}
+
+/// Which part of a `Message` a code field carries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Field {
+    Index,
+    Aux,
+}
+
+fn field(m: &Message, f: Field) -> u64 {
+    match f {
+        Field::Index => m.index,
+        Field::Aux => m.aux,
+    }
+}
+
+/// Code length of `msg` in bits.
+pub fn message_bits(method: Method, opts: &Options, msg: &Message) -> Result<u32, ChannelError> {
+    let mut n = 0u32;
+    for (f, code) in message_codes(method, opts) {
+        n += code.len(field(msg, f))?;
+    }
+    Ok(n)
+}
+
+/// Appends the code of `msg`; returns its length.
+pub fn write_message(
+    method: Method,
+    opts: &Options,
+    msg: &Message,
+    w: &mut BitWriter,
+) -> Result<u32, ChannelError> {
+    let mut n = 0;
+    for (f, code) in message_codes(method, opts) {
+        n += code.write(w, field(msg, f))?;
+    }
+    Ok(n)
+}
+
+/// Reads one message.
+pub fn read_message(method: Method, opts: &Options, r: &mut BitReader<'_>) -> Result<Message, ChannelError> {
+    let mut m = Message::default();
+    for (f, code) in message_codes(method, opts) {
+        let v = code.read(r)?;
+        match f {
+            Field::Index => m.index = v,
+            Field::Aux => m.aux = v,
+        }
+    }
+    Ok(m)
+}
+
+/// Encodes one block. `sample` receives the coded weights (what `decode` returns).
+pub fn encode(
+    method: Method,
+    t: &Target<'_>,
+    keys: &Keys,
+    id: u64,
+    opts: &Options,
+    sample: &mut [f32],
+) -> Result<Encoded, ChannelError> {
+    validate(method, opts, t.p_mean.len())?;
+    let block = check_target(method, t, opts)?;
+    let (message, steps) = match method {
+        Method::Mrc => fixed::encode(&block, keys, id, opts, fixed::Rule::Mrc)?,
+        Method::Orc => fixed::encode(&block, keys, id, opts, fixed::Rule::Orc)?,
+        Method::Pfr if opts.bits.is_some() => fixed::encode(&block, keys, id, opts, fixed::Rule::Pfr)?,
+        Method::Pfr => pfr::encode(&block, keys, id, opts)?,
+        Method::Astar => astar::encode_global(&block, keys, id, opts)?,
+        Method::AsStar => astar::encode_as(&block, keys, id, opts)?,
+        Method::AdStar => astar::encode_ad(&block, keys, id, opts)?,
+        Method::DadStar => astar::encode_dad(&block, keys, id, opts)?,
+        Method::Grs => grs::encode(&block, keys, id, opts)?,
+        Method::Agrs => agrs::encode(&block, keys, id, opts)?,
+        Method::Gprs => gprs::encode_global(&block, keys, id, opts)?,
+        Method::GprsParallel => gprs::encode_parallel(&block, keys, id, opts)?,
+        Method::GprsBnb => gprs::encode_bnb(&block, keys, id, opts)?,
+    };
+    decode(method, &message, t.p_mean, t.p_std, keys, id, opts, sample)?;
+    let bits = message_bits(method, opts, &message)?;
+    Ok(Encoded { message, steps, bits })
+}
+
+/// Decodes one block into `out` (length = block dimension).
+#[allow(clippy::too_many_arguments)]
+pub fn decode(
+    method: Method,
+    message: &Message,
+    p_mean: &[f32],
+    p_std: &[f32],
+    keys: &Keys,
+    id: u64,
+    opts: &Options,
+    out: &mut [f32],
+) -> Result<(), ChannelError> {
+    let d = p_mean.len();
+    if p_std.len() != d || out.len() != d {
+        return Err(ChannelError::InvalidInput(
+            "p_mean, p_std and the output must have equal lengths".into(),
+        ));
+    }
+    validate(method, opts, d)?;
+    message_bits(method, opts, message)?; // every field representable by its code
+    match method {
+        Method::Mrc | Method::Orc => fixed::decode(message, p_mean, p_std, keys, id, opts, out),
+        Method::Pfr if opts.bits.is_some() => fixed::decode(message, p_mean, p_std, keys, id, opts, out),
+        Method::Pfr | Method::Astar => pfr::decode(message, p_mean, p_std, keys, id, out),
+        Method::AsStar => astar::decode_as(message, p_mean, p_std, keys, id, opts, out),
+        Method::AdStar | Method::DadStar => astar::decode_ad(message, p_mean, p_std, keys, id, opts, out),
+        Method::Grs | Method::Gprs => pfr::decode(message, p_mean, p_std, keys, id, out),
+        Method::Agrs => agrs::decode(message, p_mean, p_std, keys, id, opts, out),
+        Method::GprsParallel => gprs::decode_parallel(message, p_mean, p_std, keys, id, opts, out),
+        Method::GprsBnb => gprs::decode_bnb(message, p_mean, p_std, keys, id, opts, out),
+    }
+}
+
+/// A batch of `n` problems of dimension `d`, row-major; problem i uses stream id `ids[i]`.
+pub struct Batch<'a> {
+    pub d: usize,
+    pub q_mean: &'a [f64],
+    pub q_std: &'a [f64],
+    pub p_mean: &'a [f32],
+    pub p_std: &'a [f32],
+    pub ids: &'a [u64],
+}
+
+/// Encodes a batch in parallel on the current rayon pool. Results (and the first error, by
+/// problem index) never depend on the number of threads.
+pub fn encode_batch(
+    method: Method,
+    b: &Batch<'_>,
+    seed: u64,
+    opts: &Options,
+    samples: &mut [f32],
+) -> Result<Vec<Encoded>, (usize, ChannelError)> {
+    let d = b.d;
+    let n = b.ids.len();
+    validate(method, opts, d).map_err(|e| (0, e))?;
+    let keys = Keys::new(seed);
+    let out: Vec<Result<Encoded, ChannelError>> = samples
+        .par_chunks_mut(d)
+        .with_max_len(1)
+        .enumerate()
+        .map(|(i, s)| {
+            let r = i * d..(i + 1) * d;
+            let t = Target {
+                q_mean: &b.q_mean[r.clone()],
+                q_std: &b.q_std[r.clone()],
+                p_mean: &b.p_mean[r.clone()],
+                p_std: &b.p_std[r],
+            };
+            encode(method, &t, &keys, b.ids[i], opts, s)
+        })
+        .collect();
+    debug_assert_eq!(out.len(), n);
+    out.into_iter().enumerate().map(|(i, r)| r.map_err(|e| (i, e))).collect()
+}
+
+/// Decodes a batch in parallel.
+#[allow(clippy::too_many_arguments)]
+pub fn decode_batch(
+    method: Method,
+    messages: &[Message],
+    d: usize,
+    p_mean: &[f32],
+    p_std: &[f32],
+    ids: &[u64],
+    seed: u64,
+    opts: &Options,
+    out: &mut [f32],
+) -> Result<(), (usize, ChannelError)> {
+    validate(method, opts, d).map_err(|e| (0, e))?;
+    let keys = Keys::new(seed);
+    let res: Vec<Result<(), ChannelError>> = out
+        .par_chunks_mut(d)
+        .with_min_len(64)
+        .enumerate()
+        .map(|(i, o)| {
+            let r = i * d..(i + 1) * d;
+            decode(method, &messages[i], &p_mean[r.clone()], &p_std[r], &keys, ids[i], opts, o)
+        })
+        .collect();
+    res.into_iter().enumerate().try_for_each(|(i, r)| r.map_err(|e| (i, e)))
+}
