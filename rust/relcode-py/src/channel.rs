@@ -196,7 +196,7 @@ fn channel_decode<'py>(
         return Err(input_error("messages, ids and priors have inconsistent sizes"));
     }
     for (i, (&a, &b)) in pm.iter().zip(ps).enumerate() {
-        if !a.is_finite() || !(b > 0.0 && b.is_finite()) {
+        if !(a.is_finite() && b > 0.0 && b.is_finite()) {
             return Err(input_error(format!(
                 "problem {}: prior means must be finite and stds positive",
                 i / d
