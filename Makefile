@@ -11,7 +11,7 @@ export OMP_NUM_THREADS ?= 1
 export MKL_NUM_THREADS ?= 1
 export OPENBLAS_NUM_THREADS ?= 1
 
-.PHONY: setup build demo test lint test-rust test-python test-slow bench fmt clean
+.PHONY: setup build inplace demo test lint test-rust test-python test-slow bench fmt clean
 
 $(PY):
 	python3 -m venv $(VENV)
@@ -25,6 +25,12 @@ build: $(STAMP)
 	VIRTUAL_ENV=$(abspath $(VENV)) $(VENV)/bin/maturin develop --release --quiet
 
 setup: build
+
+# Build the native module into python/relcode/ without touching any environment; use with
+# PYTHONPATH=python (handy in extra git worktrees that share one environment).
+inplace:
+	cargo build --release -p relcode-py
+	cp target/release/lib_native.so python/relcode/_native.abi3.so
 
 demo: setup
 	$(PY) -m relcode demo
