@@ -1,0 +1,292 @@
+"""``compress`` a Bayesian view into a relcode file; ``decompress`` it into an ordinary model.
+
+The file holds what a decoder needs and nothing the encoder alone needs: the root seed, each
+coded tensor's variable count and prior (exact float32), the block layout, one message per
+block, the uncoded state_dict entries as raw float32, and (in the file's metadata) how
+variables expand into weights (shape, dtype, hashing group; signs are regenerated from the
+seed) plus a fingerprint of the model's structure. ``relcode.decode`` turns the file into the
+coded variables without torch; :func:`decompress` expands them into a plain ``state_dict``
+and loads it like ``load_state_dict``, returning missing and unexpected keys.
+
+Bit-exactness: the encoder freezes every block at the float32 sample the channel returns,
+and decoders regenerate exactly that sample; expansion only multiplies by ±1. So the
+decompressed model's weights, and hence its predictions on the same device, equal those of
+the encoder's final coded model (``CompressionReport.model``).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import IO, Any, NamedTuple
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..errors import FormatError, InputError
+from . import hashing
+from .bayesian import BayesianModel, model_fingerprint
+from .coding import Encoded, encode_progressive
+
+__all__ = ["CompressionReport", "IncompatibleKeys", "compress", "decompress", "state_dict_from_decoded"]
+
+#: The metadata key of relcode.torch files and its version.
+META_KEY = "relcode.torch"
+META_VERSION = 1
+
+Source = str | os.PathLike | bytes | IO[bytes]
+
+
+class IncompatibleKeys(NamedTuple):
+    """What :func:`decompress` could not match, as ``load_state_dict`` reports it."""
+
+    missing_keys: list[str]
+    unexpected_keys: list[str]
+
+
+@dataclass
+class CompressionReport:
+    """The outcome of :func:`compress`."""
+
+    #: bytes of the file written.
+    bytes: int
+    #: bits of the block messages (the rest of the file is header, priors and raw tensors).
+    message_bits: int
+    n_blocks: int
+    n_variables: int
+    #: the encoder's final coded model: an ordinary module carrying exactly the weights
+    #: :func:`decompress` loads.
+    model: nn.Module
+    encoded: Encoded
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+def _metadata(model: BayesianModel, raw: Mapping[str, torch.Tensor]) -> dict[str, Any]:
+    return {
+        "version": META_VERSION,
+        "fingerprint": model.fingerprint,
+        "seed": model.seed,
+        "coded": [
+            {
+                "name": t.name,
+                "shape": list(t.shape),
+                "dtype": str(t.dtype).removeprefix("torch."),
+                "group": t.group,
+                "sign_stream": t.index,
+            }
+            for t in model.tensors
+        ],
+        "raw": [
+            {"name": k, "shape": list(v.shape), "dtype": str(v.dtype).removeprefix("torch.")}
+            for k, v in raw.items()
+        ],
+        "parameterisation": model.parameterisation,
+        "bits_per_block": model.bits,
+    }
+
+
+def _raw_entries(model: BayesianModel, store_uncoded: bool) -> dict[str, torch.Tensor]:
+    if not store_uncoded:
+        return {}
+    coded = {t.name for t in model.tensors}
+    out = {}
+    for k, v in model.module.state_dict().items():
+        if k in coded:
+            continue
+        if not (
+            torch.is_floating_point(v)
+            or v.dtype in (torch.int8, torch.int16, torch.int32, torch.int64, torch.uint8, torch.bool)
+        ):
+            raise InputError(f"state_dict entry {k!r} has dtype {v.dtype}, which a file cannot store")
+        out[k] = v.detach()
+    return out
+
+
+def compress(
+    model: BayesianModel,
+    dest: str | os.PathLike | IO[bytes],
+    data: Iterable[Any] | None = None,
+    *,
+    loss_fn: Callable[[Any, Any], torch.Tensor] = F.cross_entropy,
+    method: str = "pfr",
+    rounds: int | None = None,
+    steps: int | Callable[[int], int] = 50,
+    order: str = "random",
+    lr: float | None = None,
+    beta_step: float | None = None,
+    store_uncoded: bool = True,
+    progress: bool = True,
+    **options: Any,
+) -> CompressionReport:
+    """Code every block of ``model`` progressively and write the file to ``dest``.
+
+    ``data``, ``loss_fn``, ``rounds``, ``steps``, ``order``, ``lr`` and ``beta_step`` control
+    the fine-tuning between rounds (:func:`relcode.torch.coding.encode_progressive`); without
+    ``data`` all blocks are coded in one round. ``method`` and ``options`` go to the channel
+    (default: truncated ``pfr`` over 2^bits candidates). Parameters the view does not code,
+    and buffers, are stored raw (float32 for floating tensors) unless ``store_uncoded=False``.
+    """
+    if not isinstance(model, BayesianModel):
+        raise InputError("compress needs a relcode.torch.BayesianModel")
+    t0 = time.perf_counter()
+    encoded = encode_progressive(
+        model,
+        data,
+        loss_fn=loss_fn,
+        method=method,
+        rounds=rounds,
+        steps=steps,
+        order=order,
+        lr=lr,
+        beta_step=beta_step,
+        progress=progress,
+        **options,
+    )
+    t1 = time.perf_counter()
+    raw = _raw_entries(model, store_uncoded)
+    size = _write_file(dest, model, encoded, raw, _metadata(model, raw))
+    t2 = time.perf_counter()
+    return CompressionReport(
+        bytes=size,
+        message_bits=encoded.total_bits,
+        n_blocks=model.n_blocks,
+        n_variables=model.n_vars,
+        model=model.plain_model(),
+        encoded=encoded,
+        seconds={**encoded.seconds, "total_coding": t1 - t0, "writing": t2 - t1},
+    )
+
+
+def _write_file(
+    dest: Any,
+    model: BayesianModel,
+    encoded: Encoded,
+    raw: Mapping[str, torch.Tensor],
+    metadata: dict[str, Any],
+) -> int:
+    """Write the file; returns its size in bytes."""
+    raise NotImplementedError("relcode.torch file writing needs relcode.format")
+
+
+def _read_file(source: Source) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """The decoded float32 arrays and the relcode.torch metadata of a file."""
+    raise NotImplementedError("relcode.torch file reading needs relcode.format")
+
+
+_DTYPES = {
+    "float16": torch.float16,
+    "bfloat16": torch.bfloat16,
+    "float32": torch.float32,
+    "float64": torch.float64,
+    "int8": torch.int8,
+    "int16": torch.int16,
+    "int32": torch.int32,
+    "int64": torch.int64,
+    "uint8": torch.uint8,
+    "bool": torch.bool,
+}
+
+
+def _dtype(name: Any, entry: str) -> torch.dtype:
+    if name not in _DTYPES:
+        raise FormatError(f"file entry {entry!r} has unknown dtype {name!r}")
+    return _DTYPES[name]
+
+
+def _shape(value: Any, entry: str) -> tuple[int, ...]:
+    if not isinstance(value, list) or not all(isinstance(s, int) and s >= 0 for s in value):
+        raise FormatError(f"file entry {entry!r} has an invalid shape {value!r}")
+    return tuple(value)
+
+
+def state_dict_from_decoded(
+    arrays: Mapping[str, np.ndarray], metadata: Mapping[str, Any]
+) -> dict[str, torch.Tensor]:
+    """Expand decoded variables (``relcode.decode``'s arrays) into a plain state_dict using a
+    relcode.torch file's metadata."""
+    if not isinstance(metadata, Mapping) or metadata.get("version") != META_VERSION:
+        raise FormatError("not a relcode.torch model file (no or unsupported relcode.torch metadata)")
+    try:
+        seed = int(metadata["seed"])
+        coded = list(metadata["coded"])
+        raw = list(metadata["raw"])
+    except (KeyError, TypeError, ValueError) as e:
+        raise FormatError(f"relcode.torch metadata is incomplete: {e}") from None
+    out: dict[str, torch.Tensor] = {}
+    for entry in coded:
+        name = entry.get("name")
+        if name not in arrays:
+            raise FormatError(f"the file has no coded tensor {name!r}")
+        shape = _shape(entry.get("shape"), name)
+        dtype = _dtype(entry.get("dtype"), name)
+        group = entry.get("group")
+        if not isinstance(group, int) or group < 1:
+            raise FormatError(f"file entry {name!r} has an invalid hashing group {group!r}")
+        numel = int(np.prod(shape, dtype=np.int64))
+        v = np.asarray(arrays[name], dtype=np.float32).reshape(-1)
+        if v.size != hashing.n_variables(numel, group):
+            raise FormatError(
+                f"file entry {name!r}: {v.size} variables cannot fill shape {shape} in groups of {group}"
+            )
+        signs = hashing.signs(seed, int(entry.get("sign_stream", 0)), numel) if group > 1 else None
+        w = hashing.expand(v, shape, group, signs)
+        out[name] = torch.from_numpy(np.ascontiguousarray(w)).to(dtype)
+    for entry in raw:
+        name = entry.get("name")
+        if name not in arrays:
+            raise FormatError(f"the file has no raw tensor {name!r}")
+        shape = _shape(entry.get("shape"), name)
+        dtype = _dtype(entry.get("dtype"), name)
+        a = np.asarray(arrays[name])
+        if a.size != int(np.prod(shape, dtype=np.int64)):
+            raise FormatError(f"raw entry {name!r} has {a.size} values for shape {shape}")
+        out[name] = torch.from_numpy(np.ascontiguousarray(a).reshape(shape)).to(dtype)
+    return out
+
+
+def load_plain(
+    model: nn.Module, state: Mapping[str, torch.Tensor], fingerprint: str | None, strict: bool = True
+) -> IncompatibleKeys:
+    """Load a decoded state_dict into ``model`` like ``load_state_dict``, with clear errors."""
+    if not isinstance(model, nn.Module):
+        raise InputError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    own = model.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    mismatched = [
+        f"{k}: file {tuple(state[k].shape)}, model {tuple(own[k].shape)}"
+        for k in state
+        if k in own and tuple(state[k].shape) != tuple(own[k].shape)
+    ]
+    if mismatched:
+        raise InputError("the model's structure does not match the file: " + "; ".join(mismatched[:10]))
+    if strict:
+        if missing or unexpected:
+            raise InputError(
+                "the model does not match the file (a file for another model?): "
+                f"missing keys {missing[:10]}, unexpected keys {unexpected[:10]}; "
+                "pass strict=False to load the matching entries"
+            )
+        if fingerprint is not None and fingerprint != model_fingerprint(model):
+            raise InputError(
+                "the file was written for a model with a different structure (module types differ); "
+                "pass strict=False to load the matching entries anyway"
+            )
+    if len(missing) == len(own) and own:
+        raise InputError("no entry of the file matches the model: it was written for another model")
+    model.load_state_dict({k: v for k, v in state.items() if k in own}, strict=False)
+    return IncompatibleKeys(missing, unexpected)
+
+
+def decompress(source: Source, model: nn.Module, strict: bool = True) -> IncompatibleKeys:
+    """Decode a relcode.torch file into ``model`` (an ordinary module of the encoded
+    architecture, on any device). Returns the missing and unexpected keys; with ``strict``
+    (default) any of them, or a different model structure, raises
+    :class:`~relcode.errors.InputError`. Shapes must always match."""
+    arrays, metadata = _read_file(source)
+    state = state_dict_from_decoded(arrays, metadata)
+    return load_plain(model, state, metadata.get("fingerprint"), strict=strict)
