@@ -16,6 +16,7 @@ mod fixed;
 mod gprs;
 mod grs;
 mod pfr;
+pub mod pool;
 pub mod quantile;
 
 use crate::codes::{BitReader, BitWriter, CodeError, IndexCode};
@@ -413,10 +414,6 @@ pub fn check_target(method: Method, t: &Target<'_>, opts: &Options) -> Result<Bl
     Ok(block)
 }
 
-pub(crate) fn pool_mode_unavailable<T>() -> Result<T, ChannelError> {
-    Err(ChannelError::Unsupported("pool mode is not available in this build yet".into()))
-}
-
 /// The fields of a method's message, in the order written, with their codes.
 pub fn message_codes(method: Method, opts: &Options) -> Vec<(Field, IndexCode)> {
     match method {
@@ -572,6 +569,9 @@ pub fn encode_batch(
     let n = b.ids.len();
     validate(method, opts, d).map_err(|e| (0, e))?;
     let keys = Keys::new(seed);
+    if opts.pool {
+        pool::prepare(&keys, d, opts.bits.unwrap_or(0), opts.backend).map_err(|e| (0, e))?;
+    }
     let out: Vec<Result<Encoded, ChannelError>> = samples
         .par_chunks_mut(d)
         .with_max_len(1)
