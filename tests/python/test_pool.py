@@ -75,8 +75,9 @@ def test_marginals_equal_the_per_block_mode(method: str) -> None:
             for i in range(seeds)
         ]
     )
-    b = channel.encode(np.tile(mu, (a.shape[0], 1)), np.tile(s, (a.shape[0], 1)), 0.0, 1.0, method=method, bits=8,
-                       seed=2).sample  # fmt: skip
+    m = a.shape[0]
+    qm_all, qs_all = np.tile(mu, (m, 1)), np.tile(s, (m, 1))
+    b = channel.encode(qm_all, qs_all, 0.0, 1.0, method=method, bits=8, seed=2).sample
     for j in range(d):
         assert stats.ks_2samp(a[:, j], b[:, j]).pvalue > 1e-3, j
     # within one pool, blocks are drawn from transformed copies of the same 2^8 vectors
