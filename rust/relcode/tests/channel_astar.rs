@@ -444,7 +444,7 @@ fn iteration_caps_raise() {
     }
     // a target whose nodes would lie deeper than heap indices reach (D_inf ~ 76 bits)
     let e = enc1(Method::AdStar, 10.0, 0.1, &Options::default()).unwrap_err();
-    assert!(matches!(e, ChannelError::IterationCap { method: Method::AdStar, .. }), "{e}");
+    assert!(matches!(e, ChannelError::DepthLimit { method: Method::AdStar, depth: 62 }), "{e}");
     // and astar far beyond its budget
     let e = enc1(Method::Astar, 6.0, 0.3, &Options { max_steps: 1 << 16, ..Options::default() }).unwrap_err();
     assert!(matches!(e, ChannelError::IterationCap { method: Method::Astar, .. }), "{e}");

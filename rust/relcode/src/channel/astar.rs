@@ -262,7 +262,7 @@ fn search(
         let depth = depth_of(node.h);
         if depth > MAX_DEPTH {
             // a node beyond the deepest heap index a message may carry is needed
-            return cap(steps);
+            return Err(ChannelError::DepthLimit { method, depth: MAX_DEPTH });
         }
         steps += 1;
         let x = node.iv.sample(nodes.uniform_f64(node.h));
