@@ -201,7 +201,7 @@ def parse_file(data: bytes) -> tuple[tuple[int, int], list[Chunk], list[bytes]]:
     chunks, at = [], 16
     while at < index_at:
         kind = data[at : at + 4]
-        flags, _, n, crc = struct.unpack("<HHII", data[at + 4 : at + 16])
+        flags, _, n, _crc = struct.unpack("<HHII", data[at + 4 : at + 16])
         chunks.append(Chunk(kind, data[at + 16 : at + 16 + n], flags))
         at += 16 + n
     ip = data[index_at + 16 : -16]
@@ -402,7 +402,7 @@ def generate(out: Path) -> dict:
             w.encode_block(b, pm + 0.4 * ps, 0.3 * ps)
     put("with_base", buf.getvalue(), "messages only; priors and layout by reference", base="base_codec.relc")
     # An unknown optional chunk is skipped.
-    ver, chunks, digests = parse_file(enc({"w": posterior(rng, (3,))}, seed=1, bits=8))
+    _, chunks, digests = parse_file(enc({"w": posterior(rng, (3,))}, seed=1, bits=8))
     chunks.insert(1, Chunk(b"ZZZZ", b"future data", flags=1))
     put("unknown_optional_chunk", build_file(chunks, digests), "an unknown chunk marked optional")
     put("newer_minor_version", build_file(chunks, digests, version=(1, 7)), "minor version 7 of major 1")
@@ -410,7 +410,7 @@ def generate(out: Path) -> dict:
     # ---- reject ----
     good = enc({"w": posterior(rng, (6, 5)), "b": posterior(rng, (4,))}, seed=2, method="pfr", bits=8,
                bits_per_block=8)  # fmt: skip
-    ver, chunks, digests = parse_file(good)
+    _, chunks, digests = parse_file(good)
 
     def bad(name: str, data: bytes, cls: str, description: str, base: str | None = None) -> None:
         (rej / f"{name}.relc").write_bytes(data)
@@ -461,25 +461,21 @@ def generate(out: Path) -> dict:
         "stream version 2")  # fmt: skip
     bad("channel_version_9", build_file(with_header(chunks, {**h, "channel": 9}), digests), "VersionError",
         "channel version 9")  # fmt: skip
-    t0 = dict(h["tensors"][0], shape=[1000000, 1000000])
-    bad("claims_1e12_elements", build_file(with_header(chunks, {**h, "tensors": [t0, *h["tensors"][1:]]}), digests),
-        "LimitError", "a tensor of 10^12 elements")  # fmt: skip
-    t0 = dict(h["tensors"][0], shape=[2**40, 2**40])
-    bad("shape_overflows", build_file(with_header(chunks, {**h, "tensors": [t0, *h["tensors"][1:]]}), digests),
-        "LimitError", "a shape whose product overflows 64 bits")  # fmt: skip
+    def tensor0(**kw: Any) -> bytes:
+        t0 = dict(h["tensors"][0], **kw)
+        return build_file(with_header(chunks, {**h, "tensors": [t0, *h["tensors"][1:]]}), digests)
+
+    bad("claims_1e12_elements", tensor0(shape=[1000000, 1000000]), "LimitError", "a tensor of 10^12 elements")
+    bad("shape_overflows", tensor0(shape=[2**40, 2**40]), "LimitError", "a shape whose product overflows 64 bits")
     nested: Any = 0
     for _ in range(200):
         nested = [nested]
     bad("deep_metadata", build_file(with_header(chunks, {**h, "meta": nested}), digests), "LimitError",
         "metadata nested 200 levels deep")  # fmt: skip
-    t0 = dict(h["tensors"][0], dtype="complex64")
-    bad("unknown_dtype", build_file(with_header(chunks, {**h, "tensors": [t0, *h["tensors"][1:]]}), digests),
-        "VersionError", "an unknown dtype")  # fmt: skip
+    bad("unknown_dtype", tensor0(dtype="complex64"), "VersionError", "an unknown dtype")
     bad("groups_mismatch", build_file(with_header(chunks, {**h, "groups": 2}), digests), "FormatError",
         "the header declares more groups than LAYO chunks")  # fmt: skip
-    t0 = dict(h["tensors"][0], prior_std=F32(-1.0))
-    bad("negative_prior_std", build_file(with_header(chunks, {**h, "tensors": [t0, *h["tensors"][1:]]}), digests),
-        "FormatError", "a negative prior std")  # fmt: skip
+    bad("negative_prior_std", tensor0(prior_std=F32(-1.0)), "FormatError", "a negative prior std")
     # Frame length fields that overflow the file.
     data = bytearray(good)
     data[16 + 8 : 16 + 12] = struct.pack("<I", 0xFFFFFFFF)
