@@ -461,12 +461,13 @@ def generate(out: Path) -> dict:
         "stream version 2")  # fmt: skip
     bad("channel_version_9", build_file(with_header(chunks, {**h, "channel": 9}), digests), "VersionError",
         "channel version 9")  # fmt: skip
+
     def tensor0(**kw: Any) -> bytes:
         t0 = dict(h["tensors"][0], **kw)
         return build_file(with_header(chunks, {**h, "tensors": [t0, *h["tensors"][1:]]}), digests)
 
     bad("claims_1e12_elements", tensor0(shape=[1000000, 1000000]), "LimitError", "a tensor of 10^12 elements")
-    bad("shape_overflows", tensor0(shape=[2**40, 2**40]), "LimitError", "a shape whose product overflows 64 bits")
+    bad("shape_overflows", tensor0(shape=[2**40, 2**40]), "LimitError", "a shape product past 2^64")
     nested: Any = 0
     for _ in range(200):
         nested = [nested]
