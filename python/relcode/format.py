@@ -45,9 +45,11 @@ __all__ = [
     "File",
     "Layout",
     "Report",
+    "StreamWriter",
     "Writer",
     "decode",
     "encode",
+    "encode_group_payloads",
     "inspect",
     "open",
     "verify",
@@ -1067,6 +1069,226 @@ class Writer:
             self.abort()
         elif not self._closed:
             self.close()
+
+
+_RAW_PIECE = 1 << 20
+
+
+class StreamWriter:
+    """Writes a file group by group, in bounded memory (weight sets larger than memory).
+
+    ``tensors`` maps each name to a spec: ``{"shape": ..., "dtype": "float32"}`` for a raw
+    tensor, or ``{"shape": ..., "prior": (mean, std)}`` for a coded one, where a prior
+    parameter is a float (one value for the tensor) or ``None`` (one value per element,
+    given group by group to :meth:`encode_group`). The coded vector (coded tensors sorted by
+    name, flattened) is cut into groups of ``chunk_size`` elements: :attr:`groups` lists
+    their (start, count). Write raw tensors first (:meth:`write_raw`), then every group in
+    order (:meth:`encode_group`, or :meth:`write_group` with the output of
+    :func:`encode_group_payloads` computed elsewhere, e.g. on a Dask worker), then
+    :meth:`close`. Done in that order, with the KL layout, the bytes equal those of
+    :func:`encode` with the same ``chunk_size``. The file appears at ``dest`` only when
+    :meth:`close` succeeds.
+    """
+
+    def __init__(
+        self,
+        dest: PathLike,
+        tensors: Mapping[str, Mapping[str, Any]],
+        *,
+        seed: int,
+        chunk_size: int = DEFAULT_CHUNK_SIZE,
+        digest: str = "tensor",
+        metadata: Any = None,
+    ):
+        self.dest = Path(dest)
+        self.seed = _checks.uint64(seed, "seed")
+        names = sorted(tensors, key=lambda n: n.encode())
+        self.names = names
+        self.specs: dict[str, dict[str, Any]] = {}
+        args, coded_len = [], 0
+        self._coded: list[tuple[str, int, int]] = []  # name, tensor index, coded start
+        for i, n in enumerate(names):
+            spec = dict(tensors[n])
+            shape = [int(d) for d in spec["shape"]]
+            size = math.prod(shape)
+            if "prior" in spec:
+                pm, ps = spec["prior"]
+                pm = None if pm is None else float(np.float32(pm))
+                ps = None if ps is None else float(np.float32(ps))
+                spec["prior"] = (pm, ps)
+                args.append((n, shape, "float32", True, pm, ps))
+                self._coded.append((n, i, coded_len))
+                coded_len += size
+            else:
+                args.append((n, shape, str(spec.get("dtype", "float32")), False, None, None))
+            spec["shape"] = shape
+            self.specs[n] = spec
+        self.groups: list[tuple[int, int]] = Layout._ranges(coded_len, chunk_size) if coded_len else []
+        fd, tmp = tempfile.mkstemp(prefix=f".{self.dest.name}.", suffix=".tmp", dir=self.dest.parent)
+        os.close(fd)
+        self._tmp = Path(tmp)
+        try:
+            self._w = _native.FormatStreamWriter(
+                str(tmp), self.seed, args, len(self.groups), digest, metadata
+            )
+        except BaseException:
+            self._tmp.unlink(missing_ok=True)
+            raise
+        self._next_group = 0
+        self.bits = 0
+        self.blocks = 0
+
+    def write_raw(self, name: str, array: Any) -> None:
+        """A raw tensor's values (in pieces of 2**20 elements)."""
+        spec = self.specs[name]
+        if "prior" in spec:
+            raise InputError(f"{name!r} is a coded tensor")
+        a = np.asarray(array)
+        if list(a.shape) != spec["shape"] or a.dtype.name != spec.get("dtype", "float32"):
+            raise InputError(f"{name!r}: expected {spec.get('dtype', 'float32')} of shape {spec['shape']}")
+        flat = np.ascontiguousarray(a, dtype=a.dtype.newbyteorder("<")).reshape(-1)
+        t = self.names.index(name)
+        for s in range(0, max(flat.size, 1), _RAW_PIECE):
+            piece = flat[s : s + _RAW_PIECE]
+            self._w.write_raw(t, s, np.frombuffer(piece.tobytes(), dtype=np.uint8))
+
+    def _write_priors(self, g: int, p_mean: np.ndarray, p_std: np.ndarray) -> None:
+        start, count = self.groups[g]
+        for n, t, cs in self._coded:
+            size = math.prod(self.specs[n]["shape"])
+            a, b = max(cs, start), min(cs + size, start + count)
+            if a >= b:
+                continue
+            for role, (val, arr) in enumerate(zip(self.specs[n]["prior"], (p_mean, p_std)), start=1):
+                part = arr[a - start : b - start]
+                if val is None:
+                    self._w.write_prior(t, role, a - cs, np.ascontiguousarray(part, dtype=np.float32))
+                elif not np.all(part == np.float32(val)):
+                    raise InputError(f"{n!r}: the group's prior differs from the tensor's scalar prior")
+
+    def group_prior(
+        self, g: int, elements: Mapping[str, tuple[Any, Any]] | None = None
+    ) -> tuple[np.ndarray, ...]:
+        """(p_mean, p_std) float32 of group ``g``: scalar priors expanded, per-element ones
+        taken from ``elements[name] = (mean, std)`` slices of the tensor's range in the group."""
+        start, count = self.groups[g]
+        pm = np.empty(count, dtype=np.float32)
+        ps = np.empty(count, dtype=np.float32)
+        for n, _, cs in self._coded:
+            size = math.prod(self.specs[n]["shape"])
+            a, b = max(cs, start), min(cs + size, start + count)
+            if a >= b:
+                continue
+            for k, (val, out) in enumerate(zip(self.specs[n]["prior"], (pm, ps))):
+                if val is None:
+                    if elements is None or n not in elements:
+                        raise InputError(f"{n!r}: give its per-element prior for group {g}")
+                    out[a - start : b - start] = np.asarray(elements[n][k], dtype=np.float32).reshape(-1)
+                else:
+                    out[a - start : b - start] = val
+        return pm, ps
+
+    def encode_group(
+        self,
+        g: int,
+        q_mean: Any,
+        q_std: Any,
+        p_mean: Any,
+        p_std: Any,
+        *,
+        method: str = "pfr",
+        bits_per_block: float = 16,
+        layout: str = "kl",
+        max_block_size: int = 25,
+        block_size: int | None = None,
+        threads: int | None = None,
+        **options: Any,
+    ) -> dict[str, int]:
+        """Encodes and writes group ``g`` (arrays of the group's elements, coded-vector order)."""
+        out = encode_group_payloads(
+            g, self.seed, self.groups[g][0], q_mean, q_std, p_mean, p_std, method=method,
+            bits_per_block=bits_per_block, layout=layout, max_block_size=max_block_size,
+            block_size=block_size, threads=threads, **options,
+        )  # fmt: skip
+        self.write_group(g, *out[:3], p_mean=p_mean, p_std=p_std)
+        return out[3]
+
+    def write_group(
+        self, g: int, layo: bytes, msgs: bytes, values: np.ndarray, *, p_mean: Any, p_std: Any
+    ) -> None:
+        """Writes group ``g`` from :func:`encode_group_payloads` output; groups go in order."""
+        if g != self._next_group:
+            raise InputError(f"write group {self._next_group} next, not {g}")
+        start, count = self.groups[g]
+        pm = np.ascontiguousarray(np.broadcast_to(np.asarray(p_mean, dtype=np.float32), (count,)))
+        ps = np.ascontiguousarray(np.broadcast_to(np.asarray(p_std, dtype=np.float32), (count,)))
+        self._write_priors(g, pm, ps)
+        self._w.write_group(start, bytes(layo), bytes(msgs), np.ascontiguousarray(values, dtype=np.float32))
+        self._next_group += 1
+
+    def close(self) -> list[str]:
+        """Writes the index, renames the file into place and returns the digests."""
+        if self._next_group != len(self.groups):
+            self.abort()
+            raise InputError(f"{len(self.groups) - self._next_group} groups were not written")
+        try:
+            digests = self._w.finish()
+            os.replace(self._tmp, self.dest)
+        except BaseException:
+            self.abort()
+            raise
+        return digests
+
+    def abort(self) -> None:
+        """Discards everything written; nothing appears at the destination."""
+        self._w.abort()
+        self._tmp.unlink(missing_ok=True)
+
+    def __enter__(self) -> StreamWriter:
+        return self
+
+    def __exit__(self, exc_type: Any, *rest: Any) -> None:
+        if exc_type is not None:
+            self.abort()
+        elif self._tmp.exists() and self._next_group == len(self.groups):
+            self.close()
+
+
+def encode_group_payloads(
+    g: int,
+    seed: int,
+    start: int,
+    q_mean: Any,
+    q_std: Any,
+    p_mean: Any,
+    p_std: Any,
+    *,
+    method: str = "pfr",
+    bits_per_block: float = 16,
+    layout: str = "kl",
+    max_block_size: int = 25,
+    block_size: int | None = None,
+    threads: int | None = None,
+    **options: Any,
+) -> tuple[bytes, bytes, np.ndarray, dict[str, int]]:
+    """Encodes one group anywhere (a pure function of its arguments): returns its LAYO and
+    MSGS payloads, its decoded values and a report, for :meth:`StreamWriter.write_group`."""
+    qm = np.ascontiguousarray(q_mean, dtype=np.float64).reshape(-1)
+    n = qm.size
+    arr = lambda x, dt: np.ascontiguousarray(np.broadcast_to(np.asarray(x, dtype=dt), (n,)))  # noqa: E731
+    if layout == "fixed":
+        if block_size is None:
+            raise InputError("the fixed layout needs block_size when streaming")
+        size = _checks.uint64(block_size, "block_size")
+    else:
+        size = _checks.uint64(max_block_size, "max_block_size")
+    options = _split_options(method, float(bits_per_block), options)
+    layo, msgs, vals, rep = _native.format_encode_group(
+        int(g), _checks.uint64(seed, "seed"), int(start), qm, arr(q_std, np.float64), arr(p_mean, np.float32),
+        arr(p_std, np.float32), method, layout, size, float(bits_per_block), threads=_checks.threads(threads),
+        **options,
+    )  # fmt: skip
+    return bytes(layo), bytes(msgs), vals, dict(rep)
 
 
 def write_base(

@@ -719,7 +719,244 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(layout_permutation, m)?)?;
     m.add_function(wrap_pyfunction!(layout_kl_sizes, m)?)?;
     m.add_function(wrap_pyfunction!(layout_check, m)?)?;
+    m.add_function(wrap_pyfunction!(format_encode_group, m)?)?;
     m.add_class::<FormatReader>()?;
+    m.add_class::<FormatStreamWriter>()?;
     m.add("FORMAT_VERSION", (relcode::format::VERSION_MAJOR, relcode::format::VERSION_MINOR))?;
     Ok(())
+}
+
+// ---------------------------------------------------------------------------------------
+// Streaming
+
+/// Builds the group of a streaming encoder: KL-greedy (`max_block_size`) or fixed (`block_size`).
+#[allow(clippy::too_many_arguments)]
+fn stream_group(
+    g: u32,
+    seed: u64,
+    start: u64,
+    qm: &[f64],
+    qs: &[f64],
+    pm: &[f32],
+    ps: &[f32],
+    rule: &str,
+    size: u32,
+    bits_per_block: f64,
+) -> PyResult<Group> {
+    let count = qm.len() as u64;
+    if count == 0 || [qs.len(), pm.len(), ps.len()].iter().any(|&l| l as u64 != count) {
+        return Err(input_error("a group needs q_mean, q_std, p_mean and p_std of one positive length"));
+    }
+    if count > Limits::default().max_group_elements {
+        return Err(input_error(format!(
+            "groups have at most {} elements",
+            Limits::default().max_group_elements
+        )));
+    }
+    for i in 0..count as usize {
+        let ok = qm[i].is_finite()
+            && pm[i].is_finite()
+            && qs[i] > 0.0
+            && qs[i].is_finite()
+            && ps[i] > 0.0
+            && ps[i].is_finite();
+        if !ok {
+            return Err(input_error(format!(
+                "element {} of the group: means must be finite and stds positive and finite",
+                start + i as u64
+            )));
+        }
+    }
+    if size == 0 || size as usize > relcode::format::MAX_BLOCK_DIM {
+        return Err(input_error("block sizes must be in 1..=65535"));
+    }
+    let rule = match rule {
+        "fixed" => Rule::Fixed { size },
+        "kl" => {
+            if !(bits_per_block > 0.0 && bits_per_block.is_finite()) {
+                return Err(input_error("bits_per_block must be positive"));
+            }
+            let perm = flay::permutation(seed, g, count as u32);
+            let kl = perm.iter().map(|&k| {
+                let k = k as usize;
+                fenc::kl_bits(qm[k], qs[k], pm[k] as f64, ps[k] as f64)
+            });
+            Rule::Sizes { sizes: flay::kl_greedy_sizes(kl, bits_per_block, size) }
+        }
+        r => return Err(input_error(format!("layout must be 'kl' or 'fixed', got {r:?}"))),
+    };
+    Ok(Group { id: g, seed, start, count, rule })
+}
+
+/// Encodes one group of a streaming encoder (any process: a Dask worker, say). Returns the
+/// LAYO payload, the MSGS payload, the decoded values and a report dict; the writer
+/// process hands them to `FormatStreamWriter.write_group`.
+#[pyfunction]
+#[pyo3(signature = (g, seed, start, q_mean, q_std, p_mean, p_std, method_name, layout, size, bits_per_block, threads=None, **kwargs))]
+#[allow(clippy::too_many_arguments)]
+fn format_encode_group<'py>(
+    py: Python<'py>,
+    g: u32,
+    seed: u64,
+    start: u64,
+    q_mean: PyReadonlyArray1<'py, f64>,
+    q_std: PyReadonlyArray1<'py, f64>,
+    p_mean: PyReadonlyArray1<'py, f32>,
+    p_std: PyReadonlyArray1<'py, f32>,
+    method_name: &str,
+    layout: &str,
+    size: u32,
+    bits_per_block: f64,
+    threads: Option<usize>,
+    kwargs: Option<&Bound<'py, PyDict>>,
+) -> PyResult<(Bound<'py, PyBytes>, Bound<'py, PyBytes>, Bound<'py, PyArray1<f32>>, Bound<'py, PyDict>)> {
+    let m = method(method_name)?;
+    let opts = options(m, kwargs)?;
+    fenc::check_method(m, &opts).map_err(|e| ferr(py, &e))?;
+    let (qm, qs, pm, ps) = (q_mean.as_slice()?, q_std.as_slice()?, p_mean.as_slice()?, p_std.as_slice()?);
+    let group = stream_group(g, seed, start, qm, qs, pm, ps, layout, size, bits_per_block)?;
+    let res = pool::run(py, threads, || {
+        let (msgs, vals, bits, steps) = fenc::encode_group(&group, qm, qs, pm, ps, seed, m, &opts)?;
+        let mp = relcode::format::chunk::messages_payload(&msgs)?;
+        Ok::<_, FormatError>((mp, vals, bits, steps))
+    })?;
+    let (mp, vals, bits, steps) = res.map_err(|e| ferr(py, &e))?;
+    let lp = relcode::format::chunk::layout_payload(&group);
+    let d = PyDict::new(py);
+    d.set_item("blocks", bits.len())?;
+    d.set_item("bits", bits.iter().map(|&b| b as u64).sum::<u64>())?;
+    d.set_item("steps", steps)?;
+    d.set_item("count", group.count)?;
+    Ok((PyBytes::new(py, &lp), PyBytes::new(py, &mp), PyArray1::from_vec(py, vals), d))
+}
+
+type FileWriter = relcode::format::Writer<std::io::BufWriter<std::fs::File>>;
+
+/// A streaming file writer: header first, then raw tensors, priors and groups as they come,
+/// then the index. Memory: the index and the digest reorder buffer.
+#[pyclass(module = "relcode._native", name = "FormatStreamWriter")]
+pub struct FormatStreamWriter {
+    inner: std::sync::Mutex<Option<FileWriter>>,
+}
+
+impl FormatStreamWriter {
+    fn with<T>(
+        &self,
+        py: Python<'_>,
+        f: impl FnOnce(&mut FileWriter) -> Result<T, FormatError>,
+    ) -> PyResult<T> {
+        let mut g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let w = g.as_mut().ok_or_else(|| input_error("the writer is closed"))?;
+        f(w).map_err(|e| ferr(py, &e))
+    }
+}
+
+#[pymethods]
+impl FormatStreamWriter {
+    #[new]
+    #[pyo3(signature = (path, seed, tensors, groups, digest="tensor", meta=None))]
+    fn new(
+        py: Python<'_>,
+        path: std::path::PathBuf,
+        seed: u64,
+        tensors: Vec<TensorArg>,
+        groups: u64,
+        digest: &str,
+        meta: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<FormatStreamWriter> {
+        let mut h = Header::new(seed);
+        h.digest = digest_mode(digest)?;
+        h.meta = meta_arg(meta)?;
+        for (name, shape, dt, coded, pm, ps) in tensors {
+            let prior = coded.then(|| {
+                let v = |x: Option<f32>| x.map(PriorValue::Scalar).unwrap_or(PriorValue::Elements);
+                Prior { mean: v(pm), std: v(ps) }
+            });
+            h.tensors.push(TensorInfo { name, shape, dtype: dtype(&dt)?, prior });
+        }
+        h.groups = groups;
+        Header::parse(&h.to_bytes(), &Limits::default()).map_err(|e| input_error(e.to_string()))?;
+        let f = std::fs::File::create(&path)
+            .map_err(|e| pyo3::exceptions::PyOSError::new_err(format!("{}: {e}", path.display())))?;
+        let t = h.tensors.clone();
+        let w = relcode::format::Writer::new(std::io::BufWriter::with_capacity(1 << 20, f), &h, &t)
+            .map_err(|e| ferr(py, &e))?;
+        Ok(FormatStreamWriter { inner: std::sync::Mutex::new(Some(w)) })
+    }
+
+    /// Raw tensor values (little-endian bytes) from element `start`.
+    fn write_raw(
+        &self,
+        py: Python<'_>,
+        tensor: usize,
+        start: u64,
+        data: PyReadonlyArray1<'_, u8>,
+    ) -> PyResult<()> {
+        let d = data.as_slice()?;
+        self.with(py, |w| w.data(Role::Raw, tensor, start, d))
+    }
+
+    /// Per-element prior values (role 1: means, 2: stds) from element `start`.
+    fn write_prior(
+        &self,
+        py: Python<'_>,
+        tensor: usize,
+        role: u8,
+        start: u64,
+        values: PyReadonlyArray1<'_, f32>,
+    ) -> PyResult<()> {
+        let role = Role::from_id(role)
+            .filter(|&r| r != Role::Raw)
+            .ok_or_else(|| input_error("role must be 1 or 2"))?;
+        let bytes: Vec<u8> = values.as_slice()?.iter().flat_map(|x| x.to_le_bytes()).collect();
+        self.with(py, |w| w.data(role, tensor, start, &bytes))
+    }
+
+    /// A group encoded by `format_encode_group`: its LAYO and MSGS payloads and decoded values.
+    fn write_group(
+        &self,
+        py: Python<'_>,
+        start: u64,
+        layo: &[u8],
+        msgs: &[u8],
+        values: PyReadonlyArray1<'_, f32>,
+    ) -> PyResult<()> {
+        let v = values.as_slice()?;
+        let (layo, msgs) = (layo.to_vec(), msgs.to_vec());
+        self.with(py, |w| {
+            let g = relcode::format::chunk::parse_layout(&layo)?;
+            let m = relcode::format::chunk::parse_messages(&msgs, 32)?;
+            if g.start != start
+                || g.count != v.len() as u64
+                || m.group != g.id
+                || m.messages.len() as u64 != g.blocks()
+            {
+                return Err(FormatError::InvalidInput("the group's payloads and values do not match".into()));
+            }
+            w.chunk(*b"LAYO", 0, &layo)?;
+            w.messages(&m, start, v)
+        })
+    }
+
+    /// Bytes written so far.
+    fn position(&self, py: Python<'_>) -> PyResult<u64> {
+        self.with(py, |w| Ok(w.position()))
+    }
+
+    /// Writes the index and the tail; returns the digests (hex).
+    fn finish(&self, py: Python<'_>) -> PyResult<Vec<String>> {
+        let w = self
+            .inner
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+            .ok_or_else(|| input_error("the writer is closed"))?;
+        let (_, _, d) = py.detach(|| w.finish()).map_err(ferr0)?;
+        Ok(hexs(&d))
+    }
+
+    /// Drops the writer without finishing (the caller removes the partial file).
+    fn abort(&self) {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner()).take();
+    }
 }
