@@ -6,13 +6,12 @@ A file holds the root seed, the tensors (name, shape, dtype), their priors as ex
 bits (inline, or in a shared *base* file referenced by SHA-256), the block layout, one
 message per block and a SHA-256 of every decoded tensor.
 
->>> import numpy as np, relcode
+>>> import io, numpy as np, relcode
 >>> rng = np.random.default_rng(0)
 >>> q_mean = rng.normal(0, 0.1, (4, 8))
->>> report = relcode.encode(
-...     "/tmp/relcode-doctest.relc", {"w": (q_mean, 0.05, 0.0, 0.1)}, seed=1, bits_per_block=12
-... )
->>> w = relcode.decode("/tmp/relcode-doctest.relc")["w"]
+>>> buf = io.BytesIO()  # or a path: written to a temporary file, then renamed
+>>> report = relcode.encode(buf, {"w": (q_mean, 0.05, 0.0, 0.1)}, seed=1, bits_per_block=12)
+>>> w = relcode.decode(buf.getvalue())["w"]
 >>> w.shape, w.dtype, bool((w == report.decoded["w"]).all())
 ((4, 8), dtype('float32'), True)
 
@@ -836,9 +835,9 @@ class Writer:
     :func:`write_base`), the layout and the priors come from the base, and the file holds
     only its header and messages (COMBINER: one codec file, many small image files).
 
-    >>> import numpy as np, relcode
+    >>> import io, numpy as np, relcode
     >>> lay = relcode.format.Layout.fixed({"w": (6,)}, block_size=3, seed=0)
-    >>> buf = __import__("io").BytesIO()
+    >>> buf = io.BytesIO()
     >>> with relcode.format.Writer(buf, lay, seed=5, method="pfr", bits=8) as w:
     ...     w.set_prior("w", 0.0, 1.0)
     ...     for b in reversed(range(lay.num_blocks)):

@@ -192,3 +192,10 @@ def test_base_files_share_priors_and_layout(tmp_path: Path, rng) -> None:
     assert other != sha
     with pytest.raises(relcode.ChecksumError):
         relcode.decode(imgs / "0.relc", base=tmp_path / "other.relc")
+
+
+def test_docstring_examples() -> None:
+    import doctest
+
+    res = doctest.testmod(F, optionflags=doctest.ELLIPSIS)
+    assert res.attempted >= 10 and res.failed == 0

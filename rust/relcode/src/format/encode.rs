@@ -231,14 +231,16 @@ pub fn decode_group(
         rest = b;
         off += s as usize;
     }
-    parts.into_par_iter().with_min_len(16).try_for_each(|(j, off, o)| {
+    let bufs = || (Vec::<f32>::new(), Vec::<f32>::new());
+    parts.into_par_iter().with_min_len(64).try_for_each_init(bufs, |(bm, bs), (j, off, o)| {
         let d = o.len();
-        let mut bm = Vec::with_capacity(d);
-        let mut bs = Vec::with_capacity(d);
+        bm.clear();
+        bs.clear();
         for &k in &order[off..off + d] {
             bm.push(pm[k as usize]);
             bs.push(ps[k as usize]);
         }
+        let (bm, bs) = (&bm[..], &bs[..]);
         channel::decode(
             msgs.method,
             &msgs.messages[j],
