@@ -44,6 +44,7 @@ from torch import nn
 from torch.func import functional_call
 
 from ..errors import InputError
+from ..format import Layout
 from . import hashing as _hashing
 from .blocks import Blocks
 from .parameterisation import MeanKL, MeanVar, Parameterisation
@@ -65,7 +66,7 @@ class CodedTensor:
     group: int
     offset: int
     n_vars: int
-    index: int  # position among the coded tensors: the stream id of its sign pattern
+    index: int  # position among the coded tensors (name order): its sign pattern's stream id
 
     @property
     def numel(self) -> int:
@@ -74,6 +75,12 @@ class CodedTensor:
     @property
     def slice(self) -> slice:
         return slice(self.offset, self.offset + self.n_vars)
+
+    @property
+    def file_shape(self) -> tuple[int, ...]:
+        """The shape of its variables in a file: the parameter's shape, or (n_vars,) when
+        weights are shared."""
+        return self.shape if self.group == 1 else (self.n_vars,)
 
 
 def model_fingerprint(module: nn.Module) -> str:
@@ -105,8 +112,9 @@ class BayesianModel(nn.Module):
         include, exclude: ``fnmatch`` patterns over parameter names (``"*"``, ``"fc*.weight"``)
             choosing the coded parameters; the rest stay ordinary (deterministic) parameters.
         bits: message length per block; the coder draws 2^bits candidates.
-        n_blocks, block_size: the number of blocks, or the number of variables per block
-            (default ``block_size=30``, MIRACLE's); one of them.
+        n_blocks, block_size: the number of variables per block (default 30, MIRACLE's), or
+            about how many blocks: ``block_size = ceil(n_vars / n_blocks)``, and there are
+            ``ceil(n_vars / block_size)`` blocks (the last one shorter).
         kl_bits: KL budget per block in bits (default ``bits``).
         parameterisation: ``"mean_kl"`` or ``"mean_var"``, or a prepared instance's class name
             with ``parameterisation_options`` (``init_std``, ``beta_init``, ``beta_step`` for
@@ -157,12 +165,11 @@ class BayesianModel(nn.Module):
         exclude_p = _as_patterns(exclude, [])
         groups = dict(hashing or {})
 
-        # Choose the coded tensors.
-        tensors: list[CodedTensor] = []
-        values: list[torch.Tensor] = []
-        offset = 0
+        # Choose the coded tensors; their variables are concatenated in name order (the
+        # order of the file's coded vector).
+        chosen: list[tuple[str, nn.Parameter, int]] = []
         for name, p in self.module.named_parameters():
-            if not _matches(name, include_p) or _matches(name, exclude_p):
+            if not _matches(name, include_p) or _matches(name, exclude_p) or p.numel() == 0:
                 continue
             if not torch.is_floating_point(p):
                 raise InputError(
@@ -174,19 +181,23 @@ class BayesianModel(nn.Module):
                     group = g
             if not isinstance(group, int) or group < 1:
                 raise InputError(f"hashing group for {name!r} must be a positive integer, got {group!r}")
+            chosen.append((name, p, group))
+        if not chosen:
+            raise InputError(f"no floating-point parameter matches include={include_p} exclude={exclude_p}")
+        unknown = [k for k in groups if not any(k == n or fnmatch.fnmatchcase(n, k) for n, _, _ in chosen)]
+        if unknown:
+            raise InputError(f"hashing names {unknown} match no coded parameter")
+        chosen.sort(key=lambda c: c[0].encode())
+        tensors: list[CodedTensor] = []
+        values: list[torch.Tensor] = []
+        offset = 0
+        for index, (name, p, group) in enumerate(chosen):
             n = _hashing.n_variables(p.numel(), group)
-            ct = CodedTensor(name, tuple(p.shape), p.dtype, group, offset, n, len(tensors))
+            ct = CodedTensor(name, tuple(p.shape), p.dtype, group, offset, n, index)
             tensors.append(ct)
             values.append(self._project(p.detach(), ct))
             offset += n
             p.requires_grad_(False)
-        if not tensors:
-            raise InputError(f"no floating-point parameter matches include={include_p} exclude={exclude_p}")
-        unknown = [
-            k for k in groups if not any(k == t.name or fnmatch.fnmatchcase(t.name, k) for t in tensors)
-        ]
-        if unknown:
-            raise InputError(f"hashing names {unknown} match no coded parameter")
         self.tensors = tensors
         self.n_vars = offset
 
@@ -199,17 +210,18 @@ class BayesianModel(nn.Module):
                 self.register_buffer(key, s, persistent=False)
                 self._signs[t.name] = key
 
-        # Blocks.
+        # Blocks: MIRACLE's fixed layout, a seeded permutation cut into equal blocks.
         if n_blocks is not None and block_size is not None:
             raise InputError("give n_blocks or block_size, not both")
-        if n_blocks is None:
-            size = 30 if block_size is None else block_size
-            if not isinstance(size, int) or size < 1:
-                raise InputError(f"block_size must be a positive integer, got {size!r}")
-            n_blocks = -(-self.n_vars // size)
-        if not isinstance(n_blocks, int) or not 1 <= n_blocks <= self.n_vars:
-            raise InputError(f"n_blocks must be an integer in 1..{self.n_vars}, got {n_blocks!r}")
-        self.blocks = Blocks.seeded(self.n_vars, n_blocks, self.seed)
+        if n_blocks is not None:
+            if not isinstance(n_blocks, int) or not 1 <= n_blocks <= self.n_vars:
+                raise InputError(f"n_blocks must be an integer in 1..{self.n_vars}, got {n_blocks!r}")
+            block_size = -(-self.n_vars // n_blocks)
+        size = 30 if block_size is None else block_size
+        if not isinstance(size, int) or not 1 <= size <= 65535:
+            raise InputError(f"block_size must be an integer in 1..65535, got {size!r}")
+        self.layout = Layout.fixed({t.name: t.file_shape for t in tensors}, block_size=size, seed=self.seed)
+        self.blocks = Blocks.from_layout(self.layout)
 
         # Prior.
         init = torch.cat(values).to(torch.float32)

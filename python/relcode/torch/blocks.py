@@ -4,13 +4,16 @@ Each block gets a KL budget (its share of the file) and one message of ``bits`` 
 parameterisations need the assignment while training (Mean-KL spreads a block's budget over
 its variables, Mean-Var anneals one β per block), so it is fixed when the Bayesian view is
 built. MIRACLE assigns variables to equal blocks by a seeded random permutation, which the
-decoder regenerates from the seed, so the file stores only the rule.
+decoder regenerates from the seed, so the file stores only the rule: the layout is a
+:class:`relcode.format.Layout` (``fixed`` rule), exactly what the file records.
 
-:class:`Blocks` holds the assignment as the list of variables of each block (block order) and
-each block's stream id, plus padded index tensors for vectorised per-block reductions.
+:class:`Blocks` holds the assignment as the list of variables of each block (in coding order)
+and each block's stream id, plus padded index tensors for vectorised per-block reductions.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import numpy as np
 import torch
@@ -53,12 +56,20 @@ class Blocks(nn.Module):
         self.register_buffer("block_of", torch.as_tensor(block_of), persistent=False)
 
     @classmethod
-    def seeded(cls, n_vars: int, n_blocks: int, seed: int) -> Blocks:
-        """Equal blocks (sizes differ by at most one) of a seeded random permutation."""
-        if not 1 <= n_blocks <= max(n_vars, 1):
-            raise InputError(f"n_blocks must be between 1 and the number of coded variables ({n_vars})")
-        perm = np.random.Generator(np.random.PCG64(seed)).permutation(n_vars)
-        return cls(n_vars, np.array_split(perm, n_blocks), np.arange(n_blocks, dtype=np.uint64))
+    def from_layout(cls, layout: Any) -> Blocks:
+        """The blocks of a :class:`relcode.format.Layout`, whose coded vector is the model's
+        variable vector (coded tensors sorted by name, each flattened)."""
+        members = [layout.block_elements(b).astype(np.int64) for b in range(layout.num_blocks)]
+        ids = np.array([layout.stream_id(b) for b in range(layout.num_blocks)], dtype=np.uint64)
+        return cls(layout.num_elements, members, ids)
+
+    @classmethod
+    def fixed(cls, n_vars: int, block_size: int, seed: int) -> Blocks:
+        """MIRACLE's layout of one tensor of ``n_vars`` variables: a seeded permutation cut
+        into blocks of ``block_size`` (the last one shorter)."""
+        from ..format import Layout
+
+        return cls.from_layout(Layout.fixed({"v": (n_vars,)}, block_size=block_size, seed=seed))
 
     def sum(self, values: torch.Tensor) -> torch.Tensor:
         """Per-block sums of a per-variable vector."""

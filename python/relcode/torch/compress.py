@@ -27,7 +27,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .. import format as relcode_format
 from ..errors import FormatError, InputError
+from ..format import Writer
 from . import hashing
 from .bayesian import BayesianModel, model_fingerprint
 from .coding import Encoded, encode_progressive
@@ -65,31 +67,49 @@ class CompressionReport:
     seconds: dict[str, float] = field(default_factory=dict)
 
 
+def _dtype_name(dtype: torch.dtype) -> str:
+    return str(dtype).removeprefix("torch.")
+
+
 def _metadata(model: BayesianModel, raw: Mapping[str, torch.Tensor]) -> dict[str, Any]:
-    return {
-        "version": META_VERSION,
-        "fingerprint": model.fingerprint,
-        "seed": model.seed,
-        "coded": [
-            {
-                "name": t.name,
-                "shape": list(t.shape),
-                "dtype": str(t.dtype).removeprefix("torch."),
-                "group": t.group,
-                "sign_stream": t.index,
-            }
-            for t in model.tensors
-        ],
-        "raw": [
-            {"name": k, "shape": list(v.shape), "dtype": str(v.dtype).removeprefix("torch.")}
-            for k, v in raw.items()
-        ],
-        "parameterisation": model.parameterisation,
-        "bits_per_block": model.bits,
-    }
+    """What decompress needs beyond the file's tensors, kept small (files are ~2 kB): the
+    model's structure fingerprint, and per coded tensor whose variables are not its weights
+    one to one (shared groups, dtype other than float32) its shape, group and dtype."""
+    coded = {}
+    for t in model.tensors:
+        entry: dict[str, Any] = {}
+        if t.group > 1:
+            entry.update(shape=list(t.shape), group=t.group, sign_stream=t.index)
+        if t.dtype != torch.float32:
+            entry["dtype"] = _dtype_name(t.dtype)
+        if entry:
+            coded[t.name] = entry
+    out: dict[str, Any] = {"version": META_VERSION, "fingerprint": model.fingerprint[:16]}
+    if coded:
+        out["coded"] = coded
+    cast = {k: _dtype_name(v.dtype) for k, v in raw.items() if v.dtype not in _FILE_DTYPES}
+    if cast:
+        out["raw_dtype"] = cast
+    return {META_KEY: out}
+
+
+#: torch dtypes a file stores raw as they are (others, like bfloat16, go as float32).
+_FILE_DTYPES = (
+    torch.float16,
+    torch.float32,
+    torch.float64,
+    torch.int8,
+    torch.int16,
+    torch.int32,
+    torch.int64,
+    torch.uint8,
+    torch.bool,
+)
 
 
 def _raw_entries(model: BayesianModel, store_uncoded: bool) -> dict[str, torch.Tensor]:
+    """The wrapped model's state_dict entries that are not coded (uncoded parameters and
+    buffers), stored verbatim."""
     if not store_uncoded:
         return {}
     coded = {t.name for t in model.tensors}
@@ -97,10 +117,7 @@ def _raw_entries(model: BayesianModel, store_uncoded: bool) -> dict[str, torch.T
     for k, v in model.module.state_dict().items():
         if k in coded:
             continue
-        if not (
-            torch.is_floating_point(v)
-            or v.dtype in (torch.int8, torch.int16, torch.int32, torch.int64, torch.uint8, torch.bool)
-        ):
+        if v.dtype not in _FILE_DTYPES and not torch.is_floating_point(v):
             raise InputError(f"state_dict entry {k!r} has dtype {v.dtype}, which a file cannot store")
         out[k] = v.detach()
     return out
@@ -162,19 +179,50 @@ def compress(
 
 
 def _write_file(
-    dest: Any,
-    model: BayesianModel,
-    encoded: Encoded,
-    raw: Mapping[str, torch.Tensor],
-    metadata: dict[str, Any],
+    dest: Any, model: BayesianModel, encoded: Encoded, raw: Mapping[str, torch.Tensor], metadata: dict[str, Any]
 ) -> int:
-    """Write the file; returns its size in bytes."""
-    raise NotImplementedError("relcode.torch file writing needs relcode.format")
+    """Write the file with :class:`relcode.format.Writer`; returns its size in bytes. Checks
+    that the writer's decoded values are the encoder's frozen ones, bit for bit."""
+    writer = Writer(
+        dest,
+        model.layout,
+        seed=model.seed,
+        method=encoded.method,
+        digest="all",
+        metadata=metadata,
+        **encoded.options,
+    )
+    try:
+        shapes = {t.name: t.file_shape for t in model.tensors}
+        for name, (mean, std) in model.prior.tensors().items():
+            writer.set_prior(name, mean.reshape(() if mean.ndim == 0 else shapes[name]),
+                             std.reshape(() if std.ndim == 0 else shapes[name]))  # fmt: skip
+        for name, value in raw.items():
+            v = value.cpu()
+            if v.dtype not in _FILE_DTYPES:
+                v = v.to(torch.float32)
+            writer.add_raw(name, v.numpy())
+        for b in range(model.n_blocks):
+            writer.add_block(b, encoded.messages[b])
+        report = writer.close()
+    except BaseException:
+        writer.abort()
+        raise
+    coded = model.coded_value.detach().cpu().numpy()
+    for t in model.tensors:
+        got = report.decoded[t.name].reshape(-1).view(np.uint32)
+        if not np.array_equal(got, coded[t.slice].view(np.uint32)):
+            raise RuntimeError(f"internal error: the file does not reproduce the coded values of {t.name!r}")
+    return report.bytes
 
 
-def _read_file(source: Source) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    """The decoded float32 arrays and the relcode.torch metadata of a file."""
-    raise NotImplementedError("relcode.torch file reading needs relcode.format")
+def _read_file(source: Source) -> tuple[dict[str, np.ndarray], dict[str, Any], int]:
+    """The decoded arrays, the relcode.torch metadata and the root seed of a file."""
+    with relcode_format.open(source, lazy=False) as f:
+        meta = f.metadata
+        if not isinstance(meta, Mapping) or not isinstance(meta.get(META_KEY), Mapping):
+            raise FormatError("not a relcode.torch model file (its metadata has no relcode.torch entry)")
+        return f.decode(), dict(meta[META_KEY]), f.seed
 
 
 _DTYPES = {
@@ -204,47 +252,43 @@ def _shape(value: Any, entry: str) -> tuple[int, ...]:
 
 
 def state_dict_from_decoded(
-    arrays: Mapping[str, np.ndarray], metadata: Mapping[str, Any]
+    arrays: Mapping[str, np.ndarray], metadata: Mapping[str, Any], seed: int
 ) -> dict[str, torch.Tensor]:
-    """Expand decoded variables (``relcode.decode``'s arrays) into a plain state_dict using a
-    relcode.torch file's metadata."""
-    if not isinstance(metadata, Mapping) or metadata.get("version") != META_VERSION:
-        raise FormatError("not a relcode.torch model file (no or unsupported relcode.torch metadata)")
-    try:
-        seed = int(metadata["seed"])
-        coded = list(metadata["coded"])
-        raw = list(metadata["raw"])
-    except (KeyError, TypeError, ValueError) as e:
-        raise FormatError(f"relcode.torch metadata is incomplete: {e}") from None
+    """Expand decoded arrays (``relcode.decode``'s output) into a plain state_dict using a
+    relcode.torch file's metadata and root seed: coded float32 variables become weights
+    (shared groups expanded with their regenerated signs), raw entries keep their values."""
+    if metadata.get("version") != META_VERSION:
+        raise FormatError(f"unsupported relcode.torch metadata version {metadata.get('version')!r}")
+    coded = metadata.get("coded", {})
+    raw_dtype = metadata.get("raw_dtype", {})
+    if not isinstance(coded, Mapping) or not isinstance(raw_dtype, Mapping):
+        raise FormatError("relcode.torch metadata is malformed")
+    unknown = [k for k in list(coded) + list(raw_dtype) if k not in arrays]
+    if unknown:
+        raise FormatError(f"relcode.torch metadata names tensors the file does not hold: {unknown[:5]}")
     out: dict[str, torch.Tensor] = {}
-    for entry in coded:
-        name = entry.get("name")
-        if name not in arrays:
-            raise FormatError(f"the file has no coded tensor {name!r}")
-        shape = _shape(entry.get("shape"), name)
-        dtype = _dtype(entry.get("dtype"), name)
-        group = entry.get("group")
-        if not isinstance(group, int) or group < 1:
-            raise FormatError(f"file entry {name!r} has an invalid hashing group {group!r}")
-        numel = int(np.prod(shape, dtype=np.int64))
-        v = np.asarray(arrays[name], dtype=np.float32).reshape(-1)
-        if v.size != hashing.n_variables(numel, group):
-            raise FormatError(
-                f"file entry {name!r}: {v.size} variables cannot fill shape {shape} in groups of {group}"
-            )
-        signs = hashing.signs(seed, int(entry.get("sign_stream", 0)), numel) if group > 1 else None
-        w = hashing.expand(v, shape, group, signs)
-        out[name] = torch.from_numpy(np.ascontiguousarray(w)).to(dtype)
-    for entry in raw:
-        name = entry.get("name")
-        if name not in arrays:
-            raise FormatError(f"the file has no raw tensor {name!r}")
-        shape = _shape(entry.get("shape"), name)
-        dtype = _dtype(entry.get("dtype"), name)
-        a = np.asarray(arrays[name])
-        if a.size != int(np.prod(shape, dtype=np.int64)):
-            raise FormatError(f"raw entry {name!r} has {a.size} values for shape {shape}")
-        out[name] = torch.from_numpy(np.ascontiguousarray(a).reshape(shape)).to(dtype)
+    for name, a in arrays.items():
+        entry = coded.get(name, {})
+        if not isinstance(entry, Mapping):
+            raise FormatError(f"relcode.torch metadata for {name!r} is malformed")
+        if "group" in entry:
+            shape = _shape(entry.get("shape"), name)
+            group = entry["group"]
+            if not isinstance(group, int) or group < 1:
+                raise FormatError(f"file entry {name!r} has an invalid hashing group {group!r}")
+            numel = int(np.prod(shape, dtype=np.int64))
+            v = np.asarray(a).reshape(-1)
+            if a.dtype != np.float32 or v.size != hashing.n_variables(numel, group):
+                raise FormatError(f"file entry {name!r}: {v.size} variables cannot fill {shape} in groups of {group}")
+            stream = entry.get("sign_stream")
+            if not isinstance(stream, int) or stream < 0:
+                raise FormatError(f"file entry {name!r} has an invalid sign stream {stream!r}")
+            a = hashing.expand(v, shape, group, hashing.signs(seed, stream, numel))
+        t = torch.from_numpy(np.array(a, dtype=a.dtype.newbyteorder("="), order="C", copy=True))
+        dtype = entry.get("dtype", raw_dtype.get(name))
+        if dtype is not None:
+            t = t.to(_dtype(dtype, name))
+        out[name] = t
     return out
 
 
@@ -271,7 +315,7 @@ def load_plain(
                 f"missing keys {missing[:10]}, unexpected keys {unexpected[:10]}; "
                 "pass strict=False to load the matching entries"
             )
-        if fingerprint is not None and fingerprint != model_fingerprint(model):
+        if fingerprint is not None and not model_fingerprint(model).startswith(str(fingerprint)):
             raise InputError(
                 "the file was written for a model with a different structure (module types differ); "
                 "pass strict=False to load the matching entries anyway"
@@ -287,6 +331,6 @@ def decompress(source: Source, model: nn.Module, strict: bool = True) -> Incompa
     architecture, on any device). Returns the missing and unexpected keys; with ``strict``
     (default) any of them, or a different model structure, raises
     :class:`~relcode.errors.InputError`. Shapes must always match."""
-    arrays, metadata = _read_file(source)
-    state = state_dict_from_decoded(arrays, metadata)
+    arrays, metadata, seed = _read_file(source)
+    state = state_dict_from_decoded(arrays, metadata, seed)
     return load_plain(model, state, metadata.get("fingerprint"), strict=strict)
