@@ -237,3 +237,17 @@ def test_gpu_training_gives_a_file_that_decodes_identically_on_the_cpu(data) -> 
     arrays = relcode.decode(buf.getvalue())
     for t in bm.tensors:
         assert np.array_equal(arrays[t.name].reshape(-1).view(np.uint32), coded[t.slice].view(np.uint32))
+
+
+def test_file_size_is_known_before_coding() -> None:
+    from relcode.torch.compress import file_size
+
+    torch.manual_seed(7)
+    net = small_net()
+    bm = BayesianModel(net, bits=12, block_size=40, hashing={"1.weight": 4})
+    predicted = file_size(bm)
+    buf = io.BytesIO()
+    report = compress(bm, buf, progress=False)
+    assert predicted == report.bytes == len(buf.getvalue())
+    with pytest.raises(InputError, match="fixed-budget"):
+        file_size(bm, method="gprs")

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from .bayesian import BayesianModel, CodedTensor, model_fingerprint
 from .coding import Encoded, encode_progressive
-from .compress import CompressionReport, IncompatibleKeys, compress, decompress
+from .compress import CompressionReport, IncompatibleKeys, compress, decompress, file_size
 from .parameterisation import MeanKL, MeanVar
 from .prior import PerLayerPrior, PerParameterPrior
 from .training import Trainer, batches, evaluate, fit
@@ -49,6 +49,7 @@ __all__ = [
     "decompress",
     "encode_progressive",
     "evaluate",
+    "file_size",
     "fit",
     "model_fingerprint",
 ]

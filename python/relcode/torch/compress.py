@@ -16,6 +16,7 @@ the encoder's final coded model (``CompressionReport.model``).
 
 from __future__ import annotations
 
+import io
 import os
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -27,14 +28,22 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .. import channel
 from .. import format as relcode_format
 from ..errors import FormatError, InputError
 from ..format import Writer
 from . import hashing
 from .bayesian import BayesianModel, model_fingerprint
-from .coding import Encoded, encode_progressive
+from .coding import FIXED_BUDGET, Encoded, encode_progressive
 
-__all__ = ["CompressionReport", "IncompatibleKeys", "compress", "decompress", "state_dict_from_decoded"]
+__all__ = [
+    "CompressionReport",
+    "IncompatibleKeys",
+    "compress",
+    "decompress",
+    "file_size",
+    "state_dict_from_decoded",
+]
 
 #: The metadata key of relcode.torch files and its version.
 META_KEY = "relcode.torch"
@@ -79,7 +88,7 @@ def _metadata(model: BayesianModel, raw: Mapping[str, torch.Tensor]) -> dict[str
     for t in model.tensors:
         entry: dict[str, Any] = {}
         if t.group > 1:
-            entry.update(shape=list(t.shape), group=t.group, sign_stream=t.index)
+            entry.update(shape=list(t.shape), group=t.group)
         if t.dtype != torch.float32:
             entry["dtype"] = _dtype_name(t.dtype)
         if entry:
@@ -178,36 +187,43 @@ def compress(
     )
 
 
-def _write_file(
-    dest: Any, model: BayesianModel, encoded: Encoded, raw: Mapping[str, torch.Tensor], metadata: dict[str, Any]
-) -> int:
-    """Write the file with :class:`relcode.format.Writer`; returns its size in bytes. Checks
-    that the writer's decoded values are the encoder's frozen ones, bit for bit."""
-    writer = Writer(
-        dest,
-        model.layout,
-        seed=model.seed,
-        method=encoded.method,
-        digest="all",
-        metadata=metadata,
-        **encoded.options,
-    )
+def _writer(
+    dest: Any,
+    model: BayesianModel,
+    method: str,
+    options: Mapping[str, Any],
+    messages: np.ndarray,
+    raw: Mapping[str, torch.Tensor],
+    metadata: dict[str, Any],
+    require_frozen: bool = True,
+) -> Writer:
+    """A :class:`relcode.format.Writer` holding everything of the file but the closing."""
+    writer = Writer(dest, model.layout, seed=model.seed, method=method, digest="all", metadata=metadata, **options)
     try:
         shapes = {t.name: t.file_shape for t in model.tensors}
-        for name, (mean, std) in model.prior.tensors().items():
+        for name, (mean, std) in model.prior.tensors(require_frozen).items():
             writer.set_prior(name, mean.reshape(() if mean.ndim == 0 else shapes[name]),
                              std.reshape(() if std.ndim == 0 else shapes[name]))  # fmt: skip
         for name, value in raw.items():
-            v = value.cpu()
+            v = value.detach().cpu()
             if v.dtype not in _FILE_DTYPES:
                 v = v.to(torch.float32)
             writer.add_raw(name, v.numpy())
         for b in range(model.n_blocks):
-            writer.add_block(b, encoded.messages[b])
-        report = writer.close()
+            writer.add_block(b, messages[b])
     except BaseException:
         writer.abort()
         raise
+    return writer
+
+
+def _write_file(
+    dest: Any, model: BayesianModel, encoded: Encoded, raw: Mapping[str, torch.Tensor], metadata: dict[str, Any]
+) -> int:
+    """Write the file; returns its size in bytes. Checks that the writer's decoded values are
+    the encoder's frozen ones, bit for bit."""
+    writer = _writer(dest, model, encoded.method, encoded.options, encoded.messages, raw, metadata)
+    report = writer.close()
     coded = model.coded_value.detach().cpu().numpy()
     for t in model.tensors:
         got = report.decoded[t.name].reshape(-1).view(np.uint32)
@@ -216,13 +232,31 @@ def _write_file(
     return report.bytes
 
 
-def _read_file(source: Source) -> tuple[dict[str, np.ndarray], dict[str, Any], int]:
-    """The decoded arrays, the relcode.torch metadata and the root seed of a file."""
+def file_size(model: BayesianModel, *, method: str = "pfr", store_uncoded: bool = True, **options: Any) -> int:
+    """The size in bytes of the file :func:`compress` will write for ``model`` with a
+    fixed-budget method (every message has ``bits`` bits, so the size is known before any
+    block is coded): for choosing the number of blocks that fits a byte budget."""
+    if method not in FIXED_BUDGET:
+        raise InputError(f"file sizes are known in advance only for fixed-budget methods {FIXED_BUDGET}")
+    opts = dict(options)
+    opts.setdefault("bits", model.bits)
+    fields = len(channel._fields(method, opts))
+    messages = np.zeros((model.n_blocks, fields) if fields > 1 else model.n_blocks, dtype=np.uint64)
+    raw = _raw_entries(model, store_uncoded)
+    buf = io.BytesIO()
+    _writer(buf, model, method, opts, messages, raw, _metadata(model, raw), require_frozen=False).close()
+    return len(buf.getvalue())
+
+
+def _read_file(source: Source) -> tuple[dict[str, np.ndarray], dict[str, Any], int, list[str]]:
+    """The decoded arrays, the relcode.torch metadata, the root seed and the coded tensors'
+    names (in file order) of a file."""
     with relcode_format.open(source, lazy=False) as f:
         meta = f.metadata
         if not isinstance(meta, Mapping) or not isinstance(meta.get(META_KEY), Mapping):
             raise FormatError("not a relcode.torch model file (its metadata has no relcode.torch entry)")
-        return f.decode(), dict(meta[META_KEY]), f.seed
+        coded = [n for n, t in f.tensors.items() if t["coded"]]
+        return f.decode(), dict(meta[META_KEY]), f.seed, coded
 
 
 _DTYPES = {
@@ -252,11 +286,12 @@ def _shape(value: Any, entry: str) -> tuple[int, ...]:
 
 
 def state_dict_from_decoded(
-    arrays: Mapping[str, np.ndarray], metadata: Mapping[str, Any], seed: int
+    arrays: Mapping[str, np.ndarray], metadata: Mapping[str, Any], seed: int, coded_names: list[str]
 ) -> dict[str, torch.Tensor]:
     """Expand decoded arrays (``relcode.decode``'s output) into a plain state_dict using a
-    relcode.torch file's metadata and root seed: coded float32 variables become weights
-    (shared groups expanded with their regenerated signs), raw entries keep their values."""
+    relcode.torch file's metadata, root seed and coded tensor names: coded float32 variables
+    become weights (shared groups expanded with the signs of stream (seed, SIGN, position
+    of the tensor among the coded tensors in name order)), raw entries keep their values."""
     if metadata.get("version") != META_VERSION:
         raise FormatError(f"unsupported relcode.torch metadata version {metadata.get('version')!r}")
     coded = metadata.get("coded", {})
@@ -280,9 +315,9 @@ def state_dict_from_decoded(
             v = np.asarray(a).reshape(-1)
             if a.dtype != np.float32 or v.size != hashing.n_variables(numel, group):
                 raise FormatError(f"file entry {name!r}: {v.size} variables cannot fill {shape} in groups of {group}")
-            stream = entry.get("sign_stream")
-            if not isinstance(stream, int) or stream < 0:
-                raise FormatError(f"file entry {name!r} has an invalid sign stream {stream!r}")
+            if name not in coded_names:
+                raise FormatError(f"file entry {name!r} has a hashing group but is not a coded tensor")
+            stream = sorted(coded_names, key=lambda s: s.encode()).index(name)
             a = hashing.expand(v, shape, group, hashing.signs(seed, stream, numel))
         t = torch.from_numpy(np.array(a, dtype=a.dtype.newbyteorder("="), order="C", copy=True))
         dtype = entry.get("dtype", raw_dtype.get(name))
@@ -331,6 +366,6 @@ def decompress(source: Source, model: nn.Module, strict: bool = True) -> Incompa
     architecture, on any device). Returns the missing and unexpected keys; with ``strict``
     (default) any of them, or a different model structure, raises
     :class:`~relcode.errors.InputError`. Shapes must always match."""
-    arrays, metadata, seed = _read_file(source)
-    state = state_dict_from_decoded(arrays, metadata, seed)
+    arrays, metadata, seed, coded = _read_file(source)
+    state = state_dict_from_decoded(arrays, metadata, seed, coded)
     return load_plain(model, state, metadata.get("fingerprint"), strict=strict)

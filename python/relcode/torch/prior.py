@@ -50,9 +50,10 @@ class Prior(nn.Module):
         """Fix the prior at its float32 values; from now on it is constant."""
         raise NotImplementedError
 
-    def tensors(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    def tensors(self, require_frozen: bool = True) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         """Per tensor the float32 (mean, std) a file stores: 0-d arrays, or one value per
-        coded variable. Only valid once frozen."""
+        coded variable. Only valid once frozen (unless ``require_frozen=False``: the current
+        values, for sizing a file)."""
         raise NotImplementedError
 
     def _check_frozen(self) -> None:
@@ -94,9 +95,11 @@ class PerLayerPrior(Prior):
             self.log_std.requires_grad_(False)
             self._frozen.fill_(True)
 
-    def tensors(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-        self._check_frozen()
-        std = self.std_f32.detach().cpu().to(torch.float32).numpy()
+    def tensors(self, require_frozen: bool = True) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        if require_frozen:
+            self._check_frozen()
+        std_t = self.std_f32 if self.frozen else torch.exp(self.log_std)
+        std = std_t.detach().cpu().to(torch.float32).numpy()
         return {n: (np.zeros((), np.float32), std[i].reshape(())) for i, n in enumerate(self.names)}
 
 
@@ -150,10 +153,12 @@ class PerParameterPrior(Prior):
             self.log_std.requires_grad_(False)
             self._frozen.fill_(True)
 
-    def tensors(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-        self._check_frozen()
-        mean = self.mean_f32.detach().cpu().to(torch.float32).numpy()
-        std = self.std_f32.detach().cpu().to(torch.float32).numpy()
+    def tensors(self, require_frozen: bool = True) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        if require_frozen:
+            self._check_frozen()
+        mean_t, std_t = self()
+        mean = mean_t.detach().cpu().to(torch.float32).numpy()
+        std = std_t.detach().cpu().to(torch.float32).numpy()
         out, start = {}, 0
         for name, size in zip(self.names, self.sizes):
             out[name] = (mean[start : start + size].copy(), std[start : start + size].copy())
