@@ -9,18 +9,21 @@ steps. What differs is how the KL budget is enforced:
 
 * Mean-Var (MIRACLE): mean and softplus std; per-block penalty β_b·KL_b with β_b multiplied
   or divided by (1 + ε) after every step. MIRACLE uses ε = 5e-5 and β₀ = 1e-8, which needs
-  hundreds of thousands of steps; here ε = 1e-2 (``--beta-step``) so that it fits a CPU run.
+  hundreds of thousands of steps; the defaults here (β₀ = 1e-5, ε = 3e-3, learning rate 3e-3)
+  were the best of a small sweep on this problem (β₀ ∈ {1e-8, 1e-5}, ε ∈ {1e-3, 3e-3, 1e-2},
+  learning rate ∈ {1e-3, 3e-3}); faster annealing oscillates and diverges.
 * Mean-KL: every block is at its budget by construction (σ from the mean and the KL share in
   closed form through Lambert W₀); the loss is the data term alone.
 
 Measured per run: (1) the first step at which every block's KL is within ±0.1 bit of the
-budget; (2) the first step from which the validation accuracy (posterior means) stays within
-0.5 points of its final value; (3) test accuracy after progressive coding (truncated PFR,
-2^16 candidates, fine-tuning between rounds) of every block; (4) test accuracy of the coded
-network after zeroing the 10 … 90 % smallest-magnitude coded weights. Writes a PNG and prints
-a table; ``--json`` adds the numbers as JSON.
+budget (and the share of blocks within it at the end); (2) the first step from which the
+validation accuracy (posterior means; 288 images, so one image is 0.35 points: the curve is
+smoothed over 5 evaluations) stays within 0.5 points of its final value; (3) test accuracy after
+progressive coding (truncated PFR, 2^16 candidates, fine-tuning between rounds) of every block;
+(4) test accuracy of the coded network after zeroing the 10 … 90 % smallest-magnitude coded
+weights. Writes a PNG and prints a table; ``--json`` adds the numbers as JSON.
 
-Run: ``python examples/mean_kl_vs_mean_var.py [--steps 3000] [--out DIR]`` (a few minutes on
+Run: ``python examples/mean_kl_vs_mean_var.py [--steps 6000] [--out DIR]`` (several minutes on
 one CPU thread).
 """
 
@@ -46,6 +49,7 @@ BITS = 16
 BLOCK = 50
 BAND_BITS = 0.1
 ACC_BAND = 0.005
+SMOOTH = 5
 PRUNE = [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]
 
 
@@ -92,8 +96,10 @@ def run_one(name: str, net, data, args) -> dict:
     steps = np.array(curve_steps)
     ok_kl = np.flatnonzero(np.array(worst) <= BAND_BITS)
     steps_to_budget = int(steps[ok_kl[0]]) if ok_kl.size else None
-    final = val[-1]
-    outside = np.flatnonzero(np.abs(np.array(val) - final) > ACC_BAND)
+    smooth = np.convolve(val, np.ones(SMOOTH) / SMOOTH, mode="full")[: len(val)]
+    smooth[: SMOOTH - 1] = np.cumsum(val[: SMOOTH - 1]) / np.arange(1, SMOOTH)
+    final = float(smooth[-1])
+    outside = np.flatnonzero(np.abs(smooth - final) > ACC_BAND)
     steps_to_accuracy = int(steps[outside[-1] + 1]) if outside.size else 0
     acc_before = evaluate(bm, data.x_test, data.y_test)
 
@@ -124,6 +130,8 @@ def run_one(name: str, net, data, args) -> dict:
         "steps_to_kl_budget": steps_to_budget,
         "steps_to_final_accuracy": steps_to_accuracy,
         "final_val_accuracy": final,
+        "fraction_blocks_within_band_at_end": within[-1],
+        "worst_block_deviation_bits_at_end": worst[-1],
         "test_accuracy_before_coding": acc_before,
         "test_accuracy_after_coding": acc_coded,
         "kl_bits_when_coded_mean": float(np.mean(enc.kl_bits)),
@@ -152,7 +160,9 @@ def plot(results: list[dict], path: Path) -> None:
     ax[0].set(xlabel="training step", ylabel="max over blocks |KL − budget| (bits)", title="KL budget")
     ax[1].set(xlabel="training step", ylabel="validation accuracy (%)", title="convergence (posterior means)")
     ax[1].set_ylim(50, 100)
-    ax[2].set(xlabel="coded weights pruned (%)", ylabel="test accuracy (%)", title="after coding, magnitude pruning")
+    ax[2].set(
+        xlabel="coded weights pruned (%)", ylabel="test accuracy (%)", title="after coding, magnitude pruning"
+    )
     for a in ax:
         a.grid(alpha=0.3)
         a.legend()
@@ -166,14 +176,27 @@ def table(results: list[dict]) -> str:
 
     rows = [
         ("steps until every block is within ±0.1 bit", lambda r: fmt_steps(r["steps_to_kl_budget"])),
+        (
+            "blocks within ±0.1 bit at the end",
+            lambda r: f"{100 * r['fraction_blocks_within_band_at_end']:.1f} %",
+        ),
+        ("max |KL − budget| at the end", lambda r: f"{r['worst_block_deviation_bits_at_end']:.2g} bit"),
         ("steps until val. accuracy stays within 0.5 pt", lambda r: str(r["steps_to_final_accuracy"])),
-        ("final validation accuracy", lambda r: f"{100 * r['final_val_accuracy']:.2f} %"),
+        ("final validation accuracy (smoothed)", lambda r: f"{100 * r['final_val_accuracy']:.2f} %"),
         ("test accuracy before coding (means)", lambda r: f"{100 * r['test_accuracy_before_coding']:.2f} %"),
         ("test accuracy after coding", lambda r: f"{100 * r['test_accuracy_after_coding']:.2f} %"),
-        ("max |KL − budget| of a block when coded", lambda r: f"{r['kl_bits_when_coded_max_deviation']:.3f} bit"),
+        (
+            "max |KL − budget| of a block when coded",
+            lambda r: f"{r['kl_bits_when_coded_max_deviation']:.3f} bit",
+        ),
     ]
     for i, f in enumerate(PRUNE[1:], 1):
-        rows.append((f"test accuracy, {int(100 * f)} % pruned", lambda r, i=i: f"{100 * r['pruning_test_accuracy'][i]:.2f} %"))
+        rows.append(
+            (
+                f"test accuracy, {int(100 * f)} % pruned",
+                lambda r, i=i: f"{100 * r['pruning_test_accuracy'][i]:.2f} %",
+            )
+        )
     rows.append(("excess kurtosis of coded weights", lambda r: f"{r['coded_weight_kurtosis']:.2f}"))
     rows.append(("training seconds", lambda r: f"{r['seconds']['training']:.0f}"))
     width = max(len(n) for n, _ in rows)
@@ -187,13 +210,15 @@ def table(results: list[dict]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--steps", type=int, default=3000, help="training steps per parameterisation")
-    p.add_argument("--every", type=int, default=25, help="evaluate every this many steps")
+    p.add_argument("--steps", type=int, default=6000, help="training steps per parameterisation")
+    p.add_argument("--every", type=int, default=50, help="evaluate every this many steps")
     p.add_argument("--rounds", type=int, default=20, help="coding rounds")
     p.add_argument("--fine-tune", type=int, default=20, help="fine-tuning steps between rounds")
-    p.add_argument("--beta-init", type=float, default=1e-8, help="Mean-Var: initial β (MIRACLE: 1e-8)")
-    p.add_argument("--beta-step", type=float, default=1e-2, help="Mean-Var: ε of β ← β(1 ± ε) (MIRACLE: 5e-5)")
-    p.add_argument("--lr-mean-var", type=float, default=1e-3, help="Mean-Var learning rate")
+    p.add_argument("--beta-init", type=float, default=1e-5, help="Mean-Var: initial β (MIRACLE: 1e-8)")
+    p.add_argument(
+        "--beta-step", type=float, default=3e-3, help="Mean-Var: ε of β ← β(1 ± ε) (MIRACLE: 5e-5)"
+    )
+    p.add_argument("--lr-mean-var", type=float, default=3e-3, help="Mean-Var learning rate")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, default=Path("."), help="directory for the PNG (and JSON)")
     p.add_argument("--json", action="store_true", help="also write the numbers as JSON next to the PNG")
@@ -201,8 +226,9 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(1)
     data = digits(8, val_fraction=0.2, seed=args.seed)
     net = pretrain(data, args.seed)
-    print(f"pretrained MLP: test accuracy {100 * evaluate(net, data.x_test, data.y_test):.2f} % "
-          f"({len(data.y_train)} train / {len(data.y_val)} val / {len(data.y_test)} test)", file=sys.stderr)  # fmt: skip
+    acc = evaluate(net, data.x_test, data.y_test)
+    sizes = f"{len(data.y_train)} train / {len(data.y_val)} val / {len(data.y_test)} test"
+    print(f"pretrained MLP: test accuracy {100 * acc:.2f} % ({sizes})", file=sys.stderr)
     results = []
     for name in ("mean_kl", "mean_var"):
         print(f"training {name} ...", file=sys.stderr, flush=True)

@@ -264,8 +264,11 @@ def run(*, progress: bool = True) -> dict[str, Any]:
 def _table(r: dict[str, Any]) -> str:
     rows = [
         ("uncompressed LeNet-5 (float32)", r["original_bytes"], r["test_error_original"]),
-        (f"relcode (Mean-KL, {r['blocks']} x {r['bits_per_block']}-bit blocks)", r["compressed_bytes"],
-         r["test_error_compressed"]),  # fmt: skip
+        (
+            f"relcode (Mean-KL, {r['blocks']} x {r['bits_per_block']}-bit blocks)",
+            r["compressed_bytes"],
+            r["test_error_compressed"],
+        ),
     ]
     for b in r["baselines"]:
         name = b["name"]
@@ -286,7 +289,8 @@ def _table(r: dict[str, Any]) -> str:
         "",
         f"relcode file: {r['compressed_bytes']} bytes in all ({r['message_bytes']} bytes of messages, "
         f"{r['coded_variables']:,} coded variables), decompressed in a fresh process",
-        f"predictions identical to the encoder's coded model: {'yes' if r['identical_predictions'] else 'NO'}",
+        "predictions identical to the encoder's coded model: "
+        + ("yes" if r["identical_predictions"] else "NO"),
         f"within 1 point of the uncompressed error: {'yes' if r['within_one_point'] else 'no'}; "
         f"better than the quantisation baselines at equal or larger size: "
         f"{'yes' if r['beats_baselines_at_equal_size'] else 'no'}",

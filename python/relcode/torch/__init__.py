@@ -9,7 +9,7 @@ into an ordinary model, exactly as the encoder left it. Decoding the file needs 
 
 >>> import io, torch, relcode.torch as rt
 >>> from torch import nn
->>> torch.manual_seed(0) and None
+>>> _ = torch.manual_seed(0)
 >>> net = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2))
 >>> bm = rt.BayesianModel(net, bits=8, block_size=16)
 >>> buf = io.BytesIO()

@@ -48,7 +48,7 @@ def prune(
     if fraction == 0 or not names:
         return out
     mags = torch.cat([out[k].abs().reshape(-1).float() for k in names])
-    k = int(round(fraction * mags.numel()))
+    k = round(fraction * mags.numel())
     if k == 0:
         return out
     order = torch.argsort(mags, stable=True)

@@ -104,21 +104,24 @@ def _as_patterns(value: str | Iterable[str] | None, default: Sequence[str]) -> l
 
 
 class BayesianModel(nn.Module):
-    """A Bayesian view of ``model`` (copied unless ``copy=False``).
+    """A Bayesian view of ``model`` (a copy of it unless ``copy_model=False``).
 
     Args:
         model: any ``nn.Module``; its current parameter values become the posterior means
-            (a pretrained model, or a freshly initialised one).
+            (a pretrained model, or a freshly initialised one; shared groups start at the
+            least-squares fit of their weights).
         include, exclude: ``fnmatch`` patterns over parameter names (``"*"``, ``"fc*.weight"``)
-            choosing the coded parameters; the rest stay ordinary (deterministic) parameters.
+            choosing the coded parameters; the rest stay ordinary (deterministic) parameters
+            that train alongside and are stored verbatim.
         bits: message length per block; the coder draws 2^bits candidates.
-        n_blocks, block_size: the number of variables per block (default 30, MIRACLE's), or
-            about how many blocks: ``block_size = ceil(n_vars / n_blocks)``, and there are
-            ``ceil(n_vars / block_size)`` blocks (the last one shorter).
+        block_size, n_blocks: variables per block (default 30, MIRACLE's), or roughly how
+            many blocks: then ``block_size = ceil(n_vars / n_blocks)``. There are
+            ``ceil(n_vars / block_size)`` blocks, the last one possibly shorter.
         kl_bits: KL budget per block in bits (default ``bits``).
-        parameterisation: ``"mean_kl"`` or ``"mean_var"``, or a prepared instance's class name
-            with ``parameterisation_options`` (``init_std``, ``beta_init``, ``beta_step`` for
-            Mean-Var; ``clip`` for Mean-KL).
+        parameterisation: ``"mean_kl"`` or ``"mean_var"``; ``parameterisation_options`` go to
+            :class:`~relcode.torch.parameterisation.MeanKL` (``clip``, ``smoothing``) or
+            :class:`~relcode.torch.parameterisation.MeanVar` (``init_std``, ``beta_init``,
+            ``beta_step``).
         prior: ``"layer"`` (learned N(0, σ_l²) per coded tensor, MIRACLE) or a mapping from
             tensor name to ``(mean, std)`` (scalars or one value per coded variable: a
             per-parameter prior). ``learn_prior`` says whether it trains until frozen.
@@ -161,6 +164,7 @@ class BayesianModel(nn.Module):
             raise InputError("kl_bits must be positive")
         self.seed = int(seed)
         self.lrt = bool(lrt)
+        self._lrt_cache: dict[str, nn.Module] | None = None
         include_p = _as_patterns(include, ["*"])
         exclude_p = _as_patterns(exclude, [])
         groups = dict(hashing or {})
@@ -231,7 +235,7 @@ class BayesianModel(nn.Module):
             if prior != "layer":
                 raise InputError(f"prior must be 'layer' or a mapping name -> (mean, std), got {prior!r}")
             stds = []
-            for t, v in zip(tensors, values):
+            for v in values:
                 rms = float(torch.sqrt(torch.mean(v.double() ** 2))) if v.numel() else 0.0
                 stds.append(rms if rms > 0 and math.isfinite(rms) else 0.1)
             self.prior: Prior = PerLayerPrior(names, sizes, stds, learn=learn_prior)
@@ -338,8 +342,11 @@ class BayesianModel(nn.Module):
         return self.posterior_param.penalty(block_kl, ~self.block_coded)
 
     # ----------------------------------------------------------------- forward
-    def _lrt_ok(self) -> dict[str, nn.Module]:
-        """Modules whose coded weight (and bias, if coded) are unshared: LRT applies."""
+    def lrt_modules(self) -> dict[str, nn.Module]:
+        """Linear and Conv modules whose coded weight (and bias, if coded) are unshared: the
+        local reparameterisation trick applies to them."""
+        if self._lrt_cache is not None:
+            return self._lrt_cache
         out: dict[str, nn.Module] = {}
         by_name = {t.name: t for t in self.tensors}
         for mname, m in self.module.named_modules():
@@ -351,6 +358,7 @@ class BayesianModel(nn.Module):
             if w is None or w.group != 1 or (b is not None and b.group != 1):
                 continue
             out[mname] = m
+        self._lrt_cache = out
         return out
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
@@ -358,7 +366,7 @@ class BayesianModel(nn.Module):
         sample = self.training
         weights: dict[str, torch.Tensor] = {}
         lrt_var: dict[str, dict[str, torch.Tensor]] = {}
-        lrt_modules = self._lrt_ok() if (sample and self.lrt) else {}
+        lrt_modules = self.lrt_modules() if (sample and self.lrt) else {}
         lrt_params = {}
         for mname in lrt_modules:
             prefix = f"{mname}." if mname else ""

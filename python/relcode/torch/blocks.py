@@ -51,8 +51,13 @@ class Blocks(nn.Module):
         block_of = np.empty(self.n_vars, dtype=np.int64)
         for b, m in enumerate(self.members):
             block_of[m] = b
+        # position of every variable in the row-major padded (n_blocks, max size) matrix
+        where = np.empty(self.n_vars, dtype=np.int64)
+        for b, m in enumerate(self.members):
+            where[m] = b * dmax + np.arange(len(m))
         self.register_buffer("index", torch.as_tensor(index), persistent=False)
         self.register_buffer("pad", torch.as_tensor(index == self.n_vars), persistent=False)
+        self.register_buffer("where", torch.as_tensor(where), persistent=False)
         self.register_buffer("block_of", torch.as_tensor(block_of), persistent=False)
 
     @classmethod
@@ -78,12 +83,8 @@ class Blocks(nn.Module):
 
     def log_softmax(self, logits: torch.Tensor) -> torch.Tensor:
         """log of the softmax of ``logits`` within each block, as a per-variable vector."""
-        padded = torch.cat([logits, logits.new_zeros(1)])[self.index]
-        padded = padded.masked_fill(self.pad, -torch.inf)
-        lsm = torch.log_softmax(padded, dim=1)
-        out = torch.empty_like(logits)
-        keep = ~self.pad
-        return out.index_put((self.index[keep],), lsm[keep])
+        padded = torch.cat([logits, logits.new_full((1,), -torch.inf)])[self.index]
+        return torch.log_softmax(padded, dim=1).reshape(-1)[self.where]
 
     def sizes_tensor(self, like: torch.Tensor) -> torch.Tensor:
         return torch.as_tensor(self.sizes, dtype=like.dtype, device=like.device)

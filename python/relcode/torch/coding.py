@@ -133,6 +133,7 @@ def encode_progressive(
     beta_step: float | None = None,
     progress: bool = True,
     callback: Callable[[int, BayesianModel], Any] | None = None,
+    device: str | torch.device | None = None,
     **options: Any,
 ) -> Encoded:
     """Freeze the prior, then code every block of ``model`` in ``rounds`` rounds with
@@ -142,8 +143,10 @@ def encode_progressive(
     largest current KL first, COMBINER/RECOMBINER) or ``"index"``. ``rounds`` defaults to one
     round per block when ``data`` is given (MIRACLE's schedule), and a single round without
     data. ``steps`` may be a function of the round index. ``callback(round, model)`` runs
-    after each round's fine-tuning. Extra ``options`` go to :func:`relcode.channel.encode`
-    (for fixed-budget methods ``bits`` defaults to the model's ``bits``).
+    after each round's fine-tuning. ``device`` moves the model first (fine-tuning runs
+    there; the channel always runs on the CPU, so the coded values are the same anywhere).
+    Extra ``options`` go to :func:`relcode.channel.encode` (for fixed-budget methods ``bits``
+    defaults to the model's ``bits``).
     """
     if not isinstance(model, BayesianModel):
         raise InputError("encode_progressive needs a relcode.torch.BayesianModel")
@@ -152,6 +155,8 @@ def encode_progressive(
     if method not in channel.methods():
         raise InputError(f"unknown method {method!r}; choose from {sorted(channel.methods())}")
     opts = _channel_options(model, method, options)
+    if device is not None:
+        model.to(device)
     remaining = [b for b in range(model.n_blocks) if not bool(model.block_coded[b])]
     if not remaining:
         raise InputError("every block is already coded")

@@ -1,17 +1,23 @@
 """``compress`` a Bayesian view into a relcode file; ``decompress`` it into an ordinary model.
 
-The file holds what a decoder needs and nothing the encoder alone needs: the root seed, each
-coded tensor's variable count and prior (exact float32), the block layout, one message per
-block, the uncoded state_dict entries as raw float32, and (in the file's metadata) how
-variables expand into weights (shape, dtype, hashing group; signs are regenerated from the
-seed) plus a fingerprint of the model's structure. ``relcode.decode`` turns the file into the
-coded variables without torch; :func:`decompress` expands them into a plain ``state_dict``
-and loads it like ``load_state_dict``, returning missing and unexpected keys.
+The file (:mod:`relcode.format`) holds what a decoder needs and nothing the encoder alone
+needs: the root seed; one coded float32 tensor per coded parameter (its variables: the
+weights themselves, or one value per shared group) with its prior as exact float32 bits; the
+fixed block layout (a seeded permutation and a block size); one message per block; the
+uncoded state_dict entries verbatim; and, in the metadata, what turns variables back into
+weights (original shape, group size and dtype of shared or non-float32 parameters; signs are
+regenerated from the seed) plus a short fingerprint of the model's structure. Everything else
+(posteriors, β, optimiser state) stays with the encoder.
+
+``relcode.decode`` turns the file into those float32 tensors without torch; :func:`decompress`
+expands them into a plain ``state_dict`` and loads it like ``load_state_dict``, returning
+missing and unexpected keys and honouring ``strict``.
 
 Bit-exactness: the encoder freezes every block at the float32 sample the channel returns,
-and decoders regenerate exactly that sample; expansion only multiplies by ±1. So the
+decoders regenerate exactly that sample, and expansion only multiplies by ±1. So the
 decompressed model's weights, and hence its predictions on the same device, equal those of
-the encoder's final coded model (``CompressionReport.model``).
+the encoder's final coded model (``CompressionReport.model``); the writer checks the decoded
+values against the frozen ones before it returns.
 """
 
 from __future__ import annotations
@@ -146,6 +152,7 @@ def compress(
     beta_step: float | None = None,
     store_uncoded: bool = True,
     progress: bool = True,
+    device: str | torch.device | None = None,
     **options: Any,
 ) -> CompressionReport:
     """Code every block of ``model`` progressively and write the file to ``dest``.
@@ -154,7 +161,8 @@ def compress(
     the fine-tuning between rounds (:func:`relcode.torch.coding.encode_progressive`); without
     ``data`` all blocks are coded in one round. ``method`` and ``options`` go to the channel
     (default: truncated ``pfr`` over 2^bits candidates). Parameters the view does not code,
-    and buffers, are stored raw (float32 for floating tensors) unless ``store_uncoded=False``.
+    and buffers, are stored verbatim (bfloat16 as float32) unless ``store_uncoded=False``.
+    ``device`` moves the model before fine-tuning (CUDA when available, or the CPU).
     """
     if not isinstance(model, BayesianModel):
         raise InputError("compress needs a relcode.torch.BayesianModel")
@@ -170,6 +178,7 @@ def compress(
         lr=lr,
         beta_step=beta_step,
         progress=progress,
+        device=device,
         **options,
     )
     t1 = time.perf_counter()
@@ -198,7 +207,9 @@ def _writer(
     require_frozen: bool = True,
 ) -> Writer:
     """A :class:`relcode.format.Writer` holding everything of the file but the closing."""
-    writer = Writer(dest, model.layout, seed=model.seed, method=method, digest="all", metadata=metadata, **options)
+    writer = Writer(
+        dest, model.layout, seed=model.seed, method=method, digest="all", metadata=metadata, **options
+    )
     try:
         shapes = {t.name: t.file_shape for t in model.tensors}
         for name, (mean, std) in model.prior.tensors(require_frozen).items():
@@ -218,7 +229,11 @@ def _writer(
 
 
 def _write_file(
-    dest: Any, model: BayesianModel, encoded: Encoded, raw: Mapping[str, torch.Tensor], metadata: dict[str, Any]
+    dest: Any,
+    model: BayesianModel,
+    encoded: Encoded,
+    raw: Mapping[str, torch.Tensor],
+    metadata: dict[str, Any],
 ) -> int:
     """Write the file; returns its size in bytes. Checks that the writer's decoded values are
     the encoder's frozen ones, bit for bit."""
@@ -232,7 +247,9 @@ def _write_file(
     return report.bytes
 
 
-def file_size(model: BayesianModel, *, method: str = "pfr", store_uncoded: bool = True, **options: Any) -> int:
+def file_size(
+    model: BayesianModel, *, method: str = "pfr", store_uncoded: bool = True, **options: Any
+) -> int:
     """The size in bytes of the file :func:`compress` will write for ``model`` with a
     fixed-budget method (every message has ``bits`` bits, so the size is known before any
     block is coded): for choosing the number of blocks that fits a byte budget."""
@@ -314,7 +331,9 @@ def state_dict_from_decoded(
             numel = int(np.prod(shape, dtype=np.int64))
             v = np.asarray(a).reshape(-1)
             if a.dtype != np.float32 or v.size != hashing.n_variables(numel, group):
-                raise FormatError(f"file entry {name!r}: {v.size} variables cannot fill {shape} in groups of {group}")
+                raise FormatError(
+                    f"file entry {name!r}: {v.size} variables cannot fill {shape} in groups of {group}"
+                )
             if name not in coded_names:
                 raise FormatError(f"file entry {name!r} has a hashing group but is not a coded tensor")
             stream = sorted(coded_names, key=lambda s: s.encode()).index(name)

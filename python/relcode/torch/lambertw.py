@@ -66,30 +66,52 @@ def lambertw0(x: torch.Tensor) -> torch.Tensor:
     return w.to(x.dtype)
 
 
-def _solve(delta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(s, t = 1 − s) in float64 with s − ln s = 1 + δ, s ∈ (0, 1]; δ ≥ 0 (negative δ is
-    treated as 0, the branch point)."""
-    d = delta.clamp_min(0.0)
-    # Near the branch point: t = p − p²/3 + 11p³/72 − 43p⁴/540 + 769p⁵/17280 (series of 1 + W₀).
-    dn = d.clamp_max(_SPLIT)
-    p = torch.sqrt(-2.0 * torch.expm1(-dn))
+def _solve_near(d: torch.Tensor) -> torch.Tensor:
+    """t = 1 − s for 0 ≤ δ ≤ 0.2: t = p − p²/3 + 11p³/72 − 43p⁴/540 + 769p⁵/17280 (the series
+    of 1 + W₀ at the branch point, p = √(−2 expm1(−δ))), then Newton on −t − log1p(−t) = δ."""
+    p = torch.sqrt(-2.0 * torch.expm1(-d))
     t = p * (1.0 + p * (-1.0 / 3.0 + p * (11.0 / 72.0 + p * (-43.0 / 540.0 + p * (769.0 / 17280.0)))))
     for _ in range(_NEWTON):
         pos = t > 0
         ts = torch.where(pos, t, torch.ones_like(t))
-        g = -ts - torch.log1p(-ts) - dn
+        g = -ts - torch.log1p(-ts) - d
         t = torch.where(pos, (ts - g * (1.0 - ts) / ts).clamp(0.0, 1.0 - 1e-16), t)
-    # Away from it: s = a + a² + 3a³/2 + 8a⁴/3 with a = e^{−c} (below the root), Newton in ln s.
-    c = 1.0 + d.clamp_min(_SPLIT)
+    return t
+
+
+def _solve_far(d: torch.Tensor) -> torch.Tensor:
+    """s for δ > 0.2: s = a + a² + 3a³/2 + 8a⁴/3 with a = e^{−c} (the series of −W₀(−a), below
+    the root), then Newton on eᵘ − u = c in u = ln s, which converges monotonically."""
+    c = 1.0 + d
     a = torch.exp(-c)
     u = torch.log(a * (1.0 + a * (1.0 + a * (1.5 + a * (8.0 / 3.0)))))
     for _ in range(_NEWTON):
         eu = torch.exp(u)
         u = u - (eu - u - c) / (eu - 1.0)
-    s_far = torch.exp(u)
-    near_side = d <= _SPLIT
-    s = torch.where(near_side, 1.0 - t, s_far)
-    t = torch.where(near_side, t, 1.0 - s_far)
+    return torch.exp(u)
+
+
+def _solve(delta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(s, t = 1 − s) in float64 with s − ln s = 1 + δ, s ∈ (0, 1]; δ ≥ 0 (negative δ is
+    treated as 0, the branch point). Each element runs only the solver of its side."""
+    d = delta.clamp_min(0.0)
+    near = d <= _SPLIT
+    s = torch.empty_like(d)
+    t = torch.empty_like(d)
+    if bool(near.all()):
+        t = _solve_near(d)
+        return 1.0 - t, t
+    if not bool(near.any()):
+        s = _solve_far(d)
+        return s, 1.0 - s
+    i_near = near.nonzero().squeeze(1)
+    i_far = (~near).nonzero().squeeze(1)
+    t_near = _solve_near(d[i_near])
+    s_far = _solve_far(d[i_far])
+    s[i_near] = 1.0 - t_near
+    t[i_near] = t_near
+    s[i_far] = s_far
+    t[i_far] = 1.0 - s_far
     return s, t
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 from torch import nn
 
 __all__ = ["lenet5", "mlp"]
@@ -32,7 +34,7 @@ def mlp(sizes: tuple[int, ...] = (64, 300, 100, 10)) -> nn.Sequential:
     """A ReLU multilayer perceptron on flattened inputs (LeNet-300-100 shape by default,
     for 8×8 digits)."""
     layers: list[nn.Module] = [nn.Flatten()]
-    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+    for i, (a, b) in enumerate(itertools.pairwise(sizes)):
         layers.append(nn.Linear(a, b))
         if i < len(sizes) - 2:
             layers.append(nn.ReLU())

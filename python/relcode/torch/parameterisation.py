@@ -66,6 +66,8 @@ class Parameterisation(nn.Module):
     name: str = ""
     #: Adam learning rate that suits the parameterisation's units.
     default_lr: float = 1e-3
+    #: Whether training needs the block KLs at every step (penalty and annealing).
+    trains_on_kl: bool = True
 
     def __init__(self, blocks: Blocks, kl_nats: float) -> None:
         super().__init__()
@@ -149,6 +151,7 @@ class MeanKL(Parameterisation):
 
     name = "mean_kl"
     default_lr = 3e-2
+    trains_on_kl = False  # every block is at its budget: no penalty, nothing to anneal
 
     def __init__(self, blocks: Blocks, kl_nats: float, *, clip: float = 0.95, smoothing: float = 1.0) -> None:
         super().__init__(blocks, kl_nats)

@@ -29,7 +29,7 @@ from .bayesian import BayesianModel
 __all__ = ["Trainer", "batches", "evaluate", "fit"]
 
 
-class batches:  # noqa: N801 - used like a function returning an iterable
+class batches:  # used like a function returning an iterable
     """Shuffled minibatches of ``(x, y)``, reshuffled (seeded) on every pass.
 
     >>> import torch
@@ -131,8 +131,13 @@ class Trainer:
         x, y = _to(next(self.data), self.device)
         out = model(x)
         nll = self.loss_fn(out, y)
-        block_kl = model.block_kl()
-        loss = nll + model.kl_penalty(block_kl)
+        active = ~model.block_coded
+        if model.posterior_param.trains_on_kl:
+            block_kl = model.block_kl()
+            loss = nll + model.kl_penalty(block_kl)
+        else:  # Mean-KL: every block's KL is its budget by construction
+            block_kl = torch.full_like(active, model.posterior_param.kl_nats, dtype=torch.float64)
+            loss = nll
         if not torch.isfinite(loss):
             raise TrainingError(
                 f"the training loss became {loss.item()} at step {self.steps} (data term {nll.item()}); "
@@ -141,7 +146,6 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
-        active = ~model.block_coded
         model.posterior_param.after_step(block_kl.detach(), active)
         self.steps += 1
         return {
