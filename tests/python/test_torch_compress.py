@@ -90,6 +90,12 @@ def test_relcode_decode_yields_the_coded_bits_without_torch(compressed) -> None:
     w = expand(arrays[t.name], t.shape, t.group, signs(relcode.inspect(path)["seed"], t.index, t.numel))
     assert np.array_equal(w.view(np.uint32), report.model.state_dict()[t.name].numpy().view(np.uint32))
     relcode.verify(path)
+    # The priors are stored as the exact float32 bits the encoder froze and coded with.
+    with relcode.format.open(path) as f:
+        for name, (mean, std) in bm.prior.tensors().items():
+            fm, fs = f.prior(name)
+            assert np.array_equal(np.broadcast_to(mean, fm.shape).view(np.uint32), fm.view(np.uint32))
+            assert np.array_equal(np.broadcast_to(std, fs.shape).view(np.uint32), fs.view(np.uint32))
 
 
 def test_decompress_in_a_fresh_process(data, compressed) -> None:

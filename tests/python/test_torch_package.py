@@ -19,6 +19,7 @@ from ..conftest import ROOT  # noqa: E402
 MODULES = [
     "relcode.torch",
     "relcode.torch.bayesian",
+    "relcode.torch.datasets",
     "relcode.torch.hashing",
     "relcode.torch.lambertw",
     "relcode.torch.models",

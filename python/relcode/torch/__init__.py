@@ -21,6 +21,24 @@ IncompatibleKeys(missing_keys=[], unexpected_keys=[])
 >>> bool(torch.equal(fresh(x), report.model(x)))
 True
 
+A typical run (the ``relcode demo`` does this for LeNet-5)::
+
+    bm = rt.BayesianModel(pretrained, bits=16, block_size=58,         # 16-bit blocks
+                          hashing={"2.weight": 2, "5.weight": 50})    # MIRACLE's sharing
+    rt.fit(bm, rt.batches(x_train, y_train, 64), steps=600)           # Mean-KL: on budget
+    report = rt.compress(bm, "model.relc", rt.batches(x_train, y_train, 64),
+                         rounds=12, steps=30)                         # fine-tune in between
+    rt.decompress("model.relc", fresh_model)                          # anywhere, exactly
+
+Modules: :mod:`~relcode.torch.bayesian` (the view), :mod:`~relcode.torch.parameterisation`
+(Mean-Var, Mean-KL), :mod:`~relcode.torch.lambertw` (the closed-form σ),
+:mod:`~relcode.torch.prior`, :mod:`~relcode.torch.hashing` (shared weights),
+:mod:`~relcode.torch.blocks`, :mod:`~relcode.torch.training`, :mod:`~relcode.torch.coding`
+(progressive coding), :mod:`~relcode.torch.compress` (files), and for the demo and examples
+:mod:`~relcode.torch.datasets`, :mod:`~relcode.torch.models`, :mod:`~relcode.torch.baselines`.
+Training runs where the model is (``device=``: CUDA when present, or the CPU); the coded
+values always come from the CPU channel, so a file decodes to the same bits on any machine.
+
 This package imports torch; ``import relcode`` does not.
 """
 
