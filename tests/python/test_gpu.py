@@ -207,6 +207,20 @@ def test_launch_geometry_never_changes_the_result(
     np.testing.assert_array_equal(got, want)
 
 
+def test_cached_pools_serve_smaller_budgets(interpret: None, rng: np.random.Generator) -> None:
+    """Pools of (seed, d) are prefixes of one another: a pool built for 2^8 candidates serves
+    2^5; clearing the cache rebuilds it."""
+    qm, qs, pm, ps = problems(rng, 3, 4)
+    for bits in (8, 5, 2):
+        kw = dict(method="mrc", bits=bits, seed=12, pool=True)
+        got = channel.encode(qm, qs, pm, ps, device="cuda", **kw)
+        np.testing.assert_array_equal(got.message, channel.encode(qm, qs, pm, ps, **kw).message)
+    gpu.clear_cache()
+    got = channel.encode(qm, qs, pm, ps, device="cuda", method="orc", bits=5, seed=12, pool=True)
+    want = channel.encode(qm, qs, pm, ps, method="orc", bits=5, seed=12, pool=True)
+    np.testing.assert_array_equal(got.message, want.message)
+
+
 @pytest.mark.parametrize("method", FIXED)
 def test_degenerate_targets_select_as_on_the_cpu(method: str, interpret: None) -> None:
     """All keys NaN or -inf (a tiny posterior std overflows the coefficients): index 0; Q = P:

@@ -20,6 +20,20 @@ never imports torch or Triton. Without a GPU, ``TRITON_INTERPRET=1`` runs the sa
 Triton's interpreter on the CPU (slow; meant for tests), and the functions below take
 ``interpret=True`` for the same purpose.
 
+Integration. ``relcode.channel.encode(..., device=...)`` is the single entry point, and the
+device never changes a file, so nothing records it:
+
+- model compression (``relcode.torch``) passes ``device="auto"`` (or the device its model is
+  on) when it codes blocks with mrc, orc or pfr with ``bits``: the GPU when one is usable,
+  the CPU otherwise, with no change for users (:func:`resolve`, :func:`supports`);
+- the streaming encoder passes its ``device`` through to ``encode`` chunk by chunk. Chunks of a
+  few hundred blocks or more (at C = 16) keep a GPU busy; the pool of (seed, d) is built once
+  per device and reused by every chunk (:func:`clear_cache` frees it). ``encode`` returns when
+  the indices are back on the host, so a writer overlaps it with I/O by calling it from a worker
+  thread.
+
+Other methods run on the CPU only; asking for them on a GPU is an :class:`InputError`.
+
 >>> import relcode
 >>> relcode.gpu.is_cpu("cpu"), relcode.gpu.is_cpu("cuda:0")
 (True, False)
@@ -40,6 +54,7 @@ from ..errors import InputError
 
 __all__ = [
     "available",
+    "clear_cache",
     "coefficients",
     "encode",
     "is_cpu",
@@ -73,7 +88,8 @@ INTERPRET_ELEMENTS = 4096
 _RULES = {"mrc": 0, "orc": 1, "pfr": 2}
 _NO_INDEX = (1 << 63) - 1
 # Compile options every launch passes: no contraction into fused multiply-adds (LLVM and
-# ptxas), no flush-to-zero inside library calls.
+# ptxas), no flush-to-zero inside library calls (an option of recent Triton versions only;
+# the kernels call no library function that could flush).
 _EXACT = {"enable_fp_fusion": False, "enable_reflect_ftz": False}
 
 
@@ -169,6 +185,7 @@ class _Target:
         self.device = dev
         self.torch = torch
         self.kernels = _kernels(self.interpret)
+        self.options = {} if self.interpret else _exact_options()
 
     def launch(self, kernel: Any, grid: int, *args: Any, **meta: Any) -> None:
         if self.interpret:
@@ -178,7 +195,7 @@ class _Target:
                 kernel[(grid,)](*args, **meta)
         else:
             with self.torch.cuda.device(self.device):
-                kernel[(grid,)](*args, num_warps=NUM_WARPS, **_EXACT, **meta)
+                kernel[(grid,)](*args, num_warps=NUM_WARPS, **self.options, **meta)
 
     def tile(self, nbc: int, gc: int, pool: bool) -> tuple[int, int]:
         """(problems, groups) per program: powers of two, never larger than needed."""
@@ -192,6 +209,17 @@ class _Target:
         return (str(self.device), self.interpret)
 
 
+def _exact_options() -> dict[str, bool]:
+    """``_EXACT``, less the options this Triton's CUDA backend does not know; contraction must
+    be switchable, or the candidates would not be the stream's."""
+    from triton.backends.nvidia.compiler import CUDAOptions
+
+    known = CUDAOptions.__dataclass_fields__
+    if "enable_fp_fusion" not in known:
+        raise InputError("this Triton cannot turn floating-point contraction off; upgrade triton")
+    return {k: v for k, v in _EXACT.items() if k in known}
+
+
 _KERNELS: dict[bool, ModuleType] = {}
 _LOCK = threading.Lock()
 
@@ -202,14 +230,25 @@ def _kernels(interpret: bool) -> ModuleType:
     with _LOCK:
         mod = _KERNELS.get(interpret)
         if mod is None:
-            from triton import knobs
-
             spec = importlib.util.find_spec(f"{__name__}._kernels")
             assert spec is not None and spec.loader is not None
             mod = importlib.util.module_from_spec(spec)
-            with knobs.runtime.scope():
-                knobs.runtime.interpret = interpret
-                spec.loader.exec_module(mod)
+            try:
+                from triton import knobs
+            except ImportError:  # Triton before knobs read the environment when decorating
+                saved = os.environ.get("TRITON_INTERPRET")
+                os.environ["TRITON_INTERPRET"] = "1" if interpret else "0"
+                try:
+                    spec.loader.exec_module(mod)
+                finally:
+                    if saved is None:
+                        del os.environ["TRITON_INTERPRET"]
+                    else:
+                        os.environ["TRITON_INTERPRET"] = saved
+            else:
+                with knobs.runtime.scope():
+                    knobs.runtime.interpret = interpret
+                    spec.loader.exec_module(mod)
             _KERNELS[interpret] = mod
         return mod
 
@@ -352,6 +391,12 @@ def _pool(target: _Target, seed: int, d: int, bits: int) -> Any:
             _POOLS.clear()
         _POOLS[key] = (ngroups, table)
     return table
+
+
+def clear_cache() -> None:
+    """Frees the pools kept on devices (they are rebuilt when next needed)."""
+    with _LOCK:
+        _POOLS.clear()
 
 
 # ------------------------------------------------------------------ selection

@@ -157,10 +157,12 @@ def _sincos(a):
 @triton.jit
 def _fine_uniform(a):
     """The Box-Muller radius uniform of a word (section 5), in [2^-33, 1 - 2^-24]."""
+    # (j + 1/2) 2^-23 with j = a >> 9, or ((a & 0x1FF) + 1/2) 2^-32 when j = 0 (then a < 2^9):
+    # the operands are selected first, so each branch runs the same two roundings as specified
     j = a >> 9
-    main = (j.to(tl.float32) + 0.5) * TWO_M23
-    tail = ((a & 0x1FF).to(tl.float32) + 0.5) * TWO_M32
-    return tl.where(j != 0, main, tail)
+    hi = j != 0
+    v = tl.where(hi, j, a)
+    return (v.to(tl.float32) + 0.5) * tl.where(hi, TWO_M23, TWO_M32)
 
 
 @triton.jit
