@@ -15,6 +15,13 @@ arrival times run sequentially as on the CPU), so it selects the same index: a f
 on the GPU is byte-identical to one encoded on the CPU with the same inputs and seed. Decoding
 (and ``code.sample``) always runs on the CPU, from the message.
 
+What rests on what. Candidates equal the decoder's by construction (the operations above are
+exact or correctly rounded on any IEEE-754 device), and the tests compare them bit for bit.
+Equal keys, hence equal indices, additionally need the scoring and noise operations to run
+as written, which the same compile options ensure; the tests compare keys bit for bit too. If
+a toolchain ever broke that (say, contracted the scoring), the GPU would still write a valid
+file: any index decodes, on every machine, to the candidate the GPU chose.
+
 Use it through ``relcode.channel.encode(..., device="cuda")``; ``device="cpu"`` (the default)
 never imports torch or Triton. Without a GPU, ``TRITON_INTERPRET=1`` runs the same kernels in
 Triton's interpreter on the CPU (slow; meant for tests), and the functions below take
