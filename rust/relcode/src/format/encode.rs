@@ -244,8 +244,8 @@ pub fn decode_group(
         channel::decode(
             msgs.method,
             &msgs.messages[j],
-            &bm,
-            &bs,
+            bm,
+            bs,
             &keys,
             block_id(gid, j as u32),
             &msgs.options,
