@@ -401,6 +401,15 @@ def generate(out: Path) -> dict:
             pm, ps = w.block_prior(b)
             w.encode_block(b, pm + 0.4 * ps, 0.3 * ps)
     put("with_base", buf.getvalue(), "messages only; priors and layout by reference", base="base_codec.relc")
+    buf = io.BytesIO()
+    with F.Writer(buf, base=base_buf.getvalue(), seed=23, method="pfr", bits=10, digest="all", instances=3,
+                  metadata={"patches": 3}) as w:  # fmt: skip
+        for i in (2, 0, 1):
+            for b in range(lay.num_blocks):
+                pm, ps = w.block_prior(b)
+                w.encode_block(b, pm + 0.1 * (i + 1) * ps, 0.3 * ps, instance=i)
+    put("with_base_instances", buf.getvalue(), "three instances of the base's tensors, decoded stacked",
+        base="base_codec.relc")  # fmt: skip
     # An unknown optional chunk is skipped.
     _, chunks, digests = parse_file(enc({"w": posterior(rng, (3,))}, seed=1, bits=8))
     chunks.insert(1, Chunk(b"ZZZZ", b"future data", flags=1))

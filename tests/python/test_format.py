@@ -199,3 +199,31 @@ def test_docstring_examples() -> None:
 
     res = doctest.testmod(F, optionflags=doctest.ELLIPSIS)
     assert res.attempted >= 10 and res.failed == 0
+
+
+def test_instances_share_one_base(tmp_path: Path, rng) -> None:
+    lay = F.Layout.kl({"w": rng.uniform(0, 2, (4, 6)), "b": rng.uniform(0, 2, 3)}, 12, seed=1)
+    F.write_base(
+        tmp_path / "codec.relc", lay, {"w": (0.0, 0.2), "b": (0.0, 0.3)}, raw={"f": np.ones(2, np.float32)}
+    )
+    codec = F.open(tmp_path / "codec.relc")
+    with pytest.raises(relcode.InputError):
+        F.Writer(tmp_path / "x.relc", lay, instances=2)
+    k = 4
+    with F.Writer(tmp_path / "img.relc", base=codec, instances=k, seed=3, bits=10, digest="all") as w:
+        ids = {w.stream_id(b, i) for i in range(k) for b in range(lay.num_blocks)}
+        assert len(ids) == k * lay.num_blocks
+        with pytest.raises(relcode.InputError, match="instance"):
+            w.encode_block(0, 0.0, 0.1, instance=k)
+        for i in reversed(range(k)):
+            for b in range(lay.num_blocks):
+                pm, ps = w.block_prior(b)
+                w.encode_block(b, pm + 0.2 * i * ps, 0.4 * ps, instance=i)
+    out = relcode.decode(tmp_path / "img.relc")  # the codec is found in the same directory
+    assert out["w"].shape == (k, 4, 6) and out["b"].shape == (k, 3) and out["f"].shape == (2,)
+    np.testing.assert_array_equal(out["w"], w.report.decoded["w"])
+    assert not np.array_equal(out["w"][0], out["w"][1])
+    f = F.open(tmp_path / "img.relc")
+    assert f.instances == k and f.tensor("b").shape == (k, 3) and f.layout.num_blocks == lay.num_blocks
+    # One MSGS chunk for all instances: the per-instance overhead is the messages alone.
+    assert [c["type"] for c in f.info["chunks"]].count("MSGS") == len(lay.groups)
