@@ -526,6 +526,9 @@ def generate(out: Path) -> dict:
     bad("missing_base", (dec / "with_base.relc").read_bytes(), "FormatError", "the base file is not given")
     bad("wrong_base", (dec / "with_base.relc").read_bytes(), "ChecksumError",
         "a base file with another SHA-256", base="../decode/base_codec_other.relc")  # fmt: skip
+    _, cs, dg = parse_file((dec / "with_base_instances.relc").read_bytes())
+    many = build_file(with_header(cs, {**header_of(cs), "instances": 2**40}), dg)
+    bad("instances_overflow", many, "LimitError", "2^40 instances", base="../decode/base_codec.relc")
     other = io.BytesIO()
     F.write_base(other, lay, {"a": (0.0, 0.2), "b": (0.0, 0.3)})
     (dec / "base_codec_other.relc").write_bytes(other.getvalue())

@@ -818,6 +818,13 @@ impl Reader {
     /// Decodes MSGS group `g` (instance `g / G`, layout group `g mod G`) into `out` (its
     /// elements, in coded-vector order).
     pub fn decode_group(&self, g: usize, out: &mut [f32]) -> Result<(), FormatError> {
+        let ng = self.need_model()?.groups.len().max(1);
+        let msgs = self.messages(g % ng)?;
+        self.decode_group_with(g, msgs, out)
+    }
+
+    /// `decode_group` with the MSGS chunk of layout group `g mod G` already parsed.
+    fn decode_group_with(&self, g: usize, mut msgs: Messages, out: &mut [f32]) -> Result<(), FormatError> {
         let m = self.need_model()?;
         if !self.header.messages {
             return Err(FormatError::InvalidInput("this file holds no messages (it is a base file)".into()));
@@ -827,7 +834,6 @@ impl Reader {
         if out.len() as u64 != group.count {
             return Err(FormatError::InvalidInput("output buffer has the wrong size".into()));
         }
-        let mut msgs = self.messages(g % ng)?;
         let b = group.blocks();
         if msgs.messages.len() as u64 != b * self.instances {
             return Err(FormatError::Malformed(format!(
@@ -868,14 +874,29 @@ impl Reader {
                 rest = tail;
             }
         }
+        // With instances, every instance of a group shares one MSGS chunk: parse it once.
+        let mut parsed: std::collections::BTreeMap<usize, Messages> = std::collections::BTreeMap::new();
+        if self.instances > 1 {
+            for (g, _, _) in &jobs {
+                if let std::collections::btree_map::Entry::Vacant(e) = parsed.entry(g % ng) {
+                    e.insert(self.messages(g % ng)?);
+                }
+            }
+        }
+        let msgs_of = |g: usize| -> Result<Messages, FormatError> {
+            match parsed.get(&(g % ng)) {
+                Some(m) => Ok(m.clone()),
+                None => self.messages(g % ng),
+            }
+        };
         jobs.into_par_iter().with_max_len(1).try_for_each(|(g, s, o)| {
             let group = &m.groups[g % ng];
             let (a, b) = (s.max(e0), (s + group.count).min(e1));
             if a == s && b == s + group.count {
-                self.decode_group(g, o)
+                self.decode_group_with(g, msgs_of(g)?, o)
             } else {
                 let mut tmp = vec![0f32; group.count as usize];
-                self.decode_group(g, &mut tmp)?;
+                self.decode_group_with(g, msgs_of(g)?, &mut tmp)?;
                 o.copy_from_slice(&tmp[(a - s) as usize..(b - s) as usize]);
                 Ok(())
             }
