@@ -18,6 +18,14 @@ message per block and a SHA-256 of every decoded tensor.
 Blocks are numbered across the layout's groups; block ``b`` of group ``g`` at position
 ``j`` reads the random streams with id ``g * 2**32 + j`` (:meth:`Layout.stream_id`), so
 groups code independently and in any order.
+
+Which tool for which job: :func:`encode` codes whole posteriors in memory; :class:`Writer`
+takes blocks a caller codes one at a time, in any order (progressive encoders that fine-tune
+between blocks), and with ``base=`` writes small files that share a codec file's prior and
+layout (:func:`write_base`), optionally holding many instances (image patches);
+:class:`StreamWriter` and :func:`encode_group_payloads` write weight sets larger than memory
+group by group, and let groups be encoded on other machines. :func:`open` reads lazily,
+tensor by tensor; :func:`decode`, :func:`verify` and :func:`inspect` read whole files.
 """
 
 from __future__ import annotations
