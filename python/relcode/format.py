@@ -1012,6 +1012,26 @@ class Writer:
         self.add_block(b, code.message[0], instance)
         return code.sample[0]
 
+    def encode_instances(self, b: int, q_mean: Any, q_std: Any, instances: Any = None) -> np.ndarray:
+        """Codes block ``b`` of several instances in one parallel call: ``q_mean`` and
+        ``q_std`` have shape (m, block size) (or broadcast to it) for the ``m`` instances
+        listed (default: all). Returns the (m, block size) coded values."""
+        inst = np.arange(self._k) if instances is None else np.asarray(instances, dtype=np.int64).reshape(-1)
+        for i in inst:
+            self._slot(b, int(i))
+        m, n = inst.size, int(self.layout.block_sizes[b])
+        pm, ps = self.block_prior(b)
+        qm = np.broadcast_to(np.asarray(q_mean, dtype=np.float64), (m, n))
+        qs = np.broadcast_to(np.asarray(q_std, dtype=np.float64), (m, n))
+        ids = np.array([self.stream_id(b, int(i)) for i in inst], dtype=np.uint64)
+        code = _channel.encode(
+            qm, qs, pm.reshape(1, n), ps.reshape(1, n), method=self.method, seed=self.seed, ids=ids,
+            threads=self.threads, **self.options,
+        )  # fmt: skip
+        for r, i in enumerate(inst):
+            self.add_block(b, code.message[r], int(i))
+        return code.sample
+
     @property
     def missing_blocks(self) -> np.ndarray:
         """Blocks without a message yet."""
