@@ -18,6 +18,10 @@ fn fixed_budget(c: &mut Criterion) {
             g.bench_function(format!("{m}/d{d}"), |b| {
                 b.iter(|| encode(m, &t, &keys, 3, &opts, &mut out).unwrap())
             });
+            let pooled = Options { bits: Some(16), pool: true, ..Options::default() };
+            g.bench_function(format!("{m}-pool/d{d}"), |b| {
+                b.iter(|| encode(m, &t, &keys, 3, &pooled, &mut out).unwrap())
+            });
         }
     }
     g.finish();

@@ -82,7 +82,95 @@ def stream_bench(count: int = 1 << 20) -> str:
     return out
 
 
-BENCHES: dict[str, Callable[[], str]] = {"stream": stream_bench}
+def _targets(blocks: int, d: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return rng.normal(0, 0.5, (blocks, d)), rng.uniform(0.2, 0.6, (blocks, d))
+
+
+def _coefficients(qm: np.ndarray, qs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    return (0.5 * (1 - 1 / qs**2)).astype(np.float32), (qm / qs**2).astype(np.float32)
+
+
+def _numpy_mrc(gen: np.random.Generator, a: np.ndarray, b: np.ndarray, n: int) -> None:
+    """Vectorised numpy MRC: fresh candidates per block, Gumbel-max selection."""
+    for i in range(a.shape[0]):
+        z = gen.standard_normal((n, a.shape[1]), dtype=np.float32)
+        logw = ((a[i] * z + b[i]) * z).sum(axis=1)
+        int(np.argmax(logw + gen.gumbel(size=n)))
+
+
+def _torch_mrc(torch, a, b, n: int) -> None:
+    for i in range(a.shape[0]):
+        z = torch.randn(n, a.shape[1])
+        logw = ((a[i] * z + b[i]) * z).sum(dim=1)
+        g = -torch.log(-torch.log(torch.rand(n)))
+        int(torch.argmax(logw + g))
+
+
+def _torch_table(torch, a, b, table, table2) -> None:
+    """MIRACLE/COMBINER-style: every block scored against one shared candidate table."""
+    logits = table2 @ a.T + table @ b.T
+    g = -torch.log(-torch.log(torch.rand(logits.shape)))
+    torch.argmax(logits + g, dim=0)
+
+
+_CHANNEL_COLUMNS = ("numpy", "torch", "torch table", "relcode", "relcode pool")
+
+
+def _channel_row(d: int, bits: int, torch) -> dict[str, float]:
+    """Candidate-dimensions per second of each implementation for blocks of dimension d."""
+    from functools import partial
+
+    from . import channel
+
+    n = 1 << bits
+    blocks = max(2, min(64, (1 << 22) // (n * d)))
+    qm, qs = _targets(blocks, d)
+    a, b = _coefficients(qm, qs)
+    work = blocks * n * d
+    gen = np.random.Generator(np.random.Philox(3))
+    rate = {"numpy": work / best_time(partial(_numpy_mrc, gen, a, b, n), repeat=3)}
+    if torch is not None:
+        ta, tb = torch.from_numpy(a), torch.from_numpy(b)
+        table = torch.randn(n, d)
+        rate["torch"] = work / best_time(partial(_torch_mrc, torch, ta, tb, n), repeat=3)
+        shared = partial(_torch_table, torch, ta, tb, table, table * table)
+        rate["torch table"] = work / best_time(shared, repeat=3)
+    ps = np.ones((blocks, d), dtype=np.float32)
+    pm = np.zeros((blocks, d), dtype=np.float32)
+    run = partial(channel.encode, qm, qs, pm, ps, method="mrc", bits=bits, threads=1)
+    rate["relcode"] = work / best_time(run, repeat=3)
+    run(pool=True)  # builds the shared pool once
+    rate["relcode pool"] = work / best_time(partial(run, pool=True), repeat=3)
+    return rate
+
+
+def channel_bench(bits: int = 16, dims: tuple[int, ...] = (1, 3, 16, 64)) -> str:
+    """Fixed-budget coding (mrc, 2^bits candidates per block) in candidate-dimensions per second:
+    relcode per-block and pool modes against numpy and torch implementations and a
+    MIRACLE-style torch loop that reuses one candidate table for every block."""
+    torch = _torch_one_thread()
+    nan = float("nan")
+    head = ("d", *_CHANNEL_COLUMNS, "rc/numpy", "rc/torch", "pool/table")
+    lines = [
+        f"fixed-budget coding (mrc), 2^{bits} candidates per block, one thread, candidate-dimensions/s",
+        "  ".join(f"{h:>12}" for h in head),
+    ]
+    for d in dims:
+        rate = _channel_row(d, bits, torch)
+        cells = [f"{rate.get(k, nan) / 1e6:10.1f} M" for k in _CHANNEL_COLUMNS]
+        ratios = [
+            rate["relcode"] / rate["numpy"],
+            rate["relcode"] / rate.get("torch", nan),
+            rate["relcode pool"] / rate.get("torch table", nan),
+        ]
+        cells += [f"{r:11.1f}x" for r in ratios]
+        lines.append(f"{d:>12}  " + "  ".join(cells))
+    lines.append("torch table: one shared candidate table for every block (its build time excluded).")
+    return "\n".join(lines)
+
+
+BENCHES: dict[str, Callable[[], str]] = {"stream": stream_bench, "channel": channel_bench}
 
 
 def run(names: list[str]) -> str:

@@ -55,6 +55,32 @@ pub(super) fn score_group(z: &[f32], a: &[f32], b: &[f32]) -> [f32; GROUP] {
     acc
 }
 
+/// `score_group` of four consecutive groups, interleaved; identical results.
+#[inline(always)]
+pub(super) fn score_groups4(z: &[f32], a: &[f32], b: &[f32]) -> [[f32; GROUP]; 4] {
+    let d = a.len();
+    let stride = GROUP * d;
+    let (z0, rest) = z.split_at(stride);
+    let (z1, rest) = rest.split_at(stride);
+    let (z2, z3) = rest.split_at(stride);
+    let mut acc = [[0f32; GROUP]; 4];
+    let rows = z0
+        .chunks_exact(GROUP)
+        .zip(z1.chunks_exact(GROUP))
+        .zip(z2.chunks_exact(GROUP))
+        .zip(z3[..stride].chunks_exact(GROUP))
+        .zip(a.iter().zip(b));
+    for ((((r0, r1), r2), r3), (&aj, &bj)) in rows {
+        for (q, row) in [r0, r1, r2, r3].into_iter().enumerate() {
+            for l in 0..GROUP {
+                let x = row[l];
+                acc[q][l] += (aj * x + bj) * x;
+            }
+        }
+    }
+    acc
+}
+
 /// Exp(1) draws -ln u from sixteen noise words (u the fine uniform of each word).
 #[inline(always)]
 pub(super) fn exponentials(w: &[u32]) -> [f32; GROUP] {
@@ -120,16 +146,35 @@ impl Best {
     }
 }
 
+/// Where the scored candidates come from.
+#[derive(Clone, Copy)]
+pub(super) enum Source<'a> {
+    /// Fresh candidates of the block's own stream, generated a tile at a time.
+    Stream(Stream),
+    /// A shared pool (group-interleaved, at least 2^bits candidates), already generated.
+    Pool(&'a [f32]),
+}
+
+/// The best key's candidate index under `rule`, scoring `n = 2^bits` candidates of `source`
+/// with coefficients (a, b) and the block's own encoder noise.
 #[inline(always)]
-fn select_body(block: &Block, keys: &Keys, id: u64, bits: u32, rule: Rule, backend: Backend) -> u64 {
-    let d = block.dims.len();
+fn select_body(
+    a: &[f32],
+    b: &[f32],
+    source: Source<'_>,
+    noise: Stream,
+    bits: u32,
+    rule: Rule,
+    backend: Backend,
+) -> u64 {
+    let d = a.len();
     let n: u64 = 1u64 << bits;
-    let (a, b) = coefficients(block);
     let groups = n.div_ceil(GROUP as u64);
     let per_tile = (TILE_NORMALS / (GROUP * d)).max(1) as u64;
-    let cand = Stream::with_key(keys.cand, id);
-    let noise = Stream::with_key(keys.noise, id);
-    let mut z = vec![0f32; per_tile as usize * GROUP * d];
+    let mut z = match source {
+        Source::Stream(_) => vec![0f32; per_tile as usize * GROUP * d],
+        Source::Pool(_) => Vec::new(),
+    };
     let mut w = vec![0u32; per_tile as usize * GROUP];
     let mut sc = vec![[0f32; GROUP]; per_tile as usize];
     let mut ex = vec![[0f32; GROUP]; per_tile as usize];
@@ -139,11 +184,28 @@ fn select_body(block: &Block, keys: &Keys, id: u64, bits: u32, rule: Rule, backe
     let mut g0 = 0u64;
     while g0 < groups {
         let ng = per_tile.min(groups - g0) as usize;
-        cand.fill_normals(g0 * (GROUP * d) as u64, &mut z[..ng * GROUP * d], backend);
+        let tile: &[f32] = match source {
+            Source::Stream(cand) => {
+                cand.fill_normals(g0 * (GROUP * d) as u64, &mut z[..ng * GROUP * d], backend);
+                &z[..ng * GROUP * d]
+            }
+            Source::Pool(pool) => {
+                let from = g0 as usize * GROUP * d;
+                &pool[from..from + ng * GROUP * d]
+            }
+        };
         noise.fill_words(g0 * GROUP as u64, &mut w[..ng * GROUP], backend);
-        // Independent passes over the tile's groups keep many groups in flight at once.
-        for g in 0..ng {
-            sc[g] = score_group(&z[g * GROUP * d..(g + 1) * GROUP * d], &a, &b);
+        // Independent passes over the tile's groups keep many groups in flight at once;
+        // four groups share each pass over the dimensions (four accumulator chains).
+        let mut g = 0;
+        while g + 4 <= ng {
+            let q = score_groups4(&tile[g * GROUP * d..(g + 4) * GROUP * d], a, b);
+            sc[g..g + 4].copy_from_slice(&q);
+            g += 4;
+        }
+        while g < ng {
+            sc[g] = score_group(&tile[g * GROUP * d..(g + 1) * GROUP * d], a, b);
+            g += 1;
         }
         for g in 0..ng {
             ex[g] = exponentials(&w[g * GROUP..(g + 1) * GROUP]);
@@ -189,24 +251,39 @@ fn select_body(block: &Block, keys: &Keys, id: u64, bits: u32, rule: Rule, backe
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-unsafe fn select_avx512(block: &Block, keys: &Keys, id: u64, bits: u32, rule: Rule) -> u64 {
-    select_body(block, keys, id, bits, rule, Backend::Avx512)
+unsafe fn select_avx512(
+    a: &[f32],
+    b: &[f32],
+    source: Source<'_>,
+    noise: Stream,
+    bits: u32,
+    rule: Rule,
+) -> u64 {
+    select_body(a, b, source, noise, bits, rule, Backend::Avx512)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-unsafe fn select_avx2(block: &Block, keys: &Keys, id: u64, bits: u32, rule: Rule) -> u64 {
-    select_body(block, keys, id, bits, rule, Backend::Avx2)
+unsafe fn select_avx2(a: &[f32], b: &[f32], source: Source<'_>, noise: Stream, bits: u32, rule: Rule) -> u64 {
+    select_body(a, b, source, noise, bits, rule, Backend::Avx2)
 }
 
 /// The selected candidate index for `rule`.
-pub(super) fn select(block: &Block, keys: &Keys, id: u64, bits: u32, rule: Rule, backend: Backend) -> u64 {
+pub(super) fn select(
+    a: &[f32],
+    b: &[f32],
+    source: Source<'_>,
+    noise: Stream,
+    bits: u32,
+    rule: Rule,
+    backend: Backend,
+) -> u64 {
     match backend.resolve() {
         #[cfg(target_arch = "x86_64")]
-        Backend::Avx512 => unsafe { select_avx512(block, keys, id, bits, rule) },
+        Backend::Avx512 => unsafe { select_avx512(a, b, source, noise, bits, rule) },
         #[cfg(target_arch = "x86_64")]
-        Backend::Avx2 => unsafe { select_avx2(block, keys, id, bits, rule) },
-        _ => select_body(block, keys, id, bits, rule, Backend::Scalar),
+        Backend::Avx2 => unsafe { select_avx2(a, b, source, noise, bits, rule) },
+        _ => select_body(a, b, source, noise, bits, rule, Backend::Scalar),
     }
 }
 
@@ -218,10 +295,13 @@ pub(super) fn encode(
     rule: Rule,
 ) -> Result<(Message, u64), ChannelError> {
     let bits = opts.bits.expect("validated");
-    if opts.pool {
-        return super::pool_mode_unavailable();
-    }
-    let k = select(block, keys, id, bits, rule, opts.backend);
+    let noise = Stream::with_key(keys.noise, id);
+    let k = if opts.pool {
+        super::pool::select(block, keys, id, bits, rule, opts.backend)?
+    } else {
+        let (a, b) = coefficients(block);
+        select(&a, &b, Source::Stream(Stream::with_key(keys.cand, id)), noise, bits, rule, opts.backend)
+    };
     Ok((Message::new(k), 1u64 << bits))
 }
 
@@ -242,8 +322,9 @@ pub(super) fn decode(
         )));
     }
     if opts.pool {
-        return super::pool_mode_unavailable();
+        super::pool::weights(keys, id, message.index, p_mean, p_std, out);
+    } else {
+        candidates::weights(&Stream::with_key(keys.cand, id), message.index, p_mean, p_std, out);
     }
-    candidates::weights(&Stream::with_key(keys.cand, id), message.index, p_mean, p_std, out);
     Ok(())
 }
