@@ -343,6 +343,17 @@ def generate(out: Path) -> dict:
             )
             put("method_pfr_exact_zeta", data, "exact pfr with zeta_4 indices, fixed layout of 2")
 
+    # The shared-pool mode of the fixed-budget methods.
+    rng = np.random.default_rng(70)
+    try:
+        data = enc({"w": posterior(rng, (6, 5))}, seed=13, method="mrc", bits=8, pool=True, bits_per_block=8)
+    except relcode.RelcodeError as e:
+        if "not available" not in str(e):
+            raise
+        manifest["skipped"]["pool"] = str(e)
+    else:
+        put("method_mrc_pool", data, "mrc in shared-pool mode")
+
     rng = np.random.default_rng(7)
     # Layouts.
     data = enc({"a": posterior(rng, (9, 7)), "b": posterior(rng, (11,))}, seed=3, method="mrc", bits=10,
