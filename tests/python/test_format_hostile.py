@@ -115,6 +115,19 @@ def run(n: int, seed: int) -> dict[str, int]:
     inst, base = instanced(rng)
     files = [sample(rng), sample(rng, exact=True), inst]
     bases = [None, None, base]
+    methods = relcode.channel.methods()
+    for m, opts in (("as_star", {}), ("dad_star", {"depth": 12}), ("astar", {})):
+        if m not in methods:
+            continue
+        buf = io.BytesIO()
+        try:
+            relcode.encode(buf, {"w": (rng.normal(0, 0.05, 20), 0.03, 0.0, 0.1)}, seed=3, method=m,
+                           layout="fixed", block_size=1, **opts)  # fmt: skip
+        except relcode.RelcodeError as e:  # not in this build
+            assert "not available" in str(e)
+            continue
+        files.append(buf.getvalue())
+        bases.append(None)
     originals = [relcode.decode(f, base=b) for f, b in zip(files, bases)]
     rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     counts: dict[str, int] = {}
