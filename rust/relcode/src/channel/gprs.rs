@@ -293,7 +293,7 @@ impl PartialOrd for Open {
 /// The largest level of r (smallest gap) over the interval: r is unimodal with mode nu.
 fn min_gap(target: &Std1, iv: &Interval) -> f64 {
     let (a, b) = iv.xs();
-    target.gap(target.nu().clamp(a, b))
+    target.gap(target.nu().max(a).min(b))
 }
 
 /// Alg. 6 with dyadic intervals: pop the earliest open node; accept its point if it lies
