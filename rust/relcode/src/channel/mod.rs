@@ -154,9 +154,15 @@ impl Method {
             Method::Grs => {
                 i("grs", true, Some(1), false, true, "exp(D_inf) proposals", "proposal index, universal code")
             }
-            Method::Agrs => {
-                i("agrs", true, Some(1), false, true, "O(KL) proposals (empirical)", "see spec/channel.md")
-            }
+            Method::Agrs => i(
+                "agrs",
+                true,
+                Some(1),
+                false,
+                true,
+                "O(KL) proposals (empirical), flat in D_inf",
+                "proposal bound (dyadic pair, universal code) and step index (universal code)",
+            ),
             Method::Gprs => {
                 i("gprs", true, Some(1), false, true, "exp(D_inf) proposals", "arrival index, universal code")
             }
