@@ -257,3 +257,17 @@ def test_file_size_is_known_before_coding() -> None:
     assert predicted == report.bytes == len(buf.getvalue())
     with pytest.raises(InputError, match="fixed-budget"):
         file_size(bm, method="gprs")
+
+
+@pytest.mark.gpu
+def test_gpu_channel_writes_the_same_file_as_the_cpu_channel() -> None:
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device")
+    files = []
+    for channel_device in ("cpu", "cuda"):
+        torch.manual_seed(8)
+        bm = BayesianModel(small_net(), bits=12, block_size=16, seed=9)
+        buf = io.BytesIO()
+        compress(bm, buf, progress=False, channel_device=channel_device)
+        files.append(buf.getvalue())
+    assert files[0] == files[1]

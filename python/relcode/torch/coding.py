@@ -8,8 +8,10 @@ at once would leave every block's sample error uncorrected.
 One round codes several blocks with one batched channel call (one call per block size),
 freezes them at the coded float32 samples, which are exactly what decoders reconstruct, then
 runs a few fine-tuning steps on everything still uncoded. The coding distribution is frozen
-before the first round. The coded values come from the CPU channel, bit-exact on every
-machine, whatever device trains the model.
+before the first round. The channel's candidate search runs on a GPU when one is usable
+(``channel_device="auto"``, fixed-budget methods, :mod:`relcode.gpu`) and on the CPU otherwise;
+both choose the same messages, and the coded samples are always decoded from the messages on
+the CPU, so they are bit-exact on every machine, whatever device trains the model.
 """
 
 from __future__ import annotations
@@ -70,10 +72,15 @@ def _channel_options(model: BayesianModel, method: str, options: dict[str, Any])
 
 @torch.no_grad()
 def code_blocks(
-    model: BayesianModel, blocks: Iterable[int], method: str, options: dict[str, Any]
+    model: BayesianModel,
+    blocks: Iterable[int],
+    method: str,
+    options: dict[str, Any],
+    channel_device: Any = "auto",
 ) -> tuple[list[int], list[np.ndarray], np.ndarray, np.ndarray]:
     """Code ``blocks`` of ``model`` (prior frozen) with the channel, one call per block size,
-    and freeze them at their samples. Returns (blocks, messages, bits, KL in bits)."""
+    and freeze them at their samples. Returns (blocks, messages, bits, KL in bits).
+    ``channel_device`` is where the channel searches (``"auto"``: a GPU when usable)."""
     blocks = [int(b) for b in blocks]
     if not model.prior.frozen:
         raise InputError("freeze the prior before coding (model.freeze_prior())")
@@ -81,7 +88,9 @@ def code_blocks(
     if already:
         raise InputError(f"blocks {already[:5]} are already coded")
     q_mean, q_std, p_mean, p_std = (t.detach().to("cpu", torch.float64).numpy() for t in model.posterior())
-    kl_all = model.block_kl().detach().to("cpu", torch.float64).numpy() / math.log(2.0)
+    ratio = q_std / p_std
+    kl_var = np.log(p_std / q_std) + 0.5 * (ratio * ratio + ((q_mean - p_mean) / p_std) ** 2) - 0.5
+    kl_all = np.bincount(model.blocks.block_of.cpu().numpy(), kl_var, model.n_blocks) / math.log(2.0)
     by_size: dict[int, list[int]] = {}
     for b in blocks:
         by_size.setdefault(int(model.blocks.sizes[b]), []).append(b)
@@ -99,6 +108,7 @@ def code_blocks(
             method=method,
             seed=model.seed,
             ids=ids,
+            device=channel_device,
             **options,
         )
         for i, b in enumerate(group):
@@ -134,6 +144,7 @@ def encode_progressive(
     progress: bool = True,
     callback: Callable[[int, BayesianModel], Any] | None = None,
     device: str | torch.device | None = None,
+    channel_device: Any = "auto",
     **options: Any,
 ) -> Encoded:
     """Freeze the prior, then code every block of ``model`` in ``rounds`` rounds with
@@ -144,9 +155,10 @@ def encode_progressive(
     round per block when ``data`` is given (MIRACLE's schedule), and a single round without
     data. ``steps`` may be a function of the round index. ``callback(round, model)`` runs
     after each round's fine-tuning. ``device`` moves the model first (fine-tuning runs
-    there; the channel always runs on the CPU, so the coded values are the same anywhere).
-    Extra ``options`` go to :func:`relcode.channel.encode` (for fixed-budget methods ``bits``
-    defaults to the model's ``bits``).
+    there); ``channel_device`` is where the channel searches (``"auto"``: a GPU when usable,
+    which gives the same messages as the CPU). Extra ``options`` go to
+    :func:`relcode.channel.encode` (for fixed-budget methods ``bits`` defaults to the model's
+    ``bits``).
     """
     if not isinstance(model, BayesianModel):
         raise InputError("encode_progressive needs a relcode.torch.BayesianModel")
@@ -196,7 +208,7 @@ def encode_progressive(
             picked = set(pick)
             remaining = [b for b in remaining if b not in picked]
             t0 = time.perf_counter()
-            blocks_r, msgs, nb, klb = code_blocks(model, pick, method, opts)
+            blocks_r, msgs, nb, klb = code_blocks(model, pick, method, opts, channel_device)
             t_code += time.perf_counter() - t0
             for b, m, k, kb in zip(blocks_r, msgs, nb, klb):
                 messages[b], bits[b], kl_bits[b] = m, k, kb

@@ -153,6 +153,7 @@ def compress(
     store_uncoded: bool = True,
     progress: bool = True,
     device: str | torch.device | None = None,
+    channel_device: Any = "auto",
     **options: Any,
 ) -> CompressionReport:
     """Code every block of ``model`` progressively and write the file to ``dest``.
@@ -162,7 +163,9 @@ def compress(
     ``data`` all blocks are coded in one round. ``method`` and ``options`` go to the channel
     (default: truncated ``pfr`` over 2^bits candidates). Parameters the view does not code,
     and buffers, are stored verbatim (bfloat16 as float32) unless ``store_uncoded=False``.
-    ``device`` moves the model before fine-tuning (CUDA when available, or the CPU).
+    ``device`` moves the model before fine-tuning (CUDA when available, or the CPU);
+    ``channel_device`` is where the channel searches (``"auto"``: a GPU when usable; the file
+    is the same either way).
     """
     if not isinstance(model, BayesianModel):
         raise InputError("compress needs a relcode.torch.BayesianModel")
@@ -179,6 +182,7 @@ def compress(
         beta_step=beta_step,
         progress=progress,
         device=device,
+        channel_device=channel_device,
         **options,
     )
     t1 = time.perf_counter()
