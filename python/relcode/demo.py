@@ -287,8 +287,9 @@ def _table(r: dict[str, Any]) -> str:
         lines.append(f"{name:<{width}}  {size:>10,}  {ratio:>6.0f}x  {100 * err:>8.2f} %")
     lines += [
         "",
-        f"relcode file: {r['compressed_bytes']} bytes in all ({r['message_bytes']} bytes of messages, "
-        f"{r['coded_variables']:,} coded variables), decompressed in a fresh process",
+        f"relcode file: {r['compressed_bytes']} bytes in all ({r['message_bytes']} bytes of messages); "
+        f"{r['coded_variables']:,} coded variables (MIRACLE's weight sharing: conv2 in pairs, fc1 in "
+        "groups of 50); decompressed in a fresh process",
         "predictions identical to the encoder's coded model: "
         + ("yes" if r["identical_predictions"] else "NO"),
         f"within 1 point of the uncompressed error: {'yes' if r['within_one_point'] else 'no'}; "

@@ -205,3 +205,19 @@ def test_trains_on_cuda() -> None:
     assert bm.coded.device.type == "cuda"
     history = Trainer(bm, batches(x, y, 32)).run(20, progress=False)
     assert np.isfinite(history[-1]["nll"])
+
+
+def test_mean_var_beta_anneals_towards_the_budget_per_block() -> None:
+    torch.manual_seed(6)
+    bm = BayesianModel(nn.Linear(8, 4), bits=4, block_size=9, parameterisation="mean_var",
+                       parameterisation_options={"beta_init": 1e-3, "beta_step": 0.5})  # fmt: skip
+    kl = torch.tensor([100.0, 0.1, 100.0, 0.1])  # nats: over, under, over (coded), under
+    active = torch.tensor([True, True, False, True])
+    bm.posterior_param.after_step(kl, active)
+    torch.testing.assert_close(bm.posterior_param.beta, torch.tensor([1.5e-3, 1e-3 / 1.5, 1e-3, 1e-3 / 1.5]))
+    # The penalty is Σ β_b KL_b over uncoded blocks only.
+    bm.freeze_prior()
+    bm.set_coded([2], [np.zeros(len(bm.blocks.members[2]), np.float32)])
+    block_kl = bm.block_kl()
+    want = (bm.posterior_param.beta * block_kl)[[0, 1, 3]].sum()
+    torch.testing.assert_close(bm.kl_penalty(block_kl), want)
