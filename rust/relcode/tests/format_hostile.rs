@@ -104,6 +104,13 @@ enum Mutation {
 
 fn apply(b: &mut Vec<u8>, m: &Mutation) {
     let n = b.len();
+    if n == 0 {
+        // an earlier truncation emptied the file: only insertions still apply
+        if let Mutation::Insert(_, v) = m {
+            b.extend_from_slice(v);
+        }
+        return;
+    }
     match m {
         Mutation::Flip(i, bit) => b[i % n] ^= 1 << (bit % 8),
         Mutation::Truncate(i) => b.truncate(i % n),
@@ -140,7 +147,13 @@ fn mutation() -> impl Strategy<Value = Mutation> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 300, .. ProptestConfig::default() })]
+    // A fixed seed keeps CI reproducible (the slow Python mutation sweep explores further).
+    #![proptest_config(ProptestConfig {
+        cases: 300,
+        rng_seed: proptest::test_runner::RngSeed::Fixed(20261129),
+        failure_persistence: None,
+        .. ProptestConfig::default()
+    })]
 
     #[test]
     fn mutated_files_never_panic(

@@ -156,8 +156,7 @@ pub(super) fn decode_parallel(
         .checked_mul(j_count)
         .and_then(|v| v.checked_add(message.aux))
         .ok_or_else(|| ChannelError::InvalidMessage("gprs_parallel candidate index overflows".into()))?;
-    candidates::weights(&Stream::with_key(keys.cand, id), k, p_mean, p_std, out);
-    Ok(())
+    candidates::weights(&Stream::with_key(keys.cand, id), k, p_mean, p_std, out)
 }
 
 /// Depth of heap index h >= 1: floor(log2 h).

@@ -225,39 +225,42 @@ pub fn decode_group(
     let order = g.order();
     let keys = Keys::new(seed);
     let mut vals = vec![0f32; order.len()];
-    let mut parts: Vec<(usize, usize, &mut [f32])> = Vec::with_capacity(sizes.len());
+    // priors in block order, then fixed chunks of blocks decoded together (SIMD across blocks)
+    let bm: Vec<f32> = order.iter().map(|&k| pm[k as usize]).collect();
+    let bs: Vec<f32> = order.iter().map(|&k| ps[k as usize]).collect();
+    const BLOCKS: usize = 512;
+    let mut chunks: Vec<(usize, usize, &mut [f32])> = Vec::new();
     let mut rest: &mut [f32] = &mut vals;
     let mut off = 0usize;
-    for (j, &s) in sizes.iter().enumerate() {
-        let (a, b) = std::mem::take(&mut rest).split_at_mut(s as usize);
-        parts.push((j, off, a));
+    for (c, sz) in sizes.chunks(BLOCKS).enumerate() {
+        let n: usize = sz.iter().map(|&s| s as usize).sum();
+        let (a, b) = std::mem::take(&mut rest).split_at_mut(n);
+        chunks.push((c * BLOCKS, off, a));
         rest = b;
-        off += s as usize;
+        off += n;
     }
-    let bufs = || (Vec::<f32>::new(), Vec::<f32>::new());
-    parts.into_par_iter().with_min_len(64).try_for_each_init(bufs, |(bm, bs), (j, off, o)| {
-        let d = o.len();
-        bm.clear();
-        bs.clear();
-        for &k in &order[off..off + d] {
-            bm.push(pm[k as usize]);
-            bs.push(ps[k as usize]);
-        }
-        let (bm, bs) = (&bm[..], &bs[..]);
-        channel::decode(
+    chunks.into_par_iter().try_for_each(|(j0, off, o)| {
+        let nb = sizes.len().min(j0 + BLOCKS) - j0;
+        let ids: Vec<u64> = (j0..j0 + nb).map(|j| block_id(gid, j as u32)).collect();
+        let n = o.len();
+        channel::decode_many(
             msgs.method,
-            &msgs.messages[j],
-            bm,
-            bs,
-            &keys,
-            block_id(gid, j as u32),
             &msgs.options,
+            &keys,
+            &ids,
+            &msgs.messages[j0..j0 + nb],
+            &sizes[j0..j0 + nb],
+            &bm[off..off + n],
+            &bs[off..off + n],
             o,
         )
-        .map_err(|e| match e {
-            ChannelError::InvalidMessage(why) => FormatError::Message { group: gid, block: j as u64, why },
-            ChannelError::Unsupported(why) => FormatError::Unsupported(why),
-            e => FormatError::Message { group: gid, block: j as u64, why: e.to_string() },
+        .map_err(|(i, e)| {
+            let block = (j0 + i) as u64;
+            match e {
+                ChannelError::InvalidMessage(why) => FormatError::Message { group: gid, block, why },
+                ChannelError::Unsupported(why) => FormatError::Unsupported(why),
+                e => FormatError::Message { group: gid, block, why: e.to_string() },
+            }
         })
     })?;
     for (v, &k) in vals.iter().zip(&order) {
