@@ -7,7 +7,7 @@ it. Any machine decodes a relcode file to the same bits.
 
 from __future__ import annotations
 
-from . import _native, channel, errors, format, reference, stream
+from . import _native, channel, errors, format, reference, sharing, stream, weights
 from .errors import (
     ChecksumError,
     FormatError,
@@ -15,6 +15,7 @@ from .errors import (
     LimitError,
     RelcodeError,
     SamplerError,
+    TrainingError,
     VersionError,
 )
 from .format import decode, encode, inspect, verify
@@ -28,6 +29,7 @@ __all__ = [
     "LimitError",
     "RelcodeError",
     "SamplerError",
+    "TrainingError",
     "VersionError",
     "__version__",
     "channel",
@@ -37,6 +39,8 @@ __all__ = [
     "format",
     "inspect",
     "reference",
+    "sharing",
     "stream",
     "verify",
+    "weights",
 ]

@@ -72,13 +72,20 @@ def test_relcode_decode_yields_the_coded_bits_without_torch(compressed) -> None:
         f"""
         import sys, json, hashlib, relcode
         arrays = relcode.decode({str(path)!r})
+        plain = relcode.weights.state_dict({str(path)!r})
         assert "torch" not in sys.modules, "relcode.decode imported torch"
-        print(json.dumps({{k: hashlib.sha256(v.tobytes()).hexdigest() for k, v in arrays.items()}}))
+        digest = lambda d: {{k: hashlib.sha256(v.tobytes()).hexdigest() for k, v in d.items()}}
+        print(json.dumps([digest(arrays), digest(plain)]))
         """
     )
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True,
                          env={"PYTHONPATH": str(ROOT / "python")})  # fmt: skip
-    digests = json.loads(out.stdout)
+    digests, plain = json.loads(out.stdout)
+    # relcode.weights.state_dict (no torch) gives the coded model's weights bit for bit
+    state = report.model.state_dict()
+    assert set(plain) == set(state)
+    for k, v in state.items():
+        assert plain[k] == hashlib.sha256(v.numpy().tobytes()).hexdigest(), k
     coded = bm.coded_value.numpy()
     for t in bm.tensors:
         want = coded[t.slice].reshape(t.file_shape)

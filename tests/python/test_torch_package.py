@@ -20,7 +20,7 @@ MODULES = [
     "relcode.torch",
     "relcode.torch.bayesian",
     "relcode.torch.datasets",
-    "relcode.torch.hashing",
+    "relcode.sharing",
     "relcode.torch.lambertw",
     "relcode.torch.models",
     "relcode.torch.training",

@@ -43,9 +43,9 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
+from .. import sharing as _hashing
 from ..errors import InputError
 from ..format import Layout
-from . import hashing as _hashing
 from .blocks import Blocks
 from .parameterisation import MeanKL, MeanVar, Parameterisation
 from .prior import PerLayerPrior, PerParameterPrior, Prior

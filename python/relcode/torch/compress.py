@@ -9,7 +9,8 @@ weights (original shape, group size and dtype of shared or non-float32 parameter
 regenerated from the seed) plus a short fingerprint of the model's structure. Everything else
 (posteriors, β, optimiser state) stays with the encoder.
 
-``relcode.decode`` turns the file into those float32 tensors without torch; :func:`decompress`
+``relcode.decode`` turns the file into those float32 tensors without torch, and
+``relcode.weights.state_dict`` into the plain weights, also without torch; :func:`decompress`
 expands them into a plain ``state_dict`` and loads it like ``load_state_dict``, returning
 missing and unexpected keys and honouring ``strict``.
 
@@ -34,11 +35,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .. import channel
-from .. import format as relcode_format
-from ..errors import FormatError, InputError
+from .. import channel, weights
+from ..errors import InputError
 from ..format import Writer
-from . import hashing
 from .bayesian import BayesianModel, model_fingerprint
 from .coding import FIXED_BUDGET, Encoded, encode_progressive
 
@@ -51,9 +50,8 @@ __all__ = [
     "state_dict_from_decoded",
 ]
 
-#: The metadata key of relcode.torch files and its version.
-META_KEY = "relcode.torch"
-META_VERSION = 1
+META_KEY = weights.META_KEY
+META_VERSION = weights.META_VERSION
 
 Source = str | os.PathLike | bytes | IO[bytes]
 
@@ -272,12 +270,7 @@ def file_size(
 def _read_file(source: Source) -> tuple[dict[str, np.ndarray], dict[str, Any], int, list[str]]:
     """The decoded arrays, the relcode.torch metadata, the root seed and the coded tensors'
     names (in file order) of a file."""
-    with relcode_format.open(source, lazy=False) as f:
-        meta = f.metadata
-        if not isinstance(meta, Mapping) or not isinstance(meta.get(META_KEY), Mapping):
-            raise FormatError("not a relcode.torch model file (its metadata has no relcode.torch entry)")
-        coded = [n for n, t in f.tensors.items() if t["coded"]]
-        return f.decode(), dict(meta[META_KEY]), f.seed, coded
+    return weights.read(source)
 
 
 _DTYPES = {
@@ -294,58 +287,17 @@ _DTYPES = {
 }
 
 
-def _dtype(name: Any, entry: str) -> torch.dtype:
-    if name not in _DTYPES:
-        raise FormatError(f"file entry {entry!r} has unknown dtype {name!r}")
-    return _DTYPES[name]
-
-
-def _shape(value: Any, entry: str) -> tuple[int, ...]:
-    if not isinstance(value, list) or not all(isinstance(s, int) and s >= 0 for s in value):
-        raise FormatError(f"file entry {entry!r} has an invalid shape {value!r}")
-    return tuple(value)
-
-
 def state_dict_from_decoded(
     arrays: Mapping[str, np.ndarray], metadata: Mapping[str, Any], seed: int, coded_names: list[str]
 ) -> dict[str, torch.Tensor]:
     """Expand decoded arrays (``relcode.decode``'s output) into a plain state_dict using a
-    relcode.torch file's metadata, root seed and coded tensor names: coded float32 variables
-    become weights (shared groups expanded with the signs of stream (seed, SIGN, position
-    of the tensor among the coded tensors in name order)), raw entries keep their values."""
-    if metadata.get("version") != META_VERSION:
-        raise FormatError(f"unsupported relcode.torch metadata version {metadata.get('version')!r}")
-    coded = metadata.get("coded", {})
-    raw_dtype = metadata.get("raw_dtype", {})
-    if not isinstance(coded, Mapping) or not isinstance(raw_dtype, Mapping):
-        raise FormatError("relcode.torch metadata is malformed")
-    unknown = [k for k in list(coded) + list(raw_dtype) if k not in arrays]
-    if unknown:
-        raise FormatError(f"relcode.torch metadata names tensors the file does not hold: {unknown[:5]}")
+    relcode.torch file's metadata, root seed and coded tensor names (see
+    :func:`relcode.weights.expand_arrays`, the torch-free version)."""
     out: dict[str, torch.Tensor] = {}
-    for name, a in arrays.items():
-        entry = coded.get(name, {})
-        if not isinstance(entry, Mapping):
-            raise FormatError(f"relcode.torch metadata for {name!r} is malformed")
-        if "group" in entry:
-            shape = _shape(entry.get("shape"), name)
-            group = entry["group"]
-            if not isinstance(group, int) or group < 1:
-                raise FormatError(f"file entry {name!r} has an invalid hashing group {group!r}")
-            numel = int(np.prod(shape, dtype=np.int64))
-            v = np.asarray(a).reshape(-1)
-            if a.dtype != np.float32 or v.size != hashing.n_variables(numel, group):
-                raise FormatError(
-                    f"file entry {name!r}: {v.size} variables cannot fill {shape} in groups of {group}"
-                )
-            if name not in coded_names:
-                raise FormatError(f"file entry {name!r} has a hashing group but is not a coded tensor")
-            stream = sorted(coded_names, key=lambda s: s.encode()).index(name)
-            a = hashing.expand(v, shape, group, hashing.signs(seed, stream, numel))
+    for name, (a, dtype) in weights.expand_arrays(arrays, metadata, seed, coded_names).items():
         t = torch.from_numpy(np.array(a, dtype=a.dtype.newbyteorder("="), order="C", copy=True))
-        dtype = entry.get("dtype", raw_dtype.get(name))
         if dtype is not None:
-            t = t.to(_dtype(dtype, name))
+            t = t.to(_DTYPES[dtype])
         out[name] = t
     return out
 

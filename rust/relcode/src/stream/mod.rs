@@ -37,6 +37,8 @@ pub mod purpose {
     pub const TRANSFORM: u32 = u32::from_le_bytes(*b"XFRM");
     /// Seeded permutations of block layouts.
     pub const PERMUTATION: u32 = u32::from_le_bytes(*b"PERM");
+    /// Signs of shared weight groups (the hashing trick of the torch layer).
+    pub const SIGN: u32 = u32::from_le_bytes(*b"SIGN");
 }
 
 /// The Philox key of (seed, purpose): the first two words of
