@@ -7,7 +7,7 @@ it. Any machine decodes a relcode file to the same bits.
 
 from __future__ import annotations
 
-from . import _native, channel, errors, format, reference, stream
+from . import _native, channel, errors, format, reference, stream, streaming
 from .errors import (
     ChecksumError,
     FormatError,
@@ -18,6 +18,7 @@ from .errors import (
     VersionError,
 )
 from .format import decode, encode, inspect, verify
+from .streaming import StreamDecoder, StreamEncoder, open_decoder
 
 __version__: str = _native.__version__
 
@@ -28,6 +29,8 @@ __all__ = [
     "LimitError",
     "RelcodeError",
     "SamplerError",
+    "StreamDecoder",
+    "StreamEncoder",
     "VersionError",
     "__version__",
     "channel",
@@ -36,7 +39,9 @@ __all__ = [
     "errors",
     "format",
     "inspect",
+    "open_decoder",
     "reference",
     "stream",
+    "streaming",
     "verify",
 ]
