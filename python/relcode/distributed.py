@@ -66,11 +66,10 @@ def encode(
     ``retries`` re-runs a task that raised; ``window`` bounds the groups in flight (default:
     twice the cluster's worker threads). Other keywords are those of
     :class:`relcode.StreamEncoder` (``method``, ``bits_per_block``, ``chunk_size``...);
-    each task runs with ``threads`` native threads (default 1: one per worker thread).
+    a task's blocks run on its worker process's shared native thread pool (all its cores).
     """
     if client is None:
         raise InputError("give a dask.distributed Client (client=...)")
-    options.setdefault("threads", 1)
     enc = streaming.StreamEncoder(dest, seed=seed, client=client, **options)
     enc._dask_options = {
         "retries": int(retries),

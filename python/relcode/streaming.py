@@ -75,7 +75,7 @@ __all__ = [
 
 DEFAULT_CHUNK_SIZE = fmt.DEFAULT_CHUNK_SIZE
 _RAW_PIECE = 1 << 20  # raw tensors are written in DATA chunks of this many elements
-_CHECK_PIECE = 1 << 22  # elements read at a time by the input checks
+_CHECK_PIECE = 1 << 20  # elements read at a time by the input checks
 _LN2 = math.log(2.0)
 _FLOAT_ST = ("F16", "BF16", "F32", "F64")
 _SUFFIXES = (".mean", ".std", ".prior_mean", ".prior_std")
@@ -346,6 +346,17 @@ class ChunkResult:
     kl: list[tuple[int, float]]  # (tensor position, KL bits of its elements in the group)
 
 
+def _kl_bits(qm: np.ndarray, qs: np.ndarray, pm: np.ndarray, ps: np.ndarray) -> float:
+    """KL(Q || P) in bits summed over elements, in small pieces (few temporaries)."""
+    total = 0.0
+    for a in range(0, qm.size, 1 << 16):
+        s = slice(a, a + (1 << 16))
+        p = ps[s].astype(np.float64)
+        nats = np.log(p / qs[s]) + (np.square(qs[s]) + np.square(qm[s] - pm[s])) / (2 * p * p) - 0.5
+        total += float(nats.sum())
+    return total / _LN2
+
+
 def encode_chunk(spec: ChunkSpec) -> ChunkResult:
     """Reads and encodes one group (what a worker thread or a Dask task runs)."""
     n = spec.count
@@ -376,9 +387,7 @@ def encode_chunk(spec: ChunkSpec) -> ChunkResult:
                 f"{name!r} element {a + i}: means must be finite and stds positive and finite "
                 f"(posterior {qm[off + i]} ± {qs[off + i]}, prior {pm[off + i]} ± {ps[off + i]})"
             )
-        p2 = np.square(ps[s], dtype=np.float64)
-        nats = np.log(ps[s] / qs[s]) + (np.square(qs[s]) + np.square(qm[s] - pm[s])) / (2 * p2) - 0.5
-        kl.append((k, float(nats.sum()) / _LN2))
+        kl.append((k, _kl_bits(qm[s], qs[s], pm[s], ps[s])))
         off += c
     layo, msgs, vals, rep = fmt.encode_group_payloads(
         spec.g, spec.seed, spec.start, qm, qs, pm, ps, method=spec.method,
@@ -450,6 +459,8 @@ class StreamEncoder:
     a group at a time. Peak memory is about ``(workers + 1)`` groups (roughly 40 bytes per
     element of a group) plus a constant, whatever the total size.
 
+    ``workers`` groups are read and encoded at once (default: the number of cores); their
+    blocks run on the process's shared native thread pool, or on ``threads`` threads.
     The arguments are those of :func:`relcode.encode`, and so are the bytes (the same
     tensors, seed and options give the same file). ``layout="fixed"`` needs ``block_size``
     (the in-memory encoder's default depends on the total KL, which a stream does not know
@@ -605,7 +616,9 @@ class StreamEncoder:
         processes True ships array slices and lets them read files, False ships file data too."""
         starts = np.cumsum([0] + [t.size for t in coded]).tolist()
         labels = [t.name for t in coded]
-        nthreads = self.threads or (max(1, _cpu_count() // self.workers) if len(groups) > 1 else None)
+        # Native threads per group: by default the process's shared rayon pool, which the
+        # groups in flight share (a pool of n threads per call would serialize them).
+        nthreads = self.threads
         k = 0
         for g, (start, count) in enumerate(groups):
             pieces = []
@@ -745,16 +758,17 @@ class StreamEncoder:
 class StreamDecoder:
     """A relcode file decoded lazily, in bounded memory: use :func:`open_decoder`.
 
-    The coded vector is decoded a *batch* of groups at a time (as many groups as there are
-    threads, at most ``piece`` elements unless one group is larger), each batch in parallel,
-    and the last batch is kept, so tensors that share a group cost one decode. Pieces come
+    The coded vector is decoded a *batch* of groups at a time (at most ``piece`` elements,
+    or one group if it is larger), each batch in parallel on ``threads`` threads (default:
+    all cores), and the last batch is kept, so tensors that share a group cost one decode.
+    Memory is a batch and its decoding state (about 40 bytes per element) plus the layout. Pieces come
     out in file order; per-tensor SHA-256 digests are checked as each tensor ends (and a
     file-wide ``digest="all"`` one when a pass over every tensor ends), so a consumer that
     writes pieces as they come must discard its output on a
     :class:`~relcode.errors.ChecksumError`, as :meth:`write` does.
     """
 
-    def __init__(self, file: fmt.File, *, threads: int | None = None, piece: int = 1 << 23):
+    def __init__(self, file: fmt.File, *, threads: int | None = None, piece: int = 1 << 21):
         self.file = file
         self.threads = _checks.threads(threads)
         self.names: list[str] = file.names  # raises when a referenced base file is missing
@@ -772,13 +786,13 @@ class StreamDecoder:
                 n = math.prod(t["shape"])
                 self._range[t["name"]] = (at, at + n)
                 at += n
-        # Batches of whole groups: [start, stop) of the coded vector.
-        nthreads = self.threads or _cpu_count()
+        # Batches of whole groups, [start, stop) of the coded vector: at most `piece` elements
+        # (or one group), decoded by one native call, in parallel over the groups and blocks.
         self._batches: list[tuple[int, int]] = []
         cur: list[tuple[int, int]] = []
         for g in info["groups"]:
             s, c = int(g["start"]), int(g["count"])
-            if cur and (len(cur) >= nthreads or s + c - cur[0][0] > piece):
+            if cur and s + c - cur[0][0] > piece:
                 self._batches.append((cur[0][0], cur[-1][0] + cur[-1][1]))
                 cur = []
             cur.append((s, c))

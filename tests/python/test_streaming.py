@@ -356,7 +356,7 @@ def test_decoder_pieces_are_bounded(model, monkeypatch) -> None:
         return real(self, a, b, **kw)
 
     monkeypatch.setattr(F.File, "decode_range", decode_range)
-    dec = relcode.streaming.StreamDecoder(F.open(path), threads=2, piece=40)
+    dec = relcode.streaming.StreamDecoder(F.open(path), threads=2, piece=80)
     got = {}
     for n, s, v in dec.pieces():
         got.setdefault(n, []).append((s, v.copy()))
