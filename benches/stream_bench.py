@@ -12,9 +12,9 @@ the process's own:
 
 It prints one table: wall time, weights per second, weights per CPU-second (per core: CPU
 time of all the child's threads) and peak RSS of each, the file size and bits per weight.
-Times start after the child's imports. Peak RSS is ``ru_maxrss`` of the child (its resident
-high-water mark, which includes the interpreter, numpy and the native module). Everything
-is written under a temporary directory that is removed at the end.
+Times start after the child's imports. Peak RSS is the child's own resident high-water mark
+(``VmHWM``; it includes the interpreter, numpy and the native module). Everything is written
+under a temporary directory that is removed at the end.
 
     python benches/stream_bench.py                  # 10 M and 100 M weights (tens of minutes)
     python benches/stream_bench.py --sizes 1M,4M    # a quick look
@@ -99,15 +99,25 @@ def write_posterior(path: Path, n: int, seed: int = 0) -> int:
     return sum(math.prod(s) for _, s in shapes)
 
 
+def peak_rss_mb() -> float:
+    """This process's resident high-water mark. On Linux, VmHWM of its own address space:
+    ``ru_maxrss`` survives exec, so a child started by (v)fork + exec would report its
+    parent's peak if that were larger."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    ru = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return ru / 2**20 if sys.platform == "darwin" else ru / 1024
+
+
 def child_stats(t0: float, c0: float) -> dict:
     """Wall and CPU time (all threads) since (t0, c0), taken after the imports, and the
     process's peak RSS."""
-    ru = resource.getrusage(resource.RUSAGE_SELF)
-    return {
-        "wall": time.perf_counter() - t0,
-        "cpu": time.process_time() - c0,
-        "maxrss_mb": ru.ru_maxrss / 1024 if sys.platform != "darwin" else ru.ru_maxrss / 2**20,
-    }
+    return {"wall": time.perf_counter() - t0, "cpu": time.process_time() - c0, "maxrss_mb": peak_rss_mb()}
 
 
 def run_encode(args: argparse.Namespace) -> None:

@@ -49,6 +49,7 @@ from __future__ import annotations
 
 import collections
 import concurrent.futures as cf
+import contextlib
 import hashlib
 import math
 import os
@@ -280,14 +281,19 @@ def read_posterior(
 
 
 def _check_param(t: _Coded, what: str, ref: Ref, *, positive: bool) -> None:
+    """Finite (and positive) values, checked in the precision the encoder uses: float64 for
+    the posterior, float32 (what the file stores) for the prior."""
     label = ref.describe() if isinstance(ref, (FileRef, ArrayRef)) else f"the {what} of {t.name!r}"
+    dtype = np.float32 if what.startswith("prior") else np.float64
     if isinstance(ref, float):
-        if not math.isfinite(ref) or (positive and ref <= 0):
+        v = float(np.asarray(ref, dtype=dtype))
+        if not math.isfinite(v) or (positive and v <= 0):
             raise InputError(f"{label} is {ref}; it must be finite" + (" and positive" if positive else ""))
         return
     for a in range(0, t.size, _CHECK_PIECE):
         b = min(a + _CHECK_PIECE, t.size)
-        v = np.asarray(ref.read(a, b), dtype=np.float64)
+        with np.errstate(over="ignore"):
+            v = np.asarray(ref.read(a, b), dtype=dtype)
         bad = ~np.isfinite(v)
         if positive:
             bad |= v <= 0
@@ -305,9 +311,6 @@ def _check_coded(t: _Coded) -> None:
     _check_param(t, "posterior std", t.q_std, positive=True)
     _check_param(t, "prior mean", t.p_mean, positive=False)
     _check_param(t, "prior std", t.p_std, positive=True)
-    for ref in (t.p_mean, t.p_std):
-        if isinstance(ref, float) and not math.isfinite(float(np.float32(ref))):
-            raise InputError(f"{t.name!r}: the prior {ref} overflows float32")
 
 
 # ---------------------------------------------------------------------------------------
@@ -447,6 +450,30 @@ def _disabled(enabled: bool | None) -> bool | None:
     return None if enabled is None else not enabled
 
 
+class _Stats:
+    """What the encoder reports: message bits, blocks, steps, KL per coded tensor and, for
+    files with one digest for everything, each tensor's SHA-256 (hashed as it is written)."""
+
+    def __init__(self, n_coded: int, hash_names: list[str]):
+        self.bits = self.blocks = self.steps = 0
+        self.kl = [0.0] * n_coded
+        self._hashes = {n: hashlib.sha256() for n in hash_names}
+
+    def add(self, res: ChunkResult) -> None:
+        self.bits += int(res.report["bits"])
+        self.blocks += int(res.report["blocks"])
+        self.steps += int(res.report["steps"])
+        for k, v in res.kl:
+            self.kl[k] += v
+
+    def hash(self, name: str, data: np.ndarray) -> None:
+        if name in self._hashes:
+            self._hashes[name].update(data)
+
+    def hexdigests(self) -> dict[str, str]:
+        return {n: h.hexdigest() for n, h in self._hashes.items()}
+
+
 class StreamEncoder:
     """Encodes tensors into a relcode file in bounded memory; a context manager.
 
@@ -584,8 +611,6 @@ class StreamEncoder:
             self._coded[t.name] = t
             names.append(t.name)
         for r in post.raw:
-            if r.dtype == "bfloat16":
-                raise InputError(f"{r.src.describe()}: raw bfloat16 tensors cannot be stored; convert them")
             self._raw[r.name] = r
             names.append(r.name)
         return names
@@ -662,8 +687,7 @@ class StreamEncoder:
         self._closed = True
         coded, raw, specs = self._table()
         total_coded = sum(t.size for t in coded)
-        total = total_coded + sum(r.size for r in raw)
-        if self.check:
+        if self.check:  # every error that bad input can cause, before any output
             with _progress(total_coded, "checking", self.progress) as bar:
                 for t in coded:
                     _check_coded(t)
@@ -674,68 +698,64 @@ class StreamEncoder:
             self.dest, specs, seed=self.seed, chunk_size=self.chunk_size, digest=self.digest,
             metadata=self.metadata,
         )  # fmt: skip
-        groups = list(sw.groups)
-        bits = blocks = steps = 0
-        kl = [0.0] * len(coded)
-        hashes = {n: hashlib.sha256() for n in sw.names} if self.digest == "all" else {}
+        stats = _Stats(len(coded), sw.names if self.digest == "all" else [])
         try:
-            with _progress(total, "encoding", self.progress) as bar:
+            with _progress(total_coded + sum(r.size for r in raw), "encoding", self.progress) as bar:
                 for r in raw:
-                    for a, b in _tensorfiles.iter_pieces(r.size, _RAW_PIECE) if r.size else [(0, 0)]:
-                        piece = np.asarray(r.src.read(a, b))
-                        sw.write_raw(r.name, piece, start=a)
-                        if hashes:
-                            hashes[r.name].update(np.ascontiguousarray(piece, piece.dtype.newbyteorder("<")))
-                        bar.update(b - a)
-                if self.client is not None:
-                    from . import distributed
-
-                    opts = dict(self._dask_options)
-                    ship = opts.pop("read_on_workers", True)
-                    specs_it = self._specs(coded, groups, ship=bool(ship))
-                    results = distributed._run_dask(self.client, specs_it, **opts)
-                else:
-                    results = _run_threads(self._specs(coded, groups, ship=None), self.workers)
-                starts = np.cumsum([0] + [t.size for t in coded]).tolist()
-                for res in results:
-                    sw.write_group(res.g, res.layo, res.msgs, res.values, p_mean=res.p_mean, p_std=res.p_std)
-                    bits += int(res.report["bits"])
-                    blocks += int(res.report["blocks"])
-                    steps += int(res.report["steps"])
-                    for k, v in res.kl:
-                        kl[k] += v
-                    if hashes:
-                        s0, c0 = groups[res.g]
-                        for k, t in enumerate(coded):
-                            a, b = max(s0, starts[k]), min(s0 + c0, starts[k + 1])
-                            if b > a:
-                                hashes[t.name].update(res.values[a - s0 : b - s0].astype("<f4"))
-                    bar.set_postfix_str(f"chunks {res.g + 1}/{len(groups)}", refresh=False)
-                    bar.update(groups[res.g][1])
+                    self._write_raw(sw, r, stats, bar)
+                self._write_groups(sw, coded, stats, bar)
             digests = sw.close()
         except BaseException:
             sw.abort()
             raise
-        size = self.dest.stat().st_size
         h = hashlib.sha256()
         with open(self.dest, "rb") as f:
             for blk in iter(lambda: f.read(1 << 20), b""):
                 h.update(blk)
-        if self.digest == "tensor":
-            sha = dict(zip(sw.names, digests))
-        else:
-            sha = {n: x.hexdigest() for n, x in hashes.items()}
+        sha = dict(zip(sw.names, digests)) if self.digest == "tensor" else stats.hexdigests()
         self.report = fmt.Report(
-            blocks=blocks,
-            groups=len(groups),
-            bits=bits,
-            bytes=size,
-            kl={t.name: kl[k] for k, t in enumerate(coded)},
+            blocks=stats.blocks,
+            groups=len(sw.groups),
+            bits=stats.bits,
+            bytes=self.dest.stat().st_size,
+            kl={t.name: stats.kl[k] for k, t in enumerate(coded)},
             sha256=sha,
             file_sha256=h.hexdigest(),
-            steps=steps,
+            steps=stats.steps,
         )
         return self.report
+
+    def _write_raw(self, sw: fmt.StreamWriter, r: _Raw, stats: _Stats, bar: Any) -> None:
+        """A raw tensor in the canonical DATA pieces (one empty piece for an empty tensor)."""
+        for a, b in _tensorfiles.iter_pieces(r.size, _RAW_PIECE) if r.size else [(0, 0)]:
+            piece = np.asarray(r.src.read(a, b))
+            sw.write_raw(r.name, piece, start=a)
+            stats.hash(r.name, np.ascontiguousarray(piece, piece.dtype.newbyteorder("<")))
+            bar.update(b - a)
+
+    def _write_groups(self, sw: fmt.StreamWriter, coded: list[_Coded], stats: _Stats, bar: Any) -> None:
+        """Encodes the groups (threads or Dask) and writes them in order as they come."""
+        groups = sw.groups
+        if self.client is not None:
+            from . import distributed
+
+            opts = dict(self._dask_options)
+            ship = bool(opts.pop("read_on_workers", True))
+            results = distributed._run_dask(self.client, self._specs(coded, groups, ship=ship), **opts)
+        else:
+            results = _run_threads(self._specs(coded, groups, ship=None), self.workers)
+        starts = np.cumsum([0] + [t.size for t in coded]).tolist()
+        with contextlib.closing(results):  # on an error, stop the work still in flight at once
+            for res in results:
+                sw.write_group(res.g, res.layo, res.msgs, res.values, p_mean=res.p_mean, p_std=res.p_std)
+                stats.add(res)
+                s0, c0 = groups[res.g]
+                for k, t in enumerate(coded):
+                    a, b = max(s0, starts[k]), min(s0 + c0, starts[k + 1])
+                    if b > a:
+                        stats.hash(t.name, res.values[a - s0 : b - s0].astype("<f4"))
+                bar.set_postfix_str(f"chunks {res.g + 1}/{len(groups)}", refresh=False)
+                bar.update(c0)
 
     def abort(self) -> None:
         """Discards the encoder; nothing is written."""

@@ -136,3 +136,21 @@ def test_failing_task_leaves_nothing(client, posterior_file, tmp_path: Path) -> 
             _task=fail_always, **KW,
         )  # fmt: skip
     assert list(tmp_path.iterdir()) == []
+
+
+def test_command_line_scheduler(client, posterior_file, tmp_path: Path, capsys) -> None:
+    from relcode.cli import main
+
+    path, want = posterior_file
+    args = ["encode", str(path), "-o", str(tmp_path / "c.relc"), "--prior-std", "0.1", "--seed", "11"]
+    args += [
+        "--chunk-size",
+        str(CHUNK),
+        "--bits-per-block",
+        "8",
+        "--scheduler",
+        client.scheduler.address,
+        "-q",
+    ]
+    assert main(args) == 0
+    assert (tmp_path / "c.relc").read_bytes() == want
