@@ -64,7 +64,7 @@ import numpy as np
 
 from . import _checks, _tensorfiles
 from . import format as fmt
-from .errors import ChecksumError, InputError
+from .errors import ChecksumError, FormatError, InputError
 
 __all__ = [
     "DEFAULT_CHUNK_SIZE",
@@ -799,19 +799,26 @@ class StreamDecoder:
         digests = list(info["digests"])
         self._tensor_digest = dict(zip(self.names, digests)) if self._digest == "tensor" else {}
         self._all_digest = digests[0] if self._digest == "all" and digests else None
-        self._range: dict[str, tuple[int, int]] = {}
+        # A file with K instances of its base's coded tensors has K coded vectors end to end
+        # (instance i's element e at i N + e) and decodes its coded tensors stacked (K, ...).
+        k = int(info.get("instances") or 1)
+        stacked = info.get("instances") is not None
+        per = k if stacked else 1
+        one = {t["name"]: math.prod(t["shape"]) // per for t in info["tensors"] if t["coded"]}
+        n_one = sum(one.values())
+        self._ranges: dict[str, list[tuple[int, int]]] = {}
         at = 0
         for t in info["tensors"]:
             if t["coded"]:
-                n = math.prod(t["shape"])
-                self._range[t["name"]] = (at, at + n)
+                n = one[t["name"]]
+                self._ranges[t["name"]] = [(i * n_one + at, i * n_one + at + n) for i in range(k)]
                 at += n
         # Batches of whole groups, [start, stop) of the coded vector: at most `piece` elements
         # (or one group), decoded by one native call, in parallel over the groups and blocks.
         self._batches: list[tuple[int, int]] = []
         cur: list[tuple[int, int]] = []
-        for g in info["groups"]:
-            s, c = int(g["start"]), int(g["count"])
+        groups = [(i * n_one + int(g["start"]), int(g["count"])) for i in range(k) for g in info["groups"]]
+        for s, c in groups:
             if cur and s + c - cur[0][0] > piece:
                 self._batches.append((cur[0][0], cur[-1][0] + cur[-1][1]))
                 cur = []
@@ -869,6 +876,8 @@ class StreamDecoder:
         while a < b:
             k = bisect.bisect_right(self._batch_starts, a) - 1
             s, e = self._batches[k]
+            if not s <= a < e:  # the batches tile the coded vector; anything else is a bug
+                raise FormatError(f"coded element {a} is outside the file's groups")
             vals = self._batch(k)
             stop = min(b, e)
             yield vals[a - s : stop - s]
@@ -899,14 +908,15 @@ class StreamDecoder:
                 if not self._messages:
                     raise InputError(f"{name!r} has no messages: this is a base file")
                 h = hashlib.sha256() if name in self._tensor_digest else None
-                a, b = self._range[name]
-                for v in self._coded_pieces(a, b) if b > a else [np.zeros(0, dtype=np.float32)]:
-                    if h is not None:
-                        h.update(v.astype("<f4", copy=False))
-                    if h_all is not None:
-                        h_all.update(v.astype("<f4", copy=False))
-                    yield name, a - self._range[name][0], v
-                    a += v.size
+                at = 0
+                for a, b in self._ranges[name]:
+                    for v in self._coded_pieces(a, b) if b > a else [np.zeros(0, dtype=np.float32)]:
+                        if h is not None:
+                            h.update(v.astype("<f4", copy=False))
+                        if h_all is not None:
+                            h_all.update(v.astype("<f4", copy=False))
+                        yield name, at, v
+                        at += v.size
                 if h is not None:
                     self._check(name, h)
             else:
