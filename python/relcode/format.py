@@ -503,6 +503,17 @@ class File:
                 return _tensor_array(t, arr)
         raise KeyError(name)
 
+    def decode_range(self, start: int, stop: int, *, threads: int | None = None) -> np.ndarray:
+        """Decodes elements ``start:stop`` of the coded vector (the coded tensors in header
+        order, flattened) as float32, group by group in parallel. Every chunk it reads is
+        CRC-checked; the SHA-256 digests cover whole tensors and are checked by the callers
+        that decode whole tensors (:meth:`tensor`, ``relcode.open_decoder``)."""
+        return self._n.decode_range(int(start), int(stop), threads=_checks.threads(threads))
+
+    def check_chunks(self) -> None:
+        """Reads every chunk one at a time and checks its CRC32C, without decoding."""
+        self._n.check_chunks()
+
     def __iter__(self) -> Iterator[str]:
         return iter(self.names)
 
@@ -1213,19 +1224,30 @@ class StreamWriter:
         self.bits = 0
         self.blocks = 0
 
-    def write_raw(self, name: str, array: Any) -> None:
-        """A raw tensor's values (in pieces of 2**20 elements)."""
+    def write_raw(self, name: str, array: Any, *, start: int | None = None) -> None:
+        """A raw tensor's values (in pieces of 2**20 elements). With ``start``, ``array`` is
+        a flat piece of the tensor from element ``start`` (tensors larger than memory); pieces
+        that start at multiples of 2**20 and hold 2**20 elements (the last one fewer) give
+        the canonical chunks, and the bytes of :func:`encode`."""
         spec = self.specs[name]
         if "prior" in spec:
             raise InputError(f"{name!r} is a coded tensor")
         a = np.asarray(array)
-        if list(a.shape) != spec["shape"] or a.dtype.name != spec.get("dtype", "float32"):
-            raise InputError(f"{name!r}: expected {spec.get('dtype', 'float32')} of shape {spec['shape']}")
+        size = math.prod(spec["shape"])
+        dt = spec.get("dtype", "float32")
+        if start is None:
+            if list(a.shape) != spec["shape"] or a.dtype.name != dt:
+                raise InputError(f"{name!r}: expected {dt} of shape {spec['shape']}")
+            first = 0
+        else:
+            first = _checks.uint64(start, "start")
+            if a.dtype.name != dt or first + a.size > size or (a.size == 0 and size > 0):
+                raise InputError(f"{name!r}: expected a piece of {dt} within its {size} elements")
         flat = np.ascontiguousarray(a, dtype=a.dtype.newbyteorder("<")).reshape(-1)
         t = self.names.index(name)
         for s in range(0, max(flat.size, 1), _RAW_PIECE):
             piece = flat[s : s + _RAW_PIECE]
-            self._w.write_raw(t, s, np.frombuffer(piece.tobytes(), dtype=np.uint8))
+            self._w.write_raw(t, first + s, np.frombuffer(piece.tobytes(), dtype=np.uint8))
 
     def _write_priors(self, g: int, p_mean: np.ndarray, p_std: np.ndarray) -> None:
         start, count = self.groups[g]

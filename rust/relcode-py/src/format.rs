@@ -716,6 +716,12 @@ impl FormatReader {
         Ok(PyArray1::from_vec(py, v))
     }
 
+    /// Checks the CRC of every chunk, one at a time, without decoding.
+    fn check_chunks(&self, py: Python<'_>) -> PyResult<()> {
+        let r = self.inner.clone();
+        py.detach(move || r.check_chunks()).map_err(ferr0)
+    }
+
     /// Checks every CRC and digest by decoding everything.
     #[pyo3(signature = (threads=None))]
     fn verify(&self, py: Python<'_>, threads: Option<usize>) -> PyResult<()> {

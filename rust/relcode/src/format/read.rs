@@ -1024,6 +1024,14 @@ impl Reader {
     /// Checks every CRC (unknown optional chunks included), decodes everything and checks
     /// the digests.
     pub fn verify(&self) -> Result<(), FormatError> {
+        self.check_chunks()?;
+        self.decode_all().map(|_| ())
+    }
+
+    /// Reads every chunk (unknown optional chunks and the base's included) one at a time
+    /// and checks its CRC, without decoding: with a lazy open, the first half of a
+    /// bounded-memory verify.
+    pub fn check_chunks(&self) -> Result<(), FormatError> {
         for f in &self.frames {
             self.load(f)?;
         }
@@ -1032,7 +1040,7 @@ impl Reader {
                 b.load(f)?;
             }
         }
-        self.decode_all().map(|_| ())
+        Ok(())
     }
 }
 
