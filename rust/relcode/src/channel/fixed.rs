@@ -60,21 +60,16 @@ pub(super) fn score_group(z: &[f32], a: &[f32], b: &[f32]) -> [f32; GROUP] {
 pub(super) fn score_groups4(z: &[f32], a: &[f32], b: &[f32]) -> [[f32; GROUP]; 4] {
     let d = a.len();
     let stride = GROUP * d;
-    let (z0, rest) = z.split_at(stride);
-    let (z1, rest) = rest.split_at(stride);
-    let (z2, z3) = rest.split_at(stride);
+    assert!(z.len() >= 4 * stride && b.len() == d);
     let mut acc = [[0f32; GROUP]; 4];
-    let rows = z0
-        .chunks_exact(GROUP)
-        .zip(z1.chunks_exact(GROUP))
-        .zip(z2.chunks_exact(GROUP))
-        .zip(z3[..stride].chunks_exact(GROUP))
-        .zip(a.iter().zip(b));
-    for ((((r0, r1), r2), r3), (&aj, &bj)) in rows {
-        for (q, row) in [r0, r1, r2, r3].into_iter().enumerate() {
+    for j in 0..d {
+        let (aj, bj) = (a[j], b[j]);
+        for (q, accq) in acc.iter_mut().enumerate() {
+            let at = q * stride + j * GROUP;
+            let row: &[f32; GROUP] = z[at..at + GROUP].try_into().unwrap();
             for l in 0..GROUP {
                 let x = row[l];
-                acc[q][l] += (aj * x + bj) * x;
+                accq[l] += (aj * x + bj) * x;
             }
         }
     }
