@@ -167,7 +167,27 @@ def channel_bench(bits: int = 16, dims: tuple[int, ...] = (1, 3, 16, 64)) -> str
         cells += [f"{r:11.1f}x" for r in ratios]
         lines.append(f"{d:>12}  " + "  ".join(cells))
     lines.append("torch table: one shared candidate table for every block (its build time excluded).")
+    lines.append(_pool_build_line(bits))
     return "\n".join(lines)
+
+
+def _build_pool(channel, seeds, d: int, bits: int) -> None:
+    channel.prepare_pool(next(seeds), d, bits, threads=1)
+
+
+def _pool_build_line(bits: int) -> str:
+    """Time to build a shared pool on one thread (fresh seeds, so nothing is cached)."""
+    from functools import partial
+
+    from . import channel
+
+    out = []
+    for d in (16, 32):
+        seeds = iter(range(10_000 + 100 * d, 10_000 + 100 * d + 100))
+        build = partial(_build_pool, channel, seeds, d, bits)
+        t = best_time(build, repeat=5, min_time=0.0)
+        out.append(f"d = {d}: {t * 1e3:.1f} ms")
+    return f"pool build (2^{bits} candidates, one thread): " + ", ".join(out)
 
 
 # Published / reference mean steps (samplers reference, sections 7 and 8): Q = N(1, s^2) against

@@ -34,7 +34,7 @@ import numpy as np
 from . import _checks, _native, gpu
 from .errors import InputError
 
-__all__ = ["Code", "decode", "encode", "message_bits", "methods"]
+__all__ = ["Code", "decode", "encode", "message_bits", "methods", "prepare_pool"]
 
 
 @dataclass(frozen=True)
@@ -212,6 +212,13 @@ def decode(
         **options,
     )
     return out.reshape(n, d)
+
+
+def prepare_pool(seed: int, dim: int, bits: int, *, threads: int | None = None) -> None:
+    """Builds the shared candidate pool of (seed, dim) for 2^bits candidates now (pool mode
+    builds it on first use otherwise); pools stay in memory for later calls."""
+    seed, dim, bits = _checks.uint64(seed, "seed"), _checks.uint64(dim, "dim"), _checks.uint64(bits, "bits")
+    _native.channel_prepare_pool(seed, dim, bits, _checks.threads(threads))
 
 
 def message_bits(message: Any, method: str = "pfr", **options: Any) -> np.ndarray:

@@ -244,6 +244,24 @@ fn channel_message_fields(
         .collect())
 }
 
+/// Builds (or finds) the shared pool of (seed, d) with at least 2^bits candidates.
+#[pyfunction]
+#[pyo3(signature = (seed, d, bits, threads=None))]
+fn channel_prepare_pool(
+    py: Python<'_>,
+    seed: u64,
+    d: usize,
+    bits: u32,
+    threads: Option<usize>,
+) -> PyResult<()> {
+    if d == 0 || bits > 32 {
+        return Err(input_error("pool dimension must be positive and bits at most 32"));
+    }
+    let keys = relcode::channel::Keys::new(seed);
+    let res = pool::run(py, threads, || relcode::channel::pool::prepare(&keys, d, bits, Backend::Auto))?;
+    res.map_err(|e| channel_error(py, &e, None))
+}
+
 /// Every method with its properties.
 #[pyfunction]
 fn channel_methods(py: Python<'_>) -> PyResult<Bound<'_, PyList>> {
@@ -270,5 +288,6 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(channel_message_bits, m)?)?;
     m.add_function(wrap_pyfunction!(channel_message_fields, m)?)?;
     m.add_function(wrap_pyfunction!(channel_methods, m)?)?;
+    m.add_function(wrap_pyfunction!(channel_prepare_pool, m)?)?;
     Ok(())
 }
