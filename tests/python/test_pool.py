@@ -126,3 +126,17 @@ def test_pool_needs_a_fixed_budget_method_and_bounded_size() -> None:
         channel.encode([[0.0]], [[0.5]], 0.0, 1.0, method="gprs", pool=True)
     with pytest.raises(relcode.InputError, match="in memory"):
         channel.encode(np.zeros((1, 64)), np.ones((1, 64)), 0.0, 1.0, method="mrc", bits=23, pool=True)
+
+
+def test_prepare_pool_builds_ahead_without_changing_results() -> None:
+    qm, qs = np.full((3, 5), 0.2), np.full((3, 5), 0.6)
+    cold = channel.encode(qm, qs, 0.0, 1.0, method="pfr", bits=9, pool=True, seed=31337)
+    channel.prepare_pool(31338, 5, 9)
+    warm = channel.encode(qm, qs, 0.0, 1.0, method="pfr", bits=9, pool=True, seed=31338)
+    again = channel.encode(qm, qs, 0.0, 1.0, method="pfr", bits=9, pool=True, seed=31337)
+    np.testing.assert_array_equal(cold.message, again.message)
+    assert warm.sample.shape == (3, 5)
+    with pytest.raises(relcode.InputError):
+        channel.prepare_pool(0, 0, 9)
+    with pytest.raises(relcode.InputError):
+        channel.prepare_pool(0, 64, 40)
