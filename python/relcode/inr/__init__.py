@@ -1,0 +1,1 @@
+"""COMBINER: compression with Bayesian implicit neural representations."""
