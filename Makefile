@@ -50,6 +50,7 @@ test-python:
 	$(PY) -m pytest
 
 test-slow: setup
+	cargo test --release -- --ignored
 	$(PY) -m pytest -m slow
 
 bench: setup

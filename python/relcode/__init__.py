@@ -7,7 +7,7 @@ it. Any machine decodes a relcode file to the same bits.
 
 from __future__ import annotations
 
-from . import _native, channel, errors, reference, stream
+from . import _native, channel, errors, format, reference, stream
 from .errors import (
     ChecksumError,
     FormatError,
@@ -17,6 +17,7 @@ from .errors import (
     SamplerError,
     VersionError,
 )
+from .format import decode, encode, inspect, verify
 
 __version__: str = _native.__version__
 
@@ -30,7 +31,12 @@ __all__ = [
     "VersionError",
     "__version__",
     "channel",
+    "decode",
+    "encode",
     "errors",
+    "format",
+    "inspect",
     "reference",
     "stream",
+    "verify",
 ]

@@ -13,7 +13,7 @@ def stub_names() -> set[str]:
     tree = ast.parse((Path(relcode.__file__).parent / "_native.pyi").read_text())
     names = set()
     for node in tree.body:
-        if isinstance(node, ast.FunctionDef):
+        if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
             names.add(node.name)
         elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
             names.add(node.target.id)

@@ -12,7 +12,7 @@ use relcode::stream::Backend;
 pub fn channel_error(py: Python<'_>, e: &ChannelError, problem: Option<usize>) -> PyErr {
     let prefix = problem.map(|i| format!("problem {i}: ")).unwrap_or_default();
     let class = match e {
-        ChannelError::IterationCap { .. } => "SamplerError",
+        ChannelError::IterationCap { .. } | ChannelError::DepthLimit { .. } => "SamplerError",
         _ => "InputError",
     };
     error(py, class, format!("{prefix}{e}"))

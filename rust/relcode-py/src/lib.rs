@@ -7,6 +7,7 @@ use pyo3::prelude::*;
 
 mod channel;
 mod errors;
+mod format;
 mod pool;
 mod stream;
 
@@ -16,5 +17,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     stream::register(m)?;
     channel::register(m)?;
+    format::register(m)?;
     Ok(())
 }

@@ -6,6 +6,7 @@
 
 pub mod channel;
 pub mod codes;
+pub mod format;
 pub mod stream;
 
 /// Lowercase hexadecimal SHA-256 of `bytes`.

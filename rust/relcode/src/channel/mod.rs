@@ -241,6 +241,8 @@ pub enum ChannelError {
     Unsupported(String),
     /// The iteration cap was reached before a sample was accepted.
     IterationCap { method: Method, steps: u64 },
+    /// A tree search needed a node deeper than a message can address (heap indices are 64-bit).
+    DepthLimit { method: Method, depth: u32 },
     /// A message that no encoder with these options can produce.
     InvalidMessage(String),
 }
@@ -251,6 +253,12 @@ impl fmt::Display for ChannelError {
             ChannelError::InvalidInput(m)
             | ChannelError::Unsupported(m)
             | ChannelError::InvalidMessage(m) => f.write_str(m),
+            ChannelError::DepthLimit { method, depth } => write!(
+                f,
+                "{method} needed a tree node deeper than {depth} levels, the deepest a 64-bit heap index \
+                 addresses: the target is too concentrated relative to P for this method; use gprs_bnb with \
+                 split='sample', or a fixed-budget method (mrc, orc, pfr with bits)"
+            ),
             ChannelError::IterationCap { method, steps } => write!(
                 f,
                 "{method} reached its iteration cap of {steps} steps without a sample; raise max_steps, \
@@ -538,7 +546,8 @@ pub fn decode(
         Method::Pfr if opts.bits.is_some() => fixed::decode(message, p_mean, p_std, keys, id, opts, out),
         Method::Pfr | Method::Astar => pfr::decode(message, p_mean, p_std, keys, id, out),
         Method::AsStar => astar::decode_as(message, p_mean, p_std, keys, id, opts, out),
-        Method::AdStar | Method::DadStar => astar::decode_ad(message, p_mean, p_std, keys, id, opts, out),
+        Method::AdStar => astar::decode_ad(message, p_mean, p_std, keys, id, opts, out),
+        Method::DadStar => astar::decode_dad(message, p_mean, p_std, keys, id, opts, out),
         Method::Grs | Method::Gprs => pfr::decode(message, p_mean, p_std, keys, id, out),
         Method::Agrs => agrs::decode(message, p_mean, p_std, keys, id, opts, out),
         Method::GprsParallel => gprs::decode_parallel(message, p_mean, p_std, keys, id, opts, out),

@@ -119,7 +119,8 @@ impl Interval {
 
 /// The point j 2^-d as a tail coordinate, exactly.
 fn dyadic_point(depth: u32, j: u128) -> Coord {
-    let scale = (-(depth as f64)).exp2();
+    // 2^-depth from its bits: exact without relying on the platform's exp2
+    let scale = f64::from_bits((1023 - depth.min(1022) as u64) << 52);
     let half = if depth == 0 { 0 } else { 1u128 << (depth - 1).min(127) };
     if depth == 0 {
         return if j == 0 { Coord::ZERO } else { Coord::ONE };

@@ -1,0 +1,962 @@
+#![allow(clippy::type_complexity)] // pyo3 returns tuples of arrays
+//! Bindings of `relcode::format`: the in-memory encoder, the assembler used by the
+//! progressive encoders, layout helpers and a reader object. The Python module
+//! `relcode.format` wraps these; nothing here is public API.
+
+use crate::channel::{method, options};
+use crate::errors::{error, input_error};
+use crate::pool;
+use numpy::{PyArray1, PyArrayMethods, PyReadonlyArray1};
+use pyo3::prelude::*;
+use pyo3::types::{PyBool, PyBytes, PyDict, PyFloat, PyList, PyString, PyTuple};
+use relcode::channel::{Message, Options};
+use relcode::format::chunk::{Messages, Role};
+use relcode::format::encode::{self as fenc, PriorArg};
+use relcode::format::layout::{self as flay, Group, Rule};
+use relcode::format::msgpack::Value;
+use relcode::format::read::FileSource;
+use relcode::format::{
+    DigestMode, Dtype, EncodeInput, FormatError, Header, LayoutRule, Limits, Prior, PriorValue, Reader,
+    TensorInfo, TensorInput, TensorSource,
+};
+use std::sync::Arc;
+
+fn ferr(py: Python<'_>, e: &FormatError) -> PyErr {
+    match e {
+        FormatError::Io(m) => pyo3::exceptions::PyOSError::new_err(m.clone()),
+        _ => error(py, e.class(), e.to_string()),
+    }
+}
+
+fn ferr0(e: FormatError) -> PyErr {
+    Python::attach(|py| ferr(py, &e))
+}
+
+// ---------------------------------------------------------------------------------------
+// MessagePack values <-> Python objects (metadata)
+
+fn to_value(o: &Bound<'_, PyAny>, depth: usize) -> PyResult<Value> {
+    if depth > 24 {
+        return Err(input_error("metadata is nested too deeply"));
+    }
+    if o.is_none() {
+        return Ok(Value::Nil);
+    }
+    if o.is_instance_of::<PyBool>() {
+        return Ok(Value::Bool(o.extract()?));
+    }
+    if let Ok(s) = o.cast::<PyString>() {
+        return Ok(Value::Str(s.to_str()?.to_string()));
+    }
+    if let Ok(b) = o.cast::<PyBytes>() {
+        return Ok(Value::Bin(b.as_bytes().to_vec()));
+    }
+    if let Ok(d) = o.cast::<PyDict>() {
+        let mut m = Vec::with_capacity(d.len());
+        for (k, v) in d.iter() {
+            m.push((to_value(&k, depth + 1)?, to_value(&v, depth + 1)?));
+        }
+        return Ok(Value::Map(m));
+    }
+    if let Ok(l) = o.cast::<PyList>() {
+        return Ok(Value::Array(l.iter().map(|x| to_value(&x, depth + 1)).collect::<PyResult<_>>()?));
+    }
+    if let Ok(t) = o.cast::<PyTuple>() {
+        return Ok(Value::Array(t.iter().map(|x| to_value(&x, depth + 1)).collect::<PyResult<_>>()?));
+    }
+    if o.is_instance_of::<PyFloat>() {
+        return Ok(Value::F64(o.extract()?));
+    }
+    if let Ok(v) = o.extract::<u64>() {
+        return Ok(Value::UInt(v));
+    }
+    if let Ok(v) = o.extract::<i64>() {
+        return Ok(Value::Int(v));
+    }
+    if o.hasattr("dtype")? && o.getattr("dtype")?.str()?.to_str()? == "float32" {
+        let v: f64 = o.call_method0("__float__")?.extract()?;
+        return Ok(Value::F32(v as f32));
+    }
+    if let Ok(v) = o.call_method0("__float__").and_then(|f| f.extract::<f64>()) {
+        return Ok(Value::F64(v));
+    }
+    Err(input_error(format!(
+        "metadata values must be None, bool, int, float, str, bytes, lists or dicts, not {}",
+        o.get_type().name()?
+    )))
+}
+
+fn from_value<'py>(py: Python<'py>, v: &Value) -> PyResult<Bound<'py, PyAny>> {
+    Ok(match v {
+        Value::Nil => py.None().into_bound(py),
+        Value::Bool(b) => PyBool::new(py, *b).to_owned().into_any(),
+        Value::UInt(x) => x.into_pyobject(py)?.into_any(),
+        Value::Int(x) => x.into_pyobject(py)?.into_any(),
+        Value::F32(x) => (*x as f64).into_pyobject(py)?.into_any(),
+        Value::F64(x) => x.into_pyobject(py)?.into_any(),
+        Value::Str(s) => PyString::new(py, s).into_any(),
+        Value::Bin(b) => PyBytes::new(py, b).into_any(),
+        Value::Array(a) => {
+            let l = PyList::empty(py);
+            for x in a {
+                l.append(from_value(py, x)?)?;
+            }
+            l.into_any()
+        }
+        Value::Map(m) => {
+            let d = PyDict::new(py);
+            for (k, x) in m {
+                let k = from_value(py, k)?;
+                // unhashable keys (lists, maps) become their repr
+                let k = if k.hash().is_ok() { k } else { k.repr()?.into_any() };
+                d.set_item(k, from_value(py, x)?)?;
+            }
+            d.into_any()
+        }
+    })
+}
+
+fn meta_arg(meta: Option<&Bound<'_, PyAny>>) -> PyResult<Option<Value>> {
+    match meta {
+        None => Ok(None),
+        Some(m) if m.is_none() => Ok(None),
+        Some(m) => Ok(Some(to_value(m, 0)?)),
+    }
+}
+
+fn digest_mode(s: &str) -> PyResult<DigestMode> {
+    DigestMode::parse(s).ok_or_else(|| input_error(format!("digest must be 'tensor' or 'all', got {s:?}")))
+}
+
+fn dtype(s: &str) -> PyResult<Dtype> {
+    Dtype::parse(s).ok_or_else(|| {
+        let names: Vec<&str> = Dtype::ALL.iter().map(|d| d.name()).collect();
+        input_error(format!("dtype {s:?} cannot be stored; use one of {}", names.join(", ")))
+    })
+}
+
+fn hexs(d: &[[u8; 32]]) -> Vec<String> {
+    d.iter().map(|x| relcode::format::hex(x)).collect()
+}
+
+// ---------------------------------------------------------------------------------------
+// Encoding
+
+type CodedArg<'py> = (
+    String,
+    Vec<u64>,
+    PyReadonlyArray1<'py, f64>,
+    PyReadonlyArray1<'py, f64>,
+    PyReadonlyArray1<'py, f32>,
+    PyReadonlyArray1<'py, f32>,
+);
+type RawArg<'py> = (String, Vec<u64>, String, PyReadonlyArray1<'py, u8>);
+
+fn prior_arg<'a>(a: &'a [f32]) -> PriorArg<'a> {
+    if a.len() == 1 {
+        PriorArg::Scalar(a[0])
+    } else {
+        PriorArg::Elements(a)
+    }
+}
+
+/// Encodes coded and raw tensors into file bytes; returns (bytes, report dict).
+#[pyfunction]
+#[pyo3(signature = (coded, raw, seed, method_name, bits_per_block, layout, block_size, max_block_size, chunk_size, digest, meta=None, threads=None, **kwargs))]
+#[allow(clippy::too_many_arguments)]
+fn format_encode<'py>(
+    py: Python<'py>,
+    coded: Vec<CodedArg<'py>>,
+    raw: Vec<RawArg<'py>>,
+    seed: u64,
+    method_name: &str,
+    bits_per_block: f64,
+    layout: &str,
+    block_size: Option<u32>,
+    max_block_size: u32,
+    chunk_size: u64,
+    digest: &str,
+    meta: Option<&Bound<'py, PyAny>>,
+    threads: Option<usize>,
+    kwargs: Option<&Bound<'py, PyDict>>,
+) -> PyResult<(Bound<'py, PyBytes>, Bound<'py, PyDict>)> {
+    let m = method(method_name)?;
+    let opts = options(m, kwargs)?;
+    let rule = match layout {
+        "fixed" => LayoutRule::Fixed { block_size },
+        "kl" => LayoutRule::Kl { max_block_size },
+        other => return Err(input_error(format!("layout must be 'kl' or 'fixed', got {other:?}"))),
+    };
+    let meta = meta_arg(meta)?;
+    let mut tensors = Vec::new();
+    let cs: Vec<_> = coded
+        .iter()
+        .map(|(n, s, a, b, c, d)| Ok((n, s, a.as_slice()?, b.as_slice()?, c.as_slice()?, d.as_slice()?)))
+        .collect::<PyResult<_>>()
+        .map_err(|_: PyErr| input_error("arrays must be contiguous"))?;
+    for (name, shape, qm, qs, pm, ps) in &cs {
+        tensors.push(TensorInput {
+            name: name.to_string(),
+            shape: shape.to_vec(),
+            source: TensorSource::Coded {
+                q_mean: qm,
+                q_std: qs,
+                p_mean: prior_arg(pm),
+                p_std: prior_arg(ps),
+            },
+        });
+    }
+    let rs: Vec<_> = raw
+        .iter()
+        .map(|(n, s, d, b)| {
+            Ok((n, s, dtype(d)?, b.as_slice().map_err(|_| input_error("raw data must be contiguous"))?))
+        })
+        .collect::<PyResult<_>>()?;
+    for (name, shape, dt, bytes) in &rs {
+        tensors.push(TensorInput {
+            name: name.to_string(),
+            shape: shape.to_vec(),
+            source: TensorSource::Raw { dtype: *dt, bytes },
+        });
+    }
+    let input = EncodeInput {
+        tensors,
+        seed,
+        method: m,
+        options: opts,
+        bits_per_block,
+        layout: rule,
+        chunk_size,
+        digest: digest_mode(digest)?,
+        meta,
+    };
+    let res = pool::run(py, threads, || fenc::encode(Vec::new(), &input))?;
+    let (bytes, rep) = res.map_err(|e| ferr(py, &e))?;
+    let d = PyDict::new(py);
+    d.set_item("names", rep.header.tensors.iter().map(|t| t.name.clone()).collect::<Vec<_>>())?;
+    d.set_item("groups", rep.groups)?;
+    d.set_item("blocks", rep.blocks)?;
+    d.set_item("bits", rep.bits)?;
+    d.set_item("bytes", rep.bytes)?;
+    d.set_item("steps", rep.steps)?;
+    d.set_item("kl", rep.kl)?;
+    d.set_item("digests", hexs(&rep.digests))?;
+    d.set_item("coded", PyArray1::from_vec(py, rep.coded))?;
+    Ok((PyBytes::new(py, &bytes), d))
+}
+
+// ---------------------------------------------------------------------------------------
+// Layouts
+
+/// The seeded permutation of `0..n` of group `group`.
+#[pyfunction]
+fn layout_permutation(py: Python<'_>, seed: u64, group: u32, n: u64) -> PyResult<Bound<'_, PyArray1<u32>>> {
+    if n > Limits::default().max_group_elements {
+        return Err(input_error(format!(
+            "groups have at most {} elements",
+            Limits::default().max_group_elements
+        )));
+    }
+    let p = py.detach(|| flay::permutation(seed, group, n as u32));
+    Ok(PyArray1::from_vec(py, p))
+}
+
+/// KL-greedy block sizes of elements with these KLs (bits), in order.
+#[pyfunction]
+fn layout_kl_sizes<'py>(
+    py: Python<'py>,
+    kl: PyReadonlyArray1<'py, f64>,
+    budget: f64,
+    max_size: u32,
+) -> PyResult<Bound<'py, PyArray1<u16>>> {
+    let kl = kl.as_slice().map_err(|_| input_error("kl must be contiguous"))?;
+    Ok(PyArray1::from_vec(py, flay::kl_greedy_sizes(kl.iter().copied(), budget, max_size)))
+}
+
+type GroupArg<'py> =
+    (u32, String, u64, u64, u64, u32, Option<PyReadonlyArray1<'py, u16>>, Option<PyReadonlyArray1<'py, u32>>);
+
+fn group_of(g: &GroupArg<'_>) -> PyResult<Group> {
+    let (id, rule, seed, start, count, size, sizes, members) = g;
+    let sz = || -> PyResult<Vec<u16>> {
+        Ok(sizes.as_ref().ok_or_else(|| input_error("sizes are missing"))?.as_slice()?.to_vec())
+    };
+    let rule = match rule.as_str() {
+        "fixed" => Rule::Fixed { size: *size },
+        "sizes" => Rule::Sizes { sizes: sz()? },
+        "explicit" => Rule::Explicit {
+            sizes: sz()?,
+            members: members.as_ref().ok_or_else(|| input_error("members are missing"))?.as_slice()?.to_vec(),
+        },
+        r => return Err(input_error(format!("unknown layout rule {r:?}"))),
+    };
+    Ok(Group { id: *id, seed: *seed, start: *start, count: *count, rule })
+}
+
+fn group_dict<'py>(py: Python<'py>, g: &Group) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    d.set_item("id", g.id)?;
+    d.set_item("rule", g.rule.name())?;
+    d.set_item("seed", g.seed)?;
+    d.set_item("start", g.start)?;
+    d.set_item("count", g.count)?;
+    d.set_item("blocks", g.blocks())?;
+    match &g.rule {
+        Rule::Fixed { size } => d.set_item("block_size", size)?,
+        Rule::Sizes { sizes } => d.set_item("sizes", PyArray1::from_slice(py, sizes))?,
+        Rule::Explicit { sizes, members } => {
+            d.set_item("sizes", PyArray1::from_slice(py, sizes))?;
+            d.set_item("members", PyArray1::from_slice(py, members))?;
+        }
+    }
+    Ok(d)
+}
+
+/// Checks a layout (groups in order) and returns each group's member order and sizes.
+#[pyfunction]
+fn layout_check<'py>(py: Python<'py>, groups: Vec<GroupArg<'py>>) -> PyResult<Bound<'py, PyList>> {
+    let limits = Limits::default();
+    let out = PyList::empty(py);
+    let mut at = 0u64;
+    for (i, g) in groups.iter().enumerate() {
+        let g = group_of(g)?;
+        g.validate(&limits).map_err(|e| input_error(e.to_string()))?;
+        if g.id as usize != i || g.start != at {
+            return Err(input_error("groups must be numbered 0.. and tile the coded vector in order"));
+        }
+        at += g.count;
+        let (order, sizes) = py.detach(|| (g.order(), g.sizes()));
+        out.append((PyArray1::from_vec(py, order), PyArray1::from_vec(py, sizes)))?;
+    }
+    Ok(out)
+}
+
+// ---------------------------------------------------------------------------------------
+// Assembling files from a caller's layout and messages
+
+type TensorArg = (String, Vec<u64>, String, bool, Option<f32>, Option<f32>);
+type MsgArg<'py> = (u32, String, PyReadonlyArray1<'py, u64>, PyReadonlyArray1<'py, u64>, Bound<'py, PyDict>);
+
+/// Writes a file from a layout, priors and messages; decodes the messages to compute the
+/// digests. Returns (bytes, digests, coded vector).
+#[pyfunction]
+#[pyo3(signature = (seed, tensors, groups, raw, elems, messages, has_messages, digest, meta=None, base=None, threads=None))]
+#[allow(clippy::too_many_arguments)]
+fn format_assemble<'py>(
+    py: Python<'py>,
+    seed: u64,
+    tensors: Vec<TensorArg>,
+    groups: Vec<GroupArg<'py>>,
+    raw: Vec<(usize, PyReadonlyArray1<'py, u8>)>,
+    elems: Vec<(usize, u8, PyReadonlyArray1<'py, f32>)>,
+    messages: Vec<MsgArg<'py>>,
+    has_messages: bool,
+    digest: &str,
+    meta: Option<&Bound<'py, PyAny>>,
+    base: Option<PyRef<'py, FormatReader>>,
+    threads: Option<usize>,
+) -> PyResult<(Bound<'py, PyBytes>, Vec<String>, Bound<'py, PyArray1<f32>>)> {
+    let mut h = Header::new(seed);
+    h.digest = digest_mode(digest)?;
+    h.messages = has_messages;
+    h.meta = meta_arg(meta)?;
+    let base_reader = base.as_ref().map(|b| b.inner.clone());
+    if let Some(b) = &base_reader {
+        h.base = Some(b.file_sha256().map_err(|e| ferr(py, &e))?);
+    } else {
+        for (name, shape, dt, coded, pm, ps) in tensors {
+            let prior = if coded {
+                let v = |x: Option<f32>| x.map(PriorValue::Scalar).unwrap_or(PriorValue::Elements);
+                Some(Prior { mean: v(pm), std: v(ps) })
+            } else {
+                None
+            };
+            h.tensors.push(TensorInfo { name, shape, dtype: dtype(&dt)?, prior });
+        }
+        h.groups = groups.len() as u64;
+    }
+    let gs: Vec<Group> = groups.iter().map(group_of).collect::<PyResult<_>>()?;
+    let raw_s: Vec<(usize, &[u8])> =
+        raw.iter().map(|(t, a)| Ok((*t, a.as_slice()?))).collect::<PyResult<_>>()?;
+    let elem_s: Vec<(usize, Role, &[f32])> = elems
+        .iter()
+        .map(|(t, r, a)| {
+            let role =
+                Role::from_id(*r).filter(|&r| r != Role::Raw).ok_or_else(|| input_error("bad prior role"))?;
+            Ok((*t, role, a.as_slice()?))
+        })
+        .collect::<PyResult<_>>()?;
+    let mut msgs = Vec::with_capacity(messages.len());
+    for (g, mname, index, aux, kw) in &messages {
+        let m = method(mname)?;
+        let o: Options = options(m, Some(kw))?;
+        let (i, a) = (index.as_slice()?, aux.as_slice()?);
+        if i.len() != a.len() {
+            return Err(input_error("index and aux must have equal lengths"));
+        }
+        let ms = i.iter().zip(a).map(|(&x, &y)| Message { index: x, aux: y }).collect();
+        msgs.push(Messages { group: *g, method: m, options: o, messages: ms });
+    }
+    let a = fenc::Assembly { header: h, raw: raw_s, elems: elem_s, groups: gs, messages: msgs };
+    let res = pool::run(py, threads, || fenc::assemble(Vec::new(), &a, base_reader.as_deref()))?;
+    let (bytes, _, digests, coded) = res.map_err(|e| ferr(py, &e))?;
+    Ok((PyBytes::new(py, &bytes), hexs(&digests), PyArray1::from_vec(py, coded)))
+}
+
+// ---------------------------------------------------------------------------------------
+// Reading
+
+/// An opened relcode file.
+#[pyclass(module = "relcode._native", name = "FormatReader", frozen)]
+pub struct FormatReader {
+    inner: Arc<Reader>,
+}
+
+fn limits_arg(max_elements: Option<u64>) -> Limits {
+    let mut l = Limits::default();
+    if let Some(m) = max_elements {
+        l.max_elements = m;
+    }
+    l
+}
+
+fn tensor_dict<'py>(py: Python<'py>, t: &TensorInfo) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    d.set_item("name", &t.name)?;
+    d.set_item("shape", PyTuple::new(py, &t.shape)?)?;
+    d.set_item("dtype", t.dtype.name())?;
+    d.set_item("coded", t.coded())?;
+    if let Some(p) = t.prior {
+        for (k, v) in [("prior_mean", p.mean), ("prior_std", p.std)] {
+            match v {
+                PriorValue::Scalar(x) => d.set_item(k, x as f64)?,
+                PriorValue::Elements => d.set_item(k, "elements")?,
+            }
+        }
+    }
+    Ok(d)
+}
+
+#[pymethods]
+impl FormatReader {
+    /// Opens a file from a path (lazily checked unless `eager`) or from bytes (eagerly).
+    #[staticmethod]
+    #[pyo3(signature = (path=None, data=None, eager=true, max_elements=None))]
+    fn open(
+        py: Python<'_>,
+        path: Option<std::path::PathBuf>,
+        data: Option<Vec<u8>>,
+        eager: bool,
+        max_elements: Option<u64>,
+    ) -> PyResult<FormatReader> {
+        let limits = limits_arg(max_elements);
+        let r = py.detach(|| -> Result<Reader, FormatError> {
+            match (path, data) {
+                (Some(p), None) => Reader::open(Box::new(FileSource::open(&p)?), limits, eager),
+                (None, Some(d)) => Reader::open(Box::new(d), limits, true),
+                _ => Err(FormatError::InvalidInput("give a path or bytes".into())),
+            }
+        });
+        Ok(FormatReader { inner: Arc::new(r.map_err(ferr0)?) })
+    }
+
+    /// Opens a file (eagerly checked) and attaches its base (checked by SHA-256).
+    #[staticmethod]
+    #[pyo3(signature = (base, path=None, data=None, max_elements=None))]
+    fn open_with_base(
+        py: Python<'_>,
+        base: PyRef<'_, FormatReader>,
+        path: Option<std::path::PathBuf>,
+        data: Option<Vec<u8>>,
+        max_elements: Option<u64>,
+    ) -> PyResult<FormatReader> {
+        let limits = limits_arg(max_elements);
+        let base = base.inner.clone();
+        let r = py.detach(move || -> Result<Reader, FormatError> {
+            let mut r = match (path, data) {
+                (Some(p), None) => Reader::open(Box::new(FileSource::open(&p)?), limits, true)?,
+                (None, Some(d)) => Reader::open(Box::new(d), limits, true)?,
+                _ => return Err(FormatError::InvalidInput("give a path or bytes".into())),
+            };
+            r.attach_base(base)?;
+            Ok(r)
+        });
+        Ok(FormatReader { inner: Arc::new(r.map_err(ferr0)?) })
+    }
+
+    /// Header fields, version and chunk list (what `inspect` shows).
+    fn info<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let r = &self.inner;
+        let h = &r.header;
+        let d = PyDict::new(py);
+        d.set_item("version", format!("{}.{}", r.version.0, r.version.1))?;
+        d.set_item("bytes", r.len())?;
+        d.set_item("seed", h.seed)?;
+        d.set_item("stream_version", h.stream)?;
+        d.set_item("channel_version", h.channel)?;
+        d.set_item("digest", h.digest.name())?;
+        d.set_item("messages", h.messages)?;
+        d.set_item("base", h.base.map(|b| relcode::format::hex(&b)))?;
+        d.set_item("base_attached", r.base().is_some())?;
+        d.set_item(
+            "metadata",
+            match &h.meta {
+                Some(v) => from_value(py, v)?,
+                None => py.None().into_bound(py),
+            },
+        )?;
+        d.set_item(
+            "base_metadata",
+            match r.base().and_then(|b| b.header.meta.clone()) {
+                Some(v) => from_value(py, &v)?,
+                None => py.None().into_bound(py),
+            },
+        )?;
+        d.set_item("digests", hexs(r.digests()))?;
+        let chunks = PyList::empty(py);
+        for f in r.frames() {
+            let c = PyDict::new(py);
+            c.set_item("type", String::from_utf8_lossy(&f.kind).into_owned())?;
+            c.set_item("offset", f.offset)?;
+            c.set_item("length", f.len)?;
+            c.set_item("optional", f.flags & 1 == 1)?;
+            chunks.append(c)?;
+        }
+        d.set_item("chunks", chunks)?;
+        let tensors = PyList::empty(py);
+        let groups = PyList::empty(py);
+        if let (Ok(ts), Ok(gs)) = (r.tensors(), r.groups()) {
+            for t in ts {
+                tensors.append(tensor_dict(py, t)?)?;
+            }
+            for g in gs {
+                groups.append(group_dict(py, g)?)?;
+            }
+        }
+        d.set_item("tensors", tensors)?;
+        d.set_item("groups", groups)?;
+        Ok(d)
+    }
+
+    /// Method, options, block count and message bits of each group (reads the MSGS chunks).
+    fn message_summary<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        let out = PyList::empty(py);
+        if !self.inner.header.messages {
+            return Ok(out);
+        }
+        let n = self.inner.groups().map(|g| g.len()).unwrap_or(0);
+        for g in 0..n {
+            let (m, o, blocks, bits) = self.inner.messages_summary(g).map_err(|e| ferr(py, &e))?;
+            out.append((m, from_value(py, &o)?, blocks, bits))?;
+        }
+        Ok(out)
+    }
+
+    /// The messages of group `g`: (method, options dict, index, aux).
+    fn messages<'py>(
+        &self,
+        py: Python<'py>,
+        g: usize,
+    ) -> PyResult<(String, Bound<'py, PyAny>, Bound<'py, PyArray1<u64>>, Bound<'py, PyArray1<u64>>)> {
+        let m = self.inner.messages(g).map_err(|e| ferr(py, &e))?;
+        let o = relcode::format::chunk::options_value(m.method, &m.options);
+        Ok((
+            m.method.name().to_string(),
+            from_value(py, &o)?,
+            PyArray1::from_vec(py, m.messages.iter().map(|x| x.index).collect()),
+            PyArray1::from_vec(py, m.messages.iter().map(|x| x.aux).collect()),
+        ))
+    }
+
+    /// SHA-256 (hex) of the whole file.
+    fn file_sha256(&self, py: Python<'_>) -> PyResult<String> {
+        let r = self.inner.clone();
+        py.detach(move || r.file_sha256()).map(|d| relcode::format::hex(&d)).map_err(ferr0)
+    }
+
+    /// Indices of the tensors the file decodes to.
+    fn decoded_tensors(&self) -> PyResult<Vec<usize>> {
+        self.inner.decoded_tensors().map_err(ferr0)
+    }
+
+    /// Decodes every tensor and checks the digests: list of (index, array) with float32
+    /// arrays for coded tensors (views into one buffer) and uint8 bytes for raw ones.
+    #[pyo3(signature = (threads=None))]
+    fn decode_all<'py>(&self, py: Python<'py>, threads: Option<usize>) -> PyResult<Bound<'py, PyList>> {
+        let r = self.inner.clone();
+        let n = r.coded_len().map_err(|e| ferr(py, &e))? as usize;
+        let n = if r.header.messages { n } else { 0 };
+        let list = r.decoded_tensors().map_err(|e| ferr(py, &e))?;
+        let tensors = r.tensors().map_err(|e| ferr(py, &e))?.to_vec();
+        let coded = PyArray1::<f32>::zeros(py, n, false);
+        let mut raws: Vec<(usize, Bound<'py, PyArray1<u8>>)> = Vec::new();
+        for &t in &list {
+            if !tensors[t].coded() {
+                let b = (tensors[t].numel() * tensors[t].dtype.size()) as usize;
+                raws.push((t, PyArray1::<u8>::zeros(py, b, false)));
+            }
+        }
+        {
+            let mut cw = coded.readwrite();
+            let cs = cw.as_slice_mut().map_err(|_| input_error("internal: buffer"))?;
+            let mut rws: Vec<_> = raws.iter().map(|(t, a)| (*t, a.readwrite())).collect();
+            let mut rs: Vec<(usize, &mut [u8])> =
+                rws.iter_mut().map(|(t, a)| Ok((*t, a.as_slice_mut()?))).collect::<PyResult<_>>()?;
+            let res = pool::run(py, threads, || -> Result<(), FormatError> {
+                if n > 0 {
+                    r.decode_coded(cs)?;
+                }
+                for (t, o) in rs.iter_mut() {
+                    r.read_raw(*t, o)?;
+                }
+                let mut views: Vec<Option<&[u8]>> = vec![None; tensors.len()];
+                for (t, o) in rs.iter() {
+                    views[*t] = Some(&o[..]);
+                }
+                r.check_digests(cs, &views)
+            })?;
+            res.map_err(|e| ferr(py, &e))?;
+        }
+        let out = PyList::empty(py);
+        let mut ri = raws.into_iter();
+        for &t in &list {
+            match r.coded_range(t).map_err(|e| ferr(py, &e))? {
+                Some((a, b)) => {
+                    let view = coded.call_method1(
+                        "__getitem__",
+                        (pyo3::types::PySlice::new(py, a as isize, b as isize, 1),),
+                    )?;
+                    out.append((t, view))?;
+                }
+                None => {
+                    let (_, arr) = ri.next().unwrap();
+                    out.append((t, arr))?;
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Decodes one tensor (checking its digest in `tensor` digest mode): float32 for coded
+    /// tensors, little-endian bytes (uint8) for raw ones.
+    #[pyo3(signature = (t, threads=None))]
+    fn decode_tensor<'py>(
+        &self,
+        py: Python<'py>,
+        t: usize,
+        threads: Option<usize>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let r = self.inner.clone();
+        let n = r.tensors().map_err(|e| ferr(py, &e))?.len();
+        if t >= n {
+            return Err(input_error(format!("no tensor {t}")));
+        }
+        let coded = r.tensors().map_err(|e| ferr(py, &e))?[t].coded();
+        let bytes = pool::run(py, threads, || r.decode_tensor(t))?.map_err(|e| ferr(py, &e))?;
+        if coded {
+            let v: Vec<f32> =
+                bytes.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect();
+            Ok(PyArray1::from_vec(py, v).into_any())
+        } else {
+            Ok(PyArray1::from_vec(py, bytes).into_any())
+        }
+    }
+
+    /// Decodes the coded-vector range [e0, e1).
+    #[pyo3(signature = (e0, e1, threads=None))]
+    fn decode_range<'py>(
+        &self,
+        py: Python<'py>,
+        e0: u64,
+        e1: u64,
+        threads: Option<usize>,
+    ) -> PyResult<Bound<'py, PyArray1<f32>>> {
+        let r = self.inner.clone();
+        if e1 < e0 || e1 > r.coded_len().map_err(|e| ferr(py, &e))? {
+            return Err(input_error("range out of bounds"));
+        }
+        let mut v = vec![0f32; (e1 - e0) as usize];
+        pool::run(py, threads, || r.decode_range(e0, e1, &mut v))?.map_err(|e| ferr(py, &e))?;
+        Ok(PyArray1::from_vec(py, v))
+    }
+
+    /// The prior (means, stds) of the coded-vector range [e0, e1).
+    fn prior_range<'py>(
+        &self,
+        py: Python<'py>,
+        e0: u64,
+        e1: u64,
+    ) -> PyResult<(Bound<'py, PyArray1<f32>>, Bound<'py, PyArray1<f32>>)> {
+        let r = self.inner.clone();
+        if e1 < e0 || e1 > r.coded_len().map_err(|e| ferr(py, &e))? {
+            return Err(input_error("range out of bounds"));
+        }
+        let (m, s) = py.detach(|| r.prior_range(e0, e1)).map_err(ferr0)?;
+        Ok((PyArray1::from_vec(py, m), PyArray1::from_vec(py, s)))
+    }
+
+    /// Raw tensor `t` as little-endian bytes (uint8).
+    fn read_raw<'py>(&self, py: Python<'py>, t: usize) -> PyResult<Bound<'py, PyArray1<u8>>> {
+        let r = self.inner.clone();
+        let ts = r.tensors().map_err(|e| ferr(py, &e))?;
+        let info = ts.get(t).ok_or_else(|| input_error(format!("no tensor {t}")))?;
+        let mut v = vec![0u8; (info.numel() * info.dtype.size()) as usize];
+        py.detach(|| r.read_raw(t, &mut v)).map_err(ferr0)?;
+        Ok(PyArray1::from_vec(py, v))
+    }
+
+    /// Checks every CRC and digest by decoding everything.
+    #[pyo3(signature = (threads=None))]
+    fn verify(&self, py: Python<'_>, threads: Option<usize>) -> PyResult<()> {
+        let r = self.inner.clone();
+        pool::run(py, threads, || r.verify())?.map_err(|e| ferr(py, &e))
+    }
+}
+
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(format_encode, m)?)?;
+    m.add_function(wrap_pyfunction!(format_assemble, m)?)?;
+    m.add_function(wrap_pyfunction!(layout_permutation, m)?)?;
+    m.add_function(wrap_pyfunction!(layout_kl_sizes, m)?)?;
+    m.add_function(wrap_pyfunction!(layout_check, m)?)?;
+    m.add_function(wrap_pyfunction!(format_encode_group, m)?)?;
+    m.add_class::<FormatReader>()?;
+    m.add_class::<FormatStreamWriter>()?;
+    m.add("FORMAT_VERSION", (relcode::format::VERSION_MAJOR, relcode::format::VERSION_MINOR))?;
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------
+// Streaming
+
+/// Builds the group of a streaming encoder: KL-greedy (`max_block_size`) or fixed (`block_size`).
+#[allow(clippy::too_many_arguments)]
+fn stream_group(
+    g: u32,
+    seed: u64,
+    start: u64,
+    qm: &[f64],
+    qs: &[f64],
+    pm: &[f32],
+    ps: &[f32],
+    rule: &str,
+    size: u32,
+    bits_per_block: f64,
+) -> PyResult<Group> {
+    let count = qm.len() as u64;
+    if count == 0 || [qs.len(), pm.len(), ps.len()].iter().any(|&l| l as u64 != count) {
+        return Err(input_error("a group needs q_mean, q_std, p_mean and p_std of one positive length"));
+    }
+    if count > Limits::default().max_group_elements {
+        return Err(input_error(format!(
+            "groups have at most {} elements",
+            Limits::default().max_group_elements
+        )));
+    }
+    for i in 0..count as usize {
+        let ok = qm[i].is_finite()
+            && pm[i].is_finite()
+            && qs[i] > 0.0
+            && qs[i].is_finite()
+            && ps[i] > 0.0
+            && ps[i].is_finite();
+        if !ok {
+            return Err(input_error(format!(
+                "element {} of the group: means must be finite and stds positive and finite",
+                start + i as u64
+            )));
+        }
+    }
+    if size == 0 || size as usize > relcode::format::MAX_BLOCK_DIM {
+        return Err(input_error("block sizes must be in 1..=65535"));
+    }
+    let rule = match rule {
+        "fixed" => Rule::Fixed { size },
+        "kl" => {
+            if !(bits_per_block > 0.0 && bits_per_block.is_finite()) {
+                return Err(input_error("bits_per_block must be positive"));
+            }
+            let perm = flay::permutation(seed, g, count as u32);
+            let kl = perm.iter().map(|&k| {
+                let k = k as usize;
+                fenc::kl_bits(qm[k], qs[k], pm[k] as f64, ps[k] as f64)
+            });
+            Rule::Sizes { sizes: flay::kl_greedy_sizes(kl, bits_per_block, size) }
+        }
+        r => return Err(input_error(format!("layout must be 'kl' or 'fixed', got {r:?}"))),
+    };
+    Ok(Group { id: g, seed, start, count, rule })
+}
+
+/// Encodes one group of a streaming encoder (any process: a Dask worker, say). Returns the
+/// LAYO payload, the MSGS payload, the decoded values and a report dict; the writer
+/// process hands them to `FormatStreamWriter.write_group`.
+#[pyfunction]
+#[pyo3(signature = (g, seed, start, q_mean, q_std, p_mean, p_std, method_name, layout, size, bits_per_block, threads=None, **kwargs))]
+#[allow(clippy::too_many_arguments)]
+fn format_encode_group<'py>(
+    py: Python<'py>,
+    g: u32,
+    seed: u64,
+    start: u64,
+    q_mean: PyReadonlyArray1<'py, f64>,
+    q_std: PyReadonlyArray1<'py, f64>,
+    p_mean: PyReadonlyArray1<'py, f32>,
+    p_std: PyReadonlyArray1<'py, f32>,
+    method_name: &str,
+    layout: &str,
+    size: u32,
+    bits_per_block: f64,
+    threads: Option<usize>,
+    kwargs: Option<&Bound<'py, PyDict>>,
+) -> PyResult<(Bound<'py, PyBytes>, Bound<'py, PyBytes>, Bound<'py, PyArray1<f32>>, Bound<'py, PyDict>)> {
+    let m = method(method_name)?;
+    let opts = options(m, kwargs)?;
+    fenc::check_method(m, &opts).map_err(|e| ferr(py, &e))?;
+    let (qm, qs, pm, ps) = (q_mean.as_slice()?, q_std.as_slice()?, p_mean.as_slice()?, p_std.as_slice()?);
+    let group = stream_group(g, seed, start, qm, qs, pm, ps, layout, size, bits_per_block)?;
+    let res = pool::run(py, threads, || {
+        let (msgs, vals, bits, steps) = fenc::encode_group(&group, qm, qs, pm, ps, seed, m, &opts)?;
+        let mp = relcode::format::chunk::messages_payload(&msgs)?;
+        Ok::<_, FormatError>((mp, vals, bits, steps))
+    })?;
+    let (mp, vals, bits, steps) = res.map_err(|e| ferr(py, &e))?;
+    let lp = relcode::format::chunk::layout_payload(&group);
+    let d = PyDict::new(py);
+    d.set_item("blocks", bits.len())?;
+    d.set_item("bits", bits.iter().map(|&b| b as u64).sum::<u64>())?;
+    d.set_item("steps", steps)?;
+    d.set_item("count", group.count)?;
+    Ok((PyBytes::new(py, &lp), PyBytes::new(py, &mp), PyArray1::from_vec(py, vals), d))
+}
+
+type FileWriter = relcode::format::Writer<std::io::BufWriter<std::fs::File>>;
+
+/// A streaming file writer: header first, then raw tensors, priors and groups as they come,
+/// then the index. Memory: the index and the digest reorder buffer.
+#[pyclass(module = "relcode._native", name = "FormatStreamWriter")]
+pub struct FormatStreamWriter {
+    inner: std::sync::Mutex<Option<FileWriter>>,
+}
+
+impl FormatStreamWriter {
+    fn with<T>(
+        &self,
+        py: Python<'_>,
+        f: impl FnOnce(&mut FileWriter) -> Result<T, FormatError>,
+    ) -> PyResult<T> {
+        let mut g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let w = g.as_mut().ok_or_else(|| input_error("the writer is closed"))?;
+        f(w).map_err(|e| ferr(py, &e))
+    }
+}
+
+#[pymethods]
+impl FormatStreamWriter {
+    #[new]
+    #[pyo3(signature = (path, seed, tensors, groups, digest="tensor", meta=None))]
+    fn new(
+        py: Python<'_>,
+        path: std::path::PathBuf,
+        seed: u64,
+        tensors: Vec<TensorArg>,
+        groups: u64,
+        digest: &str,
+        meta: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<FormatStreamWriter> {
+        let mut h = Header::new(seed);
+        h.digest = digest_mode(digest)?;
+        h.meta = meta_arg(meta)?;
+        for (name, shape, dt, coded, pm, ps) in tensors {
+            let prior = coded.then(|| {
+                let v = |x: Option<f32>| x.map(PriorValue::Scalar).unwrap_or(PriorValue::Elements);
+                Prior { mean: v(pm), std: v(ps) }
+            });
+            h.tensors.push(TensorInfo { name, shape, dtype: dtype(&dt)?, prior });
+        }
+        h.groups = groups;
+        Header::parse(&h.to_bytes(), &Limits::default()).map_err(|e| input_error(e.to_string()))?;
+        let f = std::fs::File::create(&path)
+            .map_err(|e| pyo3::exceptions::PyOSError::new_err(format!("{}: {e}", path.display())))?;
+        let t = h.tensors.clone();
+        let w = relcode::format::Writer::new(std::io::BufWriter::with_capacity(1 << 20, f), &h, &t)
+            .map_err(|e| ferr(py, &e))?;
+        Ok(FormatStreamWriter { inner: std::sync::Mutex::new(Some(w)) })
+    }
+
+    /// Raw tensor values (little-endian bytes) from element `start`.
+    fn write_raw(
+        &self,
+        py: Python<'_>,
+        tensor: usize,
+        start: u64,
+        data: PyReadonlyArray1<'_, u8>,
+    ) -> PyResult<()> {
+        let d = data.as_slice()?;
+        self.with(py, |w| w.data(Role::Raw, tensor, start, d))
+    }
+
+    /// Per-element prior values (role 1: means, 2: stds) from element `start`.
+    fn write_prior(
+        &self,
+        py: Python<'_>,
+        tensor: usize,
+        role: u8,
+        start: u64,
+        values: PyReadonlyArray1<'_, f32>,
+    ) -> PyResult<()> {
+        let role = Role::from_id(role)
+            .filter(|&r| r != Role::Raw)
+            .ok_or_else(|| input_error("role must be 1 or 2"))?;
+        let bytes: Vec<u8> = values.as_slice()?.iter().flat_map(|x| x.to_le_bytes()).collect();
+        self.with(py, |w| w.data(role, tensor, start, &bytes))
+    }
+
+    /// A group encoded by `format_encode_group`: its LAYO and MSGS payloads and decoded values.
+    fn write_group(
+        &self,
+        py: Python<'_>,
+        start: u64,
+        layo: &[u8],
+        msgs: &[u8],
+        values: PyReadonlyArray1<'_, f32>,
+    ) -> PyResult<()> {
+        let v = values.as_slice()?;
+        let (layo, msgs) = (layo.to_vec(), msgs.to_vec());
+        self.with(py, |w| {
+            let g = relcode::format::chunk::parse_layout(&layo)?;
+            let m = relcode::format::chunk::parse_messages(&msgs, 32)?;
+            if g.start != start
+                || g.count != v.len() as u64
+                || m.group != g.id
+                || m.messages.len() as u64 != g.blocks()
+            {
+                return Err(FormatError::InvalidInput("the group's payloads and values do not match".into()));
+            }
+            w.chunk(*b"LAYO", 0, &layo)?;
+            w.messages(&m, start, v)
+        })
+    }
+
+    /// Bytes written so far.
+    fn position(&self, py: Python<'_>) -> PyResult<u64> {
+        self.with(py, |w| Ok(w.position()))
+    }
+
+    /// Writes the index and the tail; returns the digests (hex).
+    fn finish(&self, py: Python<'_>) -> PyResult<Vec<String>> {
+        let w = self
+            .inner
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+            .ok_or_else(|| input_error("the writer is closed"))?;
+        let (_, _, d) = py.detach(|| w.finish()).map_err(ferr0)?;
+        Ok(hexs(&d))
+    }
+
+    /// Drops the writer without finishing (the caller removes the partial file).
+    fn abort(&self) {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner()).take();
+    }
+}

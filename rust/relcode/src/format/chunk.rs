@@ -1,0 +1,570 @@
+//! Chunk frames and the payloads of the chunk types of version 1.0 (spec/format.md,
+//! sections 2, 5–8). Every multi-byte integer here is little-endian. Parsers check every
+//! length against the payload before reading or allocating, and every reserved field.
+
+use super::layout::{Group, Rule};
+use super::msgpack::{self, ReadLimits, Value};
+use super::{crc32c, FormatError, FRAME_LEN, MAX_BLOCK_DIM};
+use crate::channel::{self, Message, Method, Options, Split};
+use crate::codes::{BitReader, BitWriter, IndexCode};
+
+/// A chunk type: four ASCII uppercase letters or digits.
+pub type ChunkType = [u8; 4];
+
+pub const HEAD: ChunkType = *b"HEAD";
+pub const DATA: ChunkType = *b"DATA";
+pub const LAYO: ChunkType = *b"LAYO";
+pub const MSGS: ChunkType = *b"MSGS";
+pub const INDX: ChunkType = *b"INDX";
+
+/// Frame flag: readers that do not know the chunk type skip the chunk.
+pub const FLAG_OPTIONAL: u16 = 1;
+
+pub fn known(t: &ChunkType) -> bool {
+    [HEAD, DATA, LAYO, MSGS, INDX].contains(t)
+}
+
+fn name(t: &ChunkType) -> String {
+    String::from_utf8_lossy(t).into_owned()
+}
+
+/// The 16 frame bytes of a chunk with this payload.
+pub fn frame(kind: ChunkType, flags: u16, payload: &[u8]) -> Result<[u8; FRAME_LEN], FormatError> {
+    let len = u32::try_from(payload.len()).map_err(|_| {
+        FormatError::InvalidInput(format!(
+            "a {} chunk would have {} bytes; the limit is 2^32 - 1",
+            name(&kind),
+            payload.len()
+        ))
+    })?;
+    let mut f = [0u8; FRAME_LEN];
+    f[0..4].copy_from_slice(&kind);
+    f[4..6].copy_from_slice(&flags.to_le_bytes());
+    f[8..12].copy_from_slice(&len.to_le_bytes());
+    let crc = crc32c(&[&f[0..12], payload]);
+    f[12..16].copy_from_slice(&crc.to_le_bytes());
+    Ok(f)
+}
+
+/// A parsed frame header.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Frame {
+    pub kind: ChunkType,
+    pub flags: u16,
+    /// Offset of the frame in the file.
+    pub offset: u64,
+    /// Payload length.
+    pub len: u32,
+    pub crc: u32,
+}
+
+impl Frame {
+    /// Offset just past the payload.
+    pub fn end(&self) -> u64 {
+        self.offset + FRAME_LEN as u64 + self.len as u64
+    }
+
+    /// Parses and checks the frame fields (not the CRC, which needs the payload).
+    pub fn parse(b: &[u8; FRAME_LEN], offset: u64) -> Result<Frame, FormatError> {
+        let kind: ChunkType = b[0..4].try_into().unwrap();
+        if !kind.iter().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit()) {
+            return Err(FormatError::Malformed(format!(
+                "byte {offset}: {:02x?} is not a chunk type (four ASCII capitals or digits)",
+                kind
+            )));
+        }
+        let flags = u16::from_le_bytes([b[4], b[5]]);
+        let reserved = u16::from_le_bytes([b[6], b[7]]);
+        if reserved != 0 {
+            return Err(FormatError::Reserved(format!(
+                "frame bytes 6-7 of the {} chunk at byte {offset}",
+                name(&kind)
+            )));
+        }
+        let allowed = if known(&kind) { 0 } else { FLAG_OPTIONAL };
+        if flags & !allowed != 0 {
+            return Err(FormatError::Reserved(format!(
+                "flags {flags:#06x} of the {} chunk at byte {offset}",
+                name(&kind)
+            )));
+        }
+        let len = u32::from_le_bytes(b[8..12].try_into().unwrap());
+        let crc = u32::from_le_bytes(b[12..16].try_into().unwrap());
+        Ok(Frame { kind, flags, offset, len, crc })
+    }
+
+    /// Checks the CRC32C over the frame fields and the payload.
+    pub fn check(&self, head: &[u8; FRAME_LEN], payload: &[u8]) -> Result<(), FormatError> {
+        if crc32c(&[&head[0..12], payload]) != self.crc {
+            return Err(FormatError::Crc { chunk: self.kind, offset: self.offset });
+        }
+        Ok(())
+    }
+}
+
+/// A little-endian cursor over a payload; every read is bounds-checked.
+pub(crate) struct Cur<'a> {
+    b: &'a [u8],
+    pos: usize,
+    what: &'static str,
+}
+
+impl<'a> Cur<'a> {
+    pub(crate) fn new(b: &'a [u8], what: &'static str) -> Cur<'a> {
+        Cur { b, pos: 0, what }
+    }
+    fn short(&self) -> FormatError {
+        FormatError::Malformed(format!("the {} payload is too short", self.what))
+    }
+    pub(crate) fn take(&mut self, n: usize) -> Result<&'a [u8], FormatError> {
+        let end = self.pos.checked_add(n).filter(|&e| e <= self.b.len()).ok_or_else(|| self.short())?;
+        let s = &self.b[self.pos..end];
+        self.pos = end;
+        Ok(s)
+    }
+    /// A count of items of `size` bytes each, checked against the bytes that remain.
+    pub(crate) fn take_n(&mut self, n: u64, size: usize) -> Result<&'a [u8], FormatError> {
+        let bytes =
+            n.checked_mul(size as u64).filter(|&b| b <= self.rest() as u64).ok_or_else(|| self.short())?;
+        self.take(bytes as usize)
+    }
+    pub(crate) fn u8(&mut self) -> Result<u8, FormatError> {
+        Ok(self.take(1)?[0])
+    }
+    pub(crate) fn u16(&mut self) -> Result<u16, FormatError> {
+        Ok(u16::from_le_bytes(self.take(2)?.try_into().unwrap()))
+    }
+    pub(crate) fn u32(&mut self) -> Result<u32, FormatError> {
+        Ok(u32::from_le_bytes(self.take(4)?.try_into().unwrap()))
+    }
+    pub(crate) fn u64(&mut self) -> Result<u64, FormatError> {
+        Ok(u64::from_le_bytes(self.take(8)?.try_into().unwrap()))
+    }
+    pub(crate) fn zero(&mut self, n: usize, field: &str) -> Result<(), FormatError> {
+        if self.take(n)?.iter().any(|&b| b != 0) {
+            return Err(FormatError::Reserved(format!("{} of a {} chunk", field, self.what)));
+        }
+        Ok(())
+    }
+    pub(crate) fn rest(&self) -> usize {
+        self.b.len() - self.pos
+    }
+    pub(crate) fn end(&self) -> Result<(), FormatError> {
+        if self.rest() != 0 {
+            return Err(FormatError::Malformed(format!(
+                "{} bytes after the end of a {} payload",
+                self.rest(),
+                self.what
+            )));
+        }
+        Ok(())
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// DATA
+
+/// What a DATA chunk holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Role {
+    /// Values of a raw tensor.
+    Raw = 0,
+    /// Per-element prior means of a coded tensor.
+    PriorMean = 1,
+    /// Per-element prior stds of a coded tensor.
+    PriorStd = 2,
+}
+
+impl Role {
+    pub fn from_id(id: u8) -> Option<Role> {
+        [Role::Raw, Role::PriorMean, Role::PriorStd].get(id as usize).copied()
+    }
+}
+
+/// A DATA chunk: `count` values of tensor `tensor` from flat element `start`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Data<'a> {
+    pub role: Role,
+    pub tensor: u32,
+    pub start: u64,
+    pub count: u64,
+    /// Little-endian element bytes.
+    pub values: &'a [u8],
+}
+
+pub const DATA_PREFIX: usize = 24;
+
+pub fn data_payload(role: Role, tensor: u32, start: u64, count: u64, values: &[u8]) -> Vec<u8> {
+    let mut p = Vec::with_capacity(DATA_PREFIX + values.len());
+    p.push(role as u8);
+    p.extend_from_slice(&[0, 0, 0]);
+    p.extend_from_slice(&tensor.to_le_bytes());
+    p.extend_from_slice(&start.to_le_bytes());
+    p.extend_from_slice(&count.to_le_bytes());
+    p.extend_from_slice(values);
+    p
+}
+
+/// Parses a DATA payload; `itemsize` is looked up from the tensor by the caller, so this
+/// returns the prefix and checks the value bytes afterwards with [`Data::check_len`].
+pub fn parse_data(payload: &[u8]) -> Result<Data<'_>, FormatError> {
+    let mut c = Cur::new(payload, "DATA");
+    let role = c.u8()?;
+    let role = Role::from_id(role)
+        .ok_or_else(|| FormatError::Unsupported(format!("DATA role {role} is not known")))?;
+    c.zero(3, "bytes 1-3")?;
+    let tensor = c.u32()?;
+    let start = c.u64()?;
+    let count = c.u64()?;
+    Ok(Data { role, tensor, start, count, values: &payload[DATA_PREFIX..] })
+}
+
+impl Data<'_> {
+    pub fn check_len(&self, itemsize: u64) -> Result<(), FormatError> {
+        if self.count.checked_mul(itemsize) != Some(self.values.len() as u64) {
+            return Err(FormatError::Malformed(format!(
+                "a DATA chunk of tensor {} claims {} elements but holds {} bytes",
+                self.tensor,
+                self.count,
+                self.values.len()
+            )));
+        }
+        Ok(())
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// LAYO
+
+pub fn layout_payload(g: &Group) -> Vec<u8> {
+    let mut p = Vec::with_capacity(40);
+    p.extend_from_slice(&g.id.to_le_bytes());
+    p.push(g.rule.id());
+    p.extend_from_slice(&[0, 0, 0]);
+    p.extend_from_slice(&g.seed.to_le_bytes());
+    p.extend_from_slice(&g.start.to_le_bytes());
+    p.extend_from_slice(&g.count.to_le_bytes());
+    p.extend_from_slice(&(g.blocks() as u32).to_le_bytes());
+    let param = match &g.rule {
+        Rule::Fixed { size } => *size,
+        _ => 0,
+    };
+    p.extend_from_slice(&param.to_le_bytes());
+    match &g.rule {
+        Rule::Fixed { .. } => {}
+        Rule::Sizes { sizes } => sizes.iter().for_each(|s| p.extend_from_slice(&s.to_le_bytes())),
+        Rule::Explicit { sizes, members } => {
+            sizes.iter().for_each(|s| p.extend_from_slice(&s.to_le_bytes()));
+            members.iter().for_each(|m| p.extend_from_slice(&m.to_le_bytes()));
+        }
+    }
+    p
+}
+
+/// Parses a LAYO payload (the group's consistency is checked by `Group::validate`).
+pub fn parse_layout(payload: &[u8]) -> Result<Group, FormatError> {
+    let mut c = Cur::new(payload, "LAYO");
+    let id = c.u32()?;
+    let rule = c.u8()?;
+    c.zero(3, "bytes 5-7")?;
+    let seed = c.u64()?;
+    let start = c.u64()?;
+    let count = c.u64()?;
+    let blocks = c.u32()?;
+    let param = c.u32()?;
+    let sizes = |c: &mut Cur<'_>| -> Result<Vec<u16>, FormatError> {
+        Ok(c.take_n(blocks as u64, 2)?.chunks_exact(2).map(|b| u16::from_le_bytes([b[0], b[1]])).collect())
+    };
+    let rule = match rule {
+        0 => {
+            if param == 0 || param as usize > MAX_BLOCK_DIM {
+                return Err(FormatError::Malformed(format!(
+                    "group {id}: block size {param} is outside 1..=65535"
+                )));
+            }
+            let want = count.div_ceil(param as u64);
+            if want != blocks as u64 {
+                return Err(FormatError::Malformed(format!(
+                    "group {id}: {blocks} blocks recorded, but {count} elements in blocks of {param} make {want}"
+                )));
+            }
+            Rule::Fixed { size: param }
+        }
+        1 | 2 => {
+            if param != 0 {
+                return Err(FormatError::Reserved(format!("bytes 36-39 of the LAYO chunk of group {id}")));
+            }
+            let s = sizes(&mut c)?;
+            if rule == 1 {
+                Rule::Sizes { sizes: s }
+            } else {
+                let m = c
+                    .take_n(count, 4)?
+                    .chunks_exact(4)
+                    .map(|b| u32::from_le_bytes(b.try_into().unwrap()))
+                    .collect();
+                Rule::Explicit { sizes: s, members: m }
+            }
+        }
+        r => return Err(FormatError::Unsupported(format!("layout rule {r} is not known"))),
+    };
+    c.end()?;
+    Ok(Group { id, seed, start, count, rule })
+}
+
+// ---------------------------------------------------------------------------------------
+// MSGS: options
+
+/// Whether option `key` applies to `method` with options `opts`.
+fn applies(key: &str, m: Method, opts: &Options) -> bool {
+    match key {
+        "bits" => matches!(m, Method::Mrc | Method::Orc | Method::Pfr),
+        "pool" => m.is_fixed_budget(opts),
+        "index_code" | "zeta_k" => {
+            channel::message_codes(m, opts).iter().any(|(_, c)| !matches!(c, IndexCode::Fixed(_)))
+        }
+        "depth" => m == Method::DadStar,
+        "parallel" => m == Method::GprsParallel,
+        "split" => m == Method::GprsBnb,
+        _ => false,
+    }
+}
+
+/// The options map of a MSGS chunk: every decode-relevant option that applies to the method
+/// and differs from its default (`bits` and `depth` whenever set).
+pub fn options_value(m: Method, o: &Options) -> Value {
+    let d = Options::default();
+    let mut e: Vec<(&'static str, Value)> = Vec::new();
+    if let (Some(b), true) = (o.bits, applies("bits", m, o)) {
+        e.push(("bits", Value::UInt(b as u64)));
+    }
+    if applies("index_code", m, o) {
+        if let IndexCode::Zeta(k) = o.index_code {
+            e.push(("index_code", Value::Str("zeta".into())));
+            e.push(("zeta_k", Value::UInt(k as u64)));
+        }
+    }
+    if let (Some(dep), true) = (o.depth, applies("depth", m, o)) {
+        e.push(("depth", Value::UInt(dep as u64)));
+    }
+    if o.parallel != d.parallel && applies("parallel", m, o) {
+        e.push(("parallel", Value::UInt(o.parallel as u64)));
+    }
+    if o.split != d.split && applies("split", m, o) {
+        e.push(("split", Value::Str("dyadic".into())));
+    }
+    if o.pool && applies("pool", m, o) {
+        e.push(("pool", Value::Bool(true)));
+    }
+    Value::map(e)
+}
+
+/// Options from a MSGS options map. Unknown keys need a newer reader; known keys that do
+/// not apply to the method, or that a writer would not have written, are malformed.
+pub fn parse_options(m: Method, v: &Value) -> Result<Options, FormatError> {
+    let bad = |s: String| FormatError::Malformed(format!("{m} options: {s}"));
+    let entries = v.as_map().ok_or_else(|| bad("the options are not a map".into()))?;
+    let mut o = Options::default();
+    let uint =
+        |x: &Value, k: &str| x.as_u64().ok_or_else(|| bad(format!("{k} must be a non-negative integer")));
+    let mut code: Option<String> = None;
+    let mut zeta: Option<u64> = None;
+    for (k, x) in entries {
+        let k = k.as_str().ok_or_else(|| bad("option names must be strings".into()))?;
+        match k {
+            "bits" => o.bits = Some(uint(x, k)?.min(u32::MAX as u64) as u32),
+            "depth" => o.depth = Some(uint(x, k)?.min(u32::MAX as u64) as u32),
+            "parallel" => o.parallel = uint(x, k)?.min(u32::MAX as u64) as u32,
+            "zeta_k" => zeta = Some(uint(x, k)?),
+            "index_code" => {
+                code = Some(x.as_str().ok_or_else(|| bad("index_code must be a string".into()))?.into())
+            }
+            "split" => {
+                o.split = match x.as_str() {
+                    Some("sample") => Split::Sample,
+                    Some("dyadic") => Split::Dyadic,
+                    _ => return Err(bad("split must be \"sample\" or \"dyadic\"".into())),
+                }
+            }
+            "pool" => match x {
+                Value::Bool(b) => o.pool = *b,
+                _ => return Err(bad("pool must be a bool".into())),
+            },
+            other => return Err(FormatError::Unsupported(format!("option {other:?} of {m} is not known"))),
+        }
+    }
+    o.index_code = match (code.as_deref(), zeta) {
+        (None | Some("elias_delta"), None) => IndexCode::EliasDelta,
+        (Some("zeta"), Some(k)) if (1..=32).contains(&k) => IndexCode::Zeta(k as u8),
+        (Some("zeta"), _) => return Err(bad("index_code \"zeta\" needs zeta_k in 1..=32".into())),
+        (Some("elias_delta") | None, _) => return Err(bad("zeta_k needs index_code \"zeta\"".into())),
+        (Some(c), _) => return Err(FormatError::Unsupported(format!("index code {c:?} is not known"))),
+    };
+    for (k, _) in entries {
+        let k = k.as_str().unwrap();
+        if !applies(k, m, &o) {
+            return Err(bad(format!("option {k:?} does not apply")));
+        }
+    }
+    if matches!(m, Method::Mrc | Method::Orc) && o.bits.is_none() {
+        return Err(bad("bits is required".into()));
+    }
+    if m == Method::DadStar && o.depth.is_none() {
+        return Err(bad("depth is required".into()));
+    }
+    // The block dimension is checked per block by the reader; here only the options.
+    channel::validate(m, &o, 1).or_else(|e| match e {
+        channel::ChannelError::Unsupported(_) => Ok(()),
+        e => Err(bad(e.to_string())),
+    })?;
+    Ok(o)
+}
+
+// ---------------------------------------------------------------------------------------
+// MSGS
+
+/// The shortest message of a method with these options, in bits.
+pub fn min_message_bits(m: Method, o: &Options) -> u32 {
+    channel::message_codes(m, o)
+        .iter()
+        .map(|(_, code)| match code {
+            IndexCode::Fixed(b) => *b as u32,
+            _ => 1,
+        })
+        .sum()
+}
+
+/// The messages of one group.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Messages {
+    pub group: u32,
+    pub method: Method,
+    pub options: Options,
+    pub messages: Vec<Message>,
+}
+
+/// Encodes a MSGS payload; fails if a message cannot be written with the method's codes.
+pub fn messages_payload(m: &Messages) -> Result<Vec<u8>, FormatError> {
+    let opts = msgpack::encode(&options_value(m.method, &m.options));
+    let mut w = BitWriter::new();
+    for (j, msg) in m.messages.iter().enumerate() {
+        channel::write_message(m.method, &m.options, msg, &mut w)
+            .map_err(|e| FormatError::InvalidInput(format!("group {} block {j}: {e}", m.group)))?;
+    }
+    let nbits = w.bit_len();
+    let bits = w.finish();
+    let mut p = Vec::with_capacity(8 + opts.len() + 12 + bits.len());
+    p.extend_from_slice(&m.group.to_le_bytes());
+    p.push(m.method.id());
+    p.push(0);
+    p.extend_from_slice(&(opts.len() as u16).to_le_bytes());
+    p.extend_from_slice(&opts);
+    p.extend_from_slice(&(m.messages.len() as u32).to_le_bytes());
+    p.extend_from_slice(&nbits.to_le_bytes());
+    p.extend_from_slice(&bits);
+    Ok(p)
+}
+
+/// Parses a MSGS payload and reads every message; `blocks` is the group's block count.
+pub fn parse_messages(payload: &[u8], max_depth: usize) -> Result<Messages, FormatError> {
+    let mut c = Cur::new(payload, "MSGS");
+    let group = c.u32()?;
+    let mid = c.u8()?;
+    c.zero(1, "byte 5")?;
+    let optlen = c.u16()?;
+    let optbytes = c.take(optlen as usize)?;
+    let method = Method::from_id(mid)
+        .ok_or_else(|| FormatError::Unsupported(format!("method id {mid} is not known")))?;
+    let ov = msgpack::decode(optbytes, ReadLimits { max_depth })?;
+    let options = parse_options(method, &ov)?;
+    let blocks = c.u32()?;
+    let nbits = c.u64()?;
+    let nbytes = nbits.div_ceil(8);
+    if nbytes != c.rest() as u64 {
+        return Err(FormatError::Malformed(format!(
+            "group {group}: {nbits} message bits need {nbytes} bytes, the chunk has {}",
+            c.rest()
+        )));
+    }
+    let bits = c.take(nbytes as usize)?;
+    if nbits % 8 != 0 && bits[bits.len() - 1] & ((1u8 << (8 - nbits % 8)) - 1) != 0 {
+        return Err(FormatError::Reserved(format!("padding bits after the messages of group {group}")));
+    }
+    // Every message takes at least one bit (files never hold zero-width messages), so the
+    // message count is bounded by the bits present before anything is allocated.
+    let min_bits = min_message_bits(method, &options);
+    if min_bits == 0 {
+        return Err(FormatError::Malformed(format!("group {group}: {method} messages would have zero bits")));
+    }
+    if blocks as u64 > nbits / min_bits as u64 {
+        return Err(FormatError::Malformed(format!(
+            "group {group}: {blocks} messages cannot fit in {nbits} bits"
+        )));
+    }
+    let mut r = BitReader::new(bits, nbits);
+    let mut messages = Vec::with_capacity(blocks as usize);
+    for j in 0..blocks {
+        let msg = channel::read_message(method, &options, &mut r).map_err(|e| FormatError::Message {
+            group,
+            block: j as u64,
+            why: e.to_string(),
+        })?;
+        messages.push(msg);
+    }
+    if r.position() != nbits {
+        return Err(FormatError::Malformed(format!(
+            "group {group}: {} bits after the last message",
+            nbits - r.position()
+        )));
+    }
+    Ok(Messages { group, method, options, messages })
+}
+
+// ---------------------------------------------------------------------------------------
+// INDX
+
+/// An index entry: a chunk's type, flags and offset.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IndexEntry {
+    pub kind: ChunkType,
+    pub flags: u16,
+    pub offset: u64,
+}
+
+pub fn index_payload(entries: &[IndexEntry], digests: &[[u8; 32]]) -> Vec<u8> {
+    let mut p = Vec::with_capacity(8 + 16 * entries.len() + 32 * digests.len());
+    p.extend_from_slice(&(entries.len() as u32).to_le_bytes());
+    p.extend_from_slice(&(digests.len() as u32).to_le_bytes());
+    for e in entries {
+        p.extend_from_slice(&e.kind);
+        p.extend_from_slice(&e.flags.to_le_bytes());
+        p.extend_from_slice(&[0, 0]);
+        p.extend_from_slice(&e.offset.to_le_bytes());
+    }
+    for d in digests {
+        p.extend_from_slice(d);
+    }
+    p
+}
+
+pub fn parse_index(payload: &[u8]) -> Result<(Vec<IndexEntry>, Vec<[u8; 32]>), FormatError> {
+    let mut c = Cur::new(payload, "INDX");
+    let n = c.u32()? as u64;
+    let nd = c.u32()? as u64;
+    let eb = c.take_n(n, 16)?;
+    let db = c.take_n(nd, 32)?;
+    c.end()?;
+    let mut entries = Vec::with_capacity(n as usize);
+    for e in eb.chunks_exact(16) {
+        if e[6] != 0 || e[7] != 0 {
+            return Err(FormatError::Reserved("bytes 6-7 of an index entry".into()));
+        }
+        entries.push(IndexEntry {
+            kind: e[0..4].try_into().unwrap(),
+            flags: u16::from_le_bytes([e[4], e[5]]),
+            offset: u64::from_le_bytes(e[8..16].try_into().unwrap()),
+        });
+    }
+    let digests = db.chunks_exact(32).map(|d| d.try_into().unwrap()).collect();
+    Ok((entries, digests))
+}

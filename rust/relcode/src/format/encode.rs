@@ -1,0 +1,674 @@
+//! Encoding and assembling whole files.
+//!
+//! `encode` is the in-memory encoder behind `relcode.encode`: it lays out the coded vector
+//! in groups of at most `chunk_size` elements, packs each group into blocks (fixed size or
+//! KL-greedy after a seeded permutation), codes every block in parallel with the channel
+//! layer and writes the file in canonical chunk order. `assemble` writes a file from a
+//! layout and messages that a caller produced block by block (the progressive encoders of
+//! the torch and INR layers), decoding the messages itself so the recorded digests are
+//! always what a decoder computes. Both write chunks in the same order a streaming writer
+//! would: HEAD, raw tensors, then per group its prior DATA, LAYO and MSGS, then the index.
+
+use super::chunk::{Messages, Role};
+use super::header::{DigestMode, Dtype, Header, Prior, PriorValue, TensorInfo};
+use super::layout::{block_id, kl_greedy_sizes, permutation, Group, Rule};
+use super::msgpack::Value;
+use super::read::Reader;
+use super::write::Writer;
+use super::{FormatError, Limits, MAX_BLOCK_DIM};
+use crate::channel::{self, ChannelError, Keys, Message, Method, Options, Target};
+use rayon::prelude::*;
+use std::io::Write;
+
+/// Elements per DATA chunk of a raw tensor.
+pub const RAW_PIECE: u64 = 1 << 20;
+
+/// A prior parameter as given by the caller.
+#[derive(Clone, Copy, Debug)]
+pub enum PriorArg<'a> {
+    Scalar(f32),
+    Elements(&'a [f32]),
+}
+
+impl PriorArg<'_> {
+    fn value(&self) -> PriorValue {
+        match self {
+            PriorArg::Scalar(x) => PriorValue::Scalar(*x),
+            PriorArg::Elements(_) => PriorValue::Elements,
+        }
+    }
+    fn at(&self, i: usize) -> f32 {
+        match self {
+            PriorArg::Scalar(x) => *x,
+            PriorArg::Elements(v) => v[i],
+        }
+    }
+}
+
+/// Where a tensor's values come from.
+#[derive(Clone, Copy, Debug)]
+pub enum TensorSource<'a> {
+    /// A posterior to code (float64 or float32 upcast by the caller) with its prior.
+    Coded { q_mean: &'a [f64], q_std: &'a [f64], p_mean: PriorArg<'a>, p_std: PriorArg<'a> },
+    /// Stored verbatim (little-endian bytes of `dtype`).
+    Raw { dtype: Dtype, bytes: &'a [u8] },
+}
+
+#[derive(Clone, Debug)]
+pub struct TensorInput<'a> {
+    pub name: String,
+    pub shape: Vec<u64>,
+    pub source: TensorSource<'a>,
+}
+
+/// How `encode` splits groups into blocks.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum LayoutRule {
+    /// Seeded permutation into blocks of `block_size` (default: the size that gives about
+    /// `bits_per_block` of KL per block on average; MIRACLE).
+    Fixed { block_size: Option<u32> },
+    /// Seeded permutation packed greedily to at most `bits_per_block` of KL and
+    /// `max_block_size` elements per block (COMBINER).
+    Kl { max_block_size: u32 },
+}
+
+#[derive(Clone, Debug)]
+pub struct EncodeInput<'a> {
+    pub tensors: Vec<TensorInput<'a>>,
+    pub seed: u64,
+    pub method: Method,
+    pub options: Options,
+    pub bits_per_block: f64,
+    pub layout: LayoutRule,
+    /// Most elements per group.
+    pub chunk_size: u64,
+    pub digest: DigestMode,
+    pub meta: Option<Value>,
+}
+
+/// What `encode` reports.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EncodeReport {
+    /// The header written (tensors sorted by name).
+    pub header: Header,
+    pub groups: u64,
+    pub blocks: u64,
+    /// Message bits in all.
+    pub bits: u64,
+    /// File length in bytes.
+    pub bytes: u64,
+    /// KL(Q‖P) in bits per coded tensor, in header order (raw tensors: 0).
+    pub kl: Vec<f64>,
+    /// Digests as recorded in the index.
+    pub digests: Vec<[u8; 32]>,
+    /// The decoded coded vector (what a decoder returns).
+    pub coded: Vec<f32>,
+    /// Proposals examined in all.
+    pub steps: u64,
+}
+
+type BlockResult = Result<(Message, Vec<f32>, u32, u64), FormatError>;
+
+/// What `assemble` returns: the sink, the file length, the digests and the decoded coded vector.
+pub type Assembled<W> = (W, u64, Vec<[u8; 32]>, Vec<f32>);
+
+/// KL(N(qm, qs²) ‖ N(pm, ps²)) in bits.
+pub fn kl_bits(qm: f64, qs: f64, pm: f64, ps: f64) -> f64 {
+    let r = qs / ps;
+    let d = (qm - pm) / ps;
+    (0.5 * (r * r + d * d - 1.0) - r.ln()) / std::f64::consts::LN_2
+}
+
+fn bad(msg: impl Into<String>) -> FormatError {
+    FormatError::InvalidInput(msg.into())
+}
+
+/// Checks a tensor name and shape; returns the element count.
+pub fn check_tensor(name: &str, shape: &[u64], limits: &Limits) -> Result<u64, FormatError> {
+    if name.is_empty() || name.len() as u64 > limits.max_name_bytes {
+        return Err(bad(format!("tensor names must have 1 to {} bytes", limits.max_name_bytes)));
+    }
+    if shape.len() as u64 > limits.max_rank {
+        return Err(bad(format!("tensor {name:?} has more than {} dimensions", limits.max_rank)));
+    }
+    shape
+        .iter()
+        .try_fold(1u64, |a, &d| a.checked_mul(d).filter(|&n| n <= limits.max_elements))
+        .ok_or_else(|| bad(format!("tensor {name:?} has more than {} elements", limits.max_elements)))
+}
+
+/// Codes the blocks of one group. `qm`, `qs`, `pm`, `ps` are the group's elements in
+/// coded-vector order; returns the messages, the decoded values (same order), the bits of
+/// each block and the steps taken.
+#[allow(clippy::too_many_arguments)]
+pub fn encode_group(
+    g: &Group,
+    qm: &[f64],
+    qs: &[f64],
+    pm: &[f32],
+    ps: &[f32],
+    seed: u64,
+    method: Method,
+    opts: &Options,
+) -> Result<(Messages, Vec<f32>, Vec<u32>, u64), FormatError> {
+    let order = g.order();
+    let sizes = g.sizes();
+    let keys = Keys::new(seed);
+    let mut offs = Vec::with_capacity(sizes.len());
+    let mut o = 0usize;
+    for &s in &sizes {
+        offs.push(o);
+        o += s as usize;
+    }
+    let results: Vec<BlockResult> = (0..sizes.len())
+        .into_par_iter()
+        .with_max_len(1)
+        .map(|j| {
+            let idx = &order[offs[j]..offs[j] + sizes[j] as usize];
+            let gq = |v: &[f64]| idx.iter().map(|&k| v[k as usize]).collect::<Vec<f64>>();
+            let gp = |v: &[f32]| idx.iter().map(|&k| v[k as usize]).collect::<Vec<f32>>();
+            let (a, b, c, d) = (gq(qm), gq(qs), gp(pm), gp(ps));
+            let t = Target { q_mean: &a, q_std: &b, p_mean: &c, p_std: &d };
+            let mut sample = vec![0f32; idx.len()];
+            let e = channel::encode(method, &t, &keys, block_id(g.id, j as u32), opts, &mut sample).map_err(
+                |e| match e {
+                    ChannelError::IterationCap { .. } => FormatError::Encode(e),
+                    e => FormatError::Encode(ChannelError::InvalidInput(format!(
+                        "group {} block {j}: {e}",
+                        g.id
+                    ))),
+                },
+            )?;
+            Ok((e.message, sample, e.bits, e.steps))
+        })
+        .collect();
+    let mut messages = Vec::with_capacity(sizes.len());
+    let mut values = vec![0f32; g.count as usize];
+    let mut bits = Vec::with_capacity(sizes.len());
+    let mut steps = 0u64;
+    for (j, r) in results.into_iter().enumerate() {
+        let (m, s, b, st) = r?;
+        for (v, &k) in s.iter().zip(&order[offs[j]..]) {
+            values[k as usize] = *v;
+        }
+        messages.push(m);
+        bits.push(b);
+        steps += st;
+    }
+    Ok((Messages { group: g.id, method, options: opts.clone(), messages }, values, bits, steps))
+}
+
+/// Decodes the blocks of one group into `out` (the group's elements in coded-vector order).
+pub fn decode_group(
+    g: &Group,
+    msgs: &Messages,
+    pm: &[f32],
+    ps: &[f32],
+    seed: u64,
+    out: &mut [f32],
+) -> Result<(), FormatError> {
+    let gid = g.id;
+    if msgs.messages.len() as u64 != g.blocks() {
+        return Err(FormatError::Malformed(format!(
+            "group {gid} has {} blocks but its MSGS chunk holds {} messages",
+            g.blocks(),
+            msgs.messages.len()
+        )));
+    }
+    let sizes = g.sizes();
+    let dmax = sizes.iter().copied().max().unwrap_or(1) as usize;
+    channel::validate(msgs.method, &msgs.options, dmax)
+        .map_err(|e| FormatError::Malformed(format!("group {gid}: {e}")))?;
+    let order = g.order();
+    let keys = Keys::new(seed);
+    let mut vals = vec![0f32; order.len()];
+    let mut parts: Vec<(usize, usize, &mut [f32])> = Vec::with_capacity(sizes.len());
+    let mut rest: &mut [f32] = &mut vals;
+    let mut off = 0usize;
+    for (j, &s) in sizes.iter().enumerate() {
+        let (a, b) = std::mem::take(&mut rest).split_at_mut(s as usize);
+        parts.push((j, off, a));
+        rest = b;
+        off += s as usize;
+    }
+    let bufs = || (Vec::<f32>::new(), Vec::<f32>::new());
+    parts.into_par_iter().with_min_len(64).try_for_each_init(bufs, |(bm, bs), (j, off, o)| {
+        let d = o.len();
+        bm.clear();
+        bs.clear();
+        for &k in &order[off..off + d] {
+            bm.push(pm[k as usize]);
+            bs.push(ps[k as usize]);
+        }
+        let (bm, bs) = (&bm[..], &bs[..]);
+        channel::decode(
+            msgs.method,
+            &msgs.messages[j],
+            bm,
+            bs,
+            &keys,
+            block_id(gid, j as u32),
+            &msgs.options,
+            o,
+        )
+        .map_err(|e| match e {
+            ChannelError::InvalidMessage(why) => FormatError::Message { group: gid, block: j as u64, why },
+            ChannelError::Unsupported(why) => FormatError::Unsupported(why),
+            e => FormatError::Message { group: gid, block: j as u64, why: e.to_string() },
+        })
+    })?;
+    for (v, &k) in vals.iter().zip(&order) {
+        out[k as usize] = *v;
+    }
+    Ok(())
+}
+
+/// Block sizes of a fixed layout that gives about `bits_per_block` of KL per block.
+pub fn fixed_block_size(n: u64, kl_total: f64, bits_per_block: f64) -> u32 {
+    let blocks = (kl_total / bits_per_block).ceil().max(1.0).min(n.max(1) as f64) as u64;
+    n.div_ceil(blocks).clamp(1, MAX_BLOCK_DIM as u64) as u32
+}
+
+/// Checks that a method and options can be stored in a file.
+pub fn check_method(method: Method, opts: &Options) -> Result<(), FormatError> {
+    channel::validate(method, opts, 1).or_else(|e| match e {
+        ChannelError::Unsupported(_) => Ok(()),
+        e => Err(bad(e.to_string())),
+    })?;
+    if super::chunk::min_message_bits(method, opts) == 0 {
+        return Err(bad(format!(
+            "{method} with bits=0 sends nothing; files need at least one bit per block"
+        )));
+    }
+    Ok(())
+}
+
+/// Encodes tensors into a file written to `out`.
+pub fn encode<W: Write>(out: W, input: &EncodeInput<'_>) -> Result<(W, EncodeReport), FormatError> {
+    let limits = Limits::default();
+    check_method(input.method, &input.options)?;
+    if !(input.bits_per_block > 0.0 && input.bits_per_block.is_finite()) {
+        return Err(bad("bits_per_block must be positive"));
+    }
+    if input.chunk_size == 0 || input.chunk_size > limits.max_group_elements {
+        return Err(bad(format!("chunk_size must be in 1..={}", limits.max_group_elements)));
+    }
+    if input.tensors.len() as u64 > limits.max_tensors {
+        return Err(bad("too many tensors"));
+    }
+    // Sort by name: the bytes never depend on the order tensors were given in.
+    let mut order: Vec<usize> = (0..input.tensors.len()).collect();
+    order.sort_by(|&a, &b| input.tensors[a].name.as_bytes().cmp(input.tensors[b].name.as_bytes()));
+    for w in order.windows(2) {
+        if input.tensors[w[0]].name == input.tensors[w[1]].name {
+            return Err(bad(format!("tensor name {:?} is repeated", input.tensors[w[0]].name)));
+        }
+    }
+    let tensors: Vec<&TensorInput<'_>> = order.iter().map(|&i| &input.tensors[i]).collect();
+    let mut infos = Vec::with_capacity(tensors.len());
+    let mut total = 0u64;
+    for t in &tensors {
+        let n = check_tensor(&t.name, &t.shape, &limits)?;
+        total = total
+            .checked_add(n)
+            .filter(|&x| x <= limits.max_elements)
+            .ok_or_else(|| bad("too many elements"))?;
+        let (dtype, prior) = match &t.source {
+            TensorSource::Coded { q_mean, q_std, p_mean, p_std } => {
+                for (what, len) in [("q_mean", q_mean.len()), ("q_std", q_std.len())] {
+                    if len as u64 != n {
+                        return Err(bad(format!(
+                            "{:?}: {what} has {len} elements, the shape says {n}",
+                            t.name
+                        )));
+                    }
+                }
+                for (what, p) in [("p_mean", p_mean), ("p_std", p_std)] {
+                    if let PriorArg::Elements(v) = p {
+                        if v.len() as u64 != n {
+                            return Err(bad(format!(
+                                "{:?}: {what} has {} elements, the shape says {n}",
+                                t.name,
+                                v.len()
+                            )));
+                        }
+                    }
+                }
+                (Dtype::F32, Some(Prior { mean: p_mean.value(), std: p_std.value() }))
+            }
+            TensorSource::Raw { dtype, bytes } => {
+                if bytes.len() as u64 != n * dtype.size() {
+                    return Err(bad(format!(
+                        "{:?}: raw data has {} bytes, expected {}",
+                        t.name,
+                        bytes.len(),
+                        n * dtype.size()
+                    )));
+                }
+                (*dtype, None)
+            }
+        };
+        infos.push(TensorInfo { name: t.name.clone(), shape: t.shape.clone(), dtype, prior });
+    }
+    // The coded vector, gathered (posterior in f64, prior in f32) with per-element checks.
+    let mut qm = Vec::new();
+    let mut qs = Vec::new();
+    let mut pm = Vec::new();
+    let mut ps = Vec::new();
+    let mut kl = vec![0f64; tensors.len()];
+    let mut elem_kl = Vec::new();
+    for (ti, t) in tensors.iter().enumerate() {
+        if let TensorSource::Coded { q_mean, q_std, p_mean, p_std } = &t.source {
+            for i in 0..q_mean.len() {
+                let (a, b, c, d) = (q_mean[i], q_std[i], p_mean.at(i), p_std.at(i));
+                if !(a.is_finite() && c.is_finite() && b > 0.0 && b.is_finite() && d > 0.0 && d.is_finite()) {
+                    return Err(bad(format!(
+                        "{:?} element {i}: means must be finite and stds positive and finite",
+                        t.name
+                    )));
+                }
+                let k = kl_bits(a, b, c as f64, d as f64);
+                kl[ti] += k;
+                elem_kl.push(k);
+                qm.push(a);
+                qs.push(b);
+                pm.push(c);
+                ps.push(d);
+            }
+        }
+    }
+    let n = qm.len() as u64;
+    // Layout.
+    let ngroups = n.div_ceil(input.chunk_size);
+    if ngroups > u32::MAX as u64 {
+        return Err(bad("too many groups; raise chunk_size"));
+    }
+    let fixed = match input.layout {
+        LayoutRule::Fixed { block_size: Some(s) } => {
+            if s == 0 || s as usize > MAX_BLOCK_DIM {
+                return Err(bad(format!("block_size must be in 1..={MAX_BLOCK_DIM}")));
+            }
+            Some(s)
+        }
+        LayoutRule::Fixed { block_size: None } => {
+            Some(fixed_block_size(n, elem_kl.iter().sum(), input.bits_per_block))
+        }
+        LayoutRule::Kl { max_block_size } => {
+            if max_block_size == 0 || max_block_size as usize > MAX_BLOCK_DIM {
+                return Err(bad(format!("max_block_size must be in 1..={MAX_BLOCK_DIM}")));
+            }
+            None
+        }
+    };
+    let groups: Vec<Group> = (0..ngroups)
+        .into_par_iter()
+        .map(|g| {
+            let start = g * input.chunk_size;
+            let count = input.chunk_size.min(n - start);
+            let rule = match (fixed, input.layout) {
+                (Some(size), _) => Rule::Fixed { size },
+                (None, LayoutRule::Kl { max_block_size }) => {
+                    let perm = permutation(input.seed, g as u32, count as u32);
+                    let k = perm.iter().map(|&i| elem_kl[(start + i as u64) as usize]);
+                    Rule::Sizes { sizes: kl_greedy_sizes(k, input.bits_per_block, max_block_size) }
+                }
+                _ => unreachable!(),
+            };
+            Group { id: g as u32, seed: input.seed, start, count, rule }
+        })
+        .collect();
+    // Code every group.
+    let mut coded = vec![0f32; n as usize];
+    let mut all_msgs = Vec::with_capacity(groups.len());
+    let (mut bits, mut steps, mut blocks) = (0u64, 0u64, 0u64);
+    for g in &groups {
+        let r = g.start as usize..(g.start + g.count) as usize;
+        let (m, vals, b, st) = encode_group(
+            g,
+            &qm[r.clone()],
+            &qs[r.clone()],
+            &pm[r.clone()],
+            &ps[r.clone()],
+            input.seed,
+            input.method,
+            &input.options,
+        )?;
+        coded[r].copy_from_slice(&vals);
+        bits += b.iter().map(|&x| x as u64).sum::<u64>();
+        blocks += m.messages.len() as u64;
+        steps += st;
+        all_msgs.push(m);
+    }
+    let mut header = Header::new(input.seed);
+    header.digest = input.digest;
+    header.tensors = infos;
+    header.groups = ngroups;
+    header.meta = input.meta.clone();
+    let raw: Vec<(usize, &[u8])> = tensors
+        .iter()
+        .enumerate()
+        .filter_map(|(i, t)| match t.source {
+            TensorSource::Raw { bytes, .. } => Some((i, bytes)),
+            _ => None,
+        })
+        .collect();
+    let elems: Vec<(usize, Role, &[f32])> = tensors
+        .iter()
+        .enumerate()
+        .flat_map(|(i, t)| {
+            let mut v = Vec::new();
+            if let TensorSource::Coded { p_mean, p_std, .. } = t.source {
+                if let PriorArg::Elements(x) = p_mean {
+                    v.push((i, Role::PriorMean, x));
+                }
+                if let PriorArg::Elements(x) = p_std {
+                    v.push((i, Role::PriorStd, x));
+                }
+            }
+            v
+        })
+        .collect();
+    let (out, bytes, digests) =
+        write_file(out, &header, &header.tensors.clone(), &raw, &elems, &groups, &all_msgs, &coded)?;
+    Ok((out, EncodeReport { header, groups: ngroups, blocks, bits, bytes, kl, digests, coded, steps }))
+}
+
+/// Writes a complete file in canonical chunk order. `tensors` are the tensors the file
+/// decodes to (the header's, or the base's for a file with a base, in which case `raw`,
+/// `elems` and the LAYO chunks are not written). `coded` is the decoded coded vector.
+#[allow(clippy::too_many_arguments)]
+pub fn write_file<W: Write>(
+    out: W,
+    header: &Header,
+    tensors: &[TensorInfo],
+    raw: &[(usize, &[u8])],
+    elems: &[(usize, Role, &[f32])],
+    groups: &[Group],
+    msgs: &[Messages],
+    coded: &[f32],
+) -> Result<(W, u64, Vec<[u8; 32]>), FormatError> {
+    let own = header.base.is_none();
+    let mut w = Writer::new(out, header, tensors)?;
+    if !own {
+        for &(t, bytes) in raw {
+            w.hash_raw(t, 0, bytes)?;
+        }
+    } else {
+        for &(t, bytes) in raw {
+            let size = tensors[t].dtype.size();
+            let n = bytes.len() as u64 / size;
+            let mut s = 0u64;
+            loop {
+                let e = (s + RAW_PIECE).min(n);
+                w.data(Role::Raw, t, s, &bytes[(s * size) as usize..(e * size) as usize])?;
+                s = e;
+                if s >= n {
+                    break;
+                }
+            }
+        }
+    }
+    // Coded-vector start of each tensor.
+    let mut starts = Vec::with_capacity(tensors.len());
+    let mut c = 0u64;
+    for t in tensors {
+        starts.push(c);
+        if t.coded() {
+            c += t.numel();
+        }
+    }
+    for (gi, g) in groups.iter().enumerate() {
+        if own {
+            for &(t, role, vals) in elems {
+                let (s, e) = (starts[t], starts[t] + tensors[t].numel());
+                let (a, b) = (s.max(g.start), e.min(g.start + g.count));
+                if a < b {
+                    let bytes: Vec<u8> = vals[(a - s) as usize..(b - s) as usize]
+                        .iter()
+                        .flat_map(|x| x.to_le_bytes())
+                        .collect();
+                    w.data(role, t, a - s, &bytes)?;
+                }
+            }
+            w.layout(g)?;
+        }
+        if header.messages {
+            let r = g.start as usize..(g.start + g.count) as usize;
+            w.messages(&msgs[gi], g.start, &coded[r])?;
+        }
+    }
+    w.finish()
+}
+
+/// A file assembled from a caller's layout and messages (the progressive encoders).
+pub struct Assembly<'a> {
+    pub header: Header,
+    /// Raw tensors (index into the header's tensors, bytes).
+    pub raw: Vec<(usize, &'a [u8])>,
+    /// Per-element priors (tensor index, role, values).
+    pub elems: Vec<(usize, Role, &'a [f32])>,
+    pub groups: Vec<Group>,
+    /// One per group when the header says the file holds messages.
+    pub messages: Vec<Messages>,
+}
+
+/// Writes an assembled file, decoding its messages to compute the digests. `base` must be
+/// given when the header names one; then tensors, priors and groups come from it.
+pub fn assemble<W: Write>(
+    out: W,
+    a: &Assembly<'_>,
+    base: Option<&Reader>,
+) -> Result<Assembled<W>, FormatError> {
+    let limits = Limits::default();
+    let h = &a.header;
+    let (tensors, groups): (Vec<TensorInfo>, Vec<Group>) = match (h.base, base) {
+        (Some(_), Some(b)) => (b.tensors()?.to_vec(), b.groups()?.to_vec()),
+        (Some(_), None) => return Err(bad("the header names a base file; pass it")),
+        (None, _) => (h.tensors.clone(), a.groups.clone()),
+    };
+    if h.base.is_none() {
+        // Check the header and the layout as a reader would.
+        Header::parse(&h.to_bytes(), &limits).map_err(|e| bad(e.to_string()))?;
+        let mut at = 0u64;
+        for (i, g) in groups.iter().enumerate() {
+            g.validate(&limits).map_err(|e| bad(e.to_string()))?;
+            if g.id as usize != i || g.start != at {
+                return Err(bad("groups must be numbered 0.. and tile the coded vector in order"));
+            }
+            at += g.count;
+        }
+        let coded: u64 = tensors.iter().filter(|t| t.coded()).map(|t| t.numel()).sum();
+        if at != coded || h.groups != groups.len() as u64 {
+            return Err(bad(format!("the groups cover {at} elements, the coded tensors have {coded}")));
+        }
+    }
+    let n: u64 = groups.iter().map(|g| g.count).sum();
+    let mut coded = vec![0f32; if h.messages { n as usize } else { 0 }];
+    if h.messages {
+        if a.messages.len() != groups.len() {
+            return Err(bad(format!(
+                "{} message groups for {} layout groups",
+                a.messages.len(),
+                groups.len()
+            )));
+        }
+        for (g, m) in groups.iter().zip(&a.messages) {
+            check_method(m.method, &m.options)?;
+            if m.group != g.id {
+                return Err(bad("messages must be given in group order"));
+            }
+            let (pm, ps) = match base {
+                Some(b) if h.base.is_some() => b.prior_range(g.start, g.start + g.count)?,
+                _ => prior_of(&tensors, &a.elems, g.start, g.start + g.count)?,
+            };
+            let r = g.start as usize..(g.start + g.count) as usize;
+            decode_group(g, m, &pm, &ps, h.seed, &mut coded[r]).map_err(|e| bad(e.to_string()))?;
+        }
+    }
+    // A file with a base hashes the base's raw tensors too (they are part of what it decodes to).
+    let mut base_raw: Vec<(usize, Vec<u8>)> = Vec::new();
+    if let (Some(_), Some(b)) = (h.base, base) {
+        for (t, info) in tensors.iter().enumerate() {
+            if !info.coded() {
+                let mut v = vec![0u8; (info.numel() * info.dtype.size()) as usize];
+                b.read_raw(t, &mut v)?;
+                base_raw.push((t, v));
+            }
+        }
+    }
+    let raw: Vec<(usize, &[u8])> =
+        if h.base.is_some() { base_raw.iter().map(|(t, v)| (*t, &v[..])).collect() } else { a.raw.clone() };
+    let (out, bytes, digests) = write_file(out, h, &tensors, &raw, &a.elems, &groups, &a.messages, &coded)?;
+    Ok((out, bytes, digests, coded))
+}
+
+/// The prior of coded-vector range [e0, e1) from header scalars and per-element arrays.
+fn prior_of(
+    tensors: &[TensorInfo],
+    elems: &[(usize, Role, &[f32])],
+    e0: u64,
+    e1: u64,
+) -> Result<(Vec<f32>, Vec<f32>), FormatError> {
+    let n = (e1 - e0) as usize;
+    let (mut pm, mut ps) = (vec![0f32; n], vec![0f32; n]);
+    let mut s = 0u64;
+    for (t, info) in tensors.iter().enumerate() {
+        let Some(p) = info.prior else { continue };
+        let e = s + info.numel();
+        let (a, b) = (s.max(e0), e.min(e1));
+        if a < b {
+            for (val, role, out) in [(p.mean, Role::PriorMean, &mut pm), (p.std, Role::PriorStd, &mut ps)] {
+                let dst = &mut out[(a - e0) as usize..(b - e0) as usize];
+                match val {
+                    PriorValue::Scalar(x) => dst.fill(x),
+                    PriorValue::Elements => {
+                        let v = elems
+                            .iter()
+                            .find(|(tt, r, _)| *tt == t && *r == role)
+                            .ok_or_else(|| {
+                                bad(format!("{:?}: per-element prior values are missing", info.name))
+                            })?
+                            .2;
+                        if v.len() as u64 != info.numel() {
+                            return Err(bad(format!(
+                                "{:?}: the prior has the wrong number of elements",
+                                info.name
+                            )));
+                        }
+                        dst.copy_from_slice(&v[(a - s) as usize..(b - s) as usize]);
+                    }
+                }
+            }
+        }
+        s = e;
+    }
+    for i in 0..n {
+        if !(pm[i].is_finite() && ps[i].is_finite() && ps[i] > 0.0) {
+            return Err(bad(format!(
+                "coded element {}: the prior needs a finite mean and a positive std",
+                e0 + i as u64
+            )));
+        }
+    }
+    Ok((pm, ps))
+}

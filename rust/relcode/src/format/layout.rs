@@ -1,0 +1,232 @@
+//! Block layouts (spec/format.md, section 6).
+//!
+//! The coded vector (every coded tensor flattened row-major, tensors in header order) is cut
+//! into groups: contiguous element ranges, each partitioned into blocks by a rule. The
+//! `fixed` and `sizes` rules take the group's elements in the order of a seeded permutation
+//! (stream purpose `PERM`, stream id = group id) and cut that order into blocks of a fixed
+//! size (MIRACLE) or of listed sizes (KL-greedy packing, COMBINER); `explicit` lists the
+//! members. A permutation covers one group only, so memory stays bounded by the group size
+//! however large the weight set is.
+
+use super::{FormatError, Limits, MAX_BLOCK_DIM};
+use crate::stream::{purpose, Backend, Stream};
+
+/// How a group is split into blocks.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Rule {
+    /// Permuted order cut into blocks of `size` (the last block takes the remainder).
+    Fixed { size: u32 },
+    /// Permuted order cut into blocks of the listed sizes.
+    Sizes { sizes: Vec<u16> },
+    /// Blocks of the listed sizes taking `members` (offsets into the group) in order.
+    Explicit { sizes: Vec<u16>, members: Vec<u32> },
+}
+
+impl Rule {
+    pub fn id(&self) -> u8 {
+        match self {
+            Rule::Fixed { .. } => 0,
+            Rule::Sizes { .. } => 1,
+            Rule::Explicit { .. } => 2,
+        }
+    }
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            Rule::Fixed { .. } => "fixed",
+            Rule::Sizes { .. } => "sizes",
+            Rule::Explicit { .. } => "explicit",
+        }
+    }
+}
+
+/// One layout group.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Group {
+    /// Group id: its position among the groups, and the PERM stream id.
+    pub id: u32,
+    /// Root seed of the permutation.
+    pub seed: u64,
+    /// First element of the group in the coded vector.
+    pub start: u64,
+    /// Number of elements.
+    pub count: u64,
+    pub rule: Rule,
+}
+
+/// Stream id of block `j` of group `g`: `g · 2^32 + j`.
+pub fn block_id(group: u32, j: u32) -> u64 {
+    ((group as u64) << 32) | j as u64
+}
+
+/// The seeded permutation of `0..n` for group `group` (Fisher–Yates driven by the PERM
+/// stream; spec/format.md, section 6.2).
+pub fn permutation(seed: u64, group: u32, n: u32) -> Vec<u32> {
+    let mut order: Vec<u32> = (0..n).collect();
+    if n < 2 {
+        return order;
+    }
+    let s = Stream::new(seed, purpose::PERMUTATION, group as u64);
+    const STEPS: usize = 2048;
+    let mut words = vec![0u32; 2 * STEPS];
+    let steps = n as u64 - 1;
+    let mut k: u64 = 0;
+    while k < steps {
+        let m = (steps - k).min(STEPS as u64) as usize;
+        s.fill_words(2 * k, &mut words[..2 * m], Backend::Auto);
+        for t in 0..m {
+            let i = (n as u64 - 1 - (k + t as u64)) as usize;
+            let r = (words[2 * t] as u64) | ((words[2 * t + 1] as u64) << 32);
+            let j = ((r as u128 * (i as u128 + 1)) >> 64) as usize;
+            order.swap(i, j);
+        }
+        k += m as u64;
+    }
+    order
+}
+
+impl Group {
+    /// Number of blocks.
+    pub fn blocks(&self) -> u64 {
+        match &self.rule {
+            Rule::Fixed { size } => self.count.div_ceil(*size as u64),
+            Rule::Sizes { sizes } | Rule::Explicit { sizes, .. } => sizes.len() as u64,
+        }
+    }
+
+    /// Block sizes, in block order.
+    pub fn sizes(&self) -> Vec<u32> {
+        match &self.rule {
+            Rule::Fixed { size } => {
+                let b = self.blocks();
+                (0..b)
+                    .map(|j| if j + 1 < b { *size } else { (self.count - *size as u64 * (b - 1)) as u32 })
+                    .collect()
+            }
+            Rule::Sizes { sizes } | Rule::Explicit { sizes, .. } => sizes.iter().map(|&s| s as u32).collect(),
+        }
+    }
+
+    /// Member offsets (into the group) in block order: block j takes the next `sizes()[j]`.
+    pub fn order(&self) -> Vec<u32> {
+        match &self.rule {
+            Rule::Fixed { .. } | Rule::Sizes { .. } => permutation(self.seed, self.id, self.count as u32),
+            Rule::Explicit { members, .. } => members.clone(),
+        }
+    }
+
+    /// Checks the rule against the group's size and the limits.
+    pub fn validate(&self, limits: &Limits) -> Result<(), FormatError> {
+        let bad = |m: String| Err(FormatError::Malformed(format!("group {}: {m}", self.id)));
+        if self.count == 0 {
+            return bad("groups must have at least one element".into());
+        }
+        if self.count > limits.max_group_elements || self.count > u32::MAX as u64 {
+            return Err(FormatError::Limit(format!(
+                "group {} has {} elements, more than the limit of {} (max_group_elements)",
+                self.id,
+                self.count,
+                limits.max_group_elements.min(u32::MAX as u64)
+            )));
+        }
+        match &self.rule {
+            Rule::Fixed { size } => {
+                if *size == 0 || *size as usize > MAX_BLOCK_DIM {
+                    return bad(format!("block size {size} is outside 1..={MAX_BLOCK_DIM}"));
+                }
+            }
+            Rule::Sizes { sizes } | Rule::Explicit { sizes, .. } => {
+                if sizes.contains(&0) {
+                    return bad("block sizes must be positive".into());
+                }
+                let total: u64 = sizes.iter().map(|&s| s as u64).sum();
+                if total != self.count {
+                    return bad(format!("block sizes add up to {total}, not to the group's {}", self.count));
+                }
+            }
+        }
+        if let Rule::Explicit { members, .. } = &self.rule {
+            if members.len() as u64 != self.count {
+                return bad("explicit members must list every element once".into());
+            }
+            let mut seen = vec![false; members.len()];
+            for &m in members {
+                match seen.get_mut(m as usize) {
+                    Some(s) if !*s => *s = true,
+                    _ => return bad(format!("explicit member {m} is out of range or repeated")),
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// KL-greedy packing (COMBINER): walk the elements in order, starting a new block when
+/// adding the next element would take the block's KL above `budget` or its size above
+/// `max_size`. An element whose KL alone exceeds the budget gets a block of its own.
+pub fn kl_greedy_sizes(kl: impl IntoIterator<Item = f64>, budget: f64, max_size: u32) -> Vec<u16> {
+    let max_size = max_size.clamp(1, MAX_BLOCK_DIM as u32);
+    let mut sizes = Vec::new();
+    let (mut n, mut acc) = (0u32, 0f64);
+    for k in kl {
+        if n > 0 && (acc + k > budget || n >= max_size) {
+            sizes.push(n as u16);
+            n = 0;
+            acc = 0.0;
+        }
+        n += 1;
+        acc += k;
+    }
+    if n > 0 {
+        sizes.push(n as u16);
+    }
+    sizes
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn permutation_is_a_permutation_and_seeded() {
+        for n in [0u32, 1, 2, 3, 17, 5000] {
+            let p = permutation(7, 3, n);
+            let mut s = p.clone();
+            s.sort_unstable();
+            assert_eq!(s, (0..n).collect::<Vec<_>>());
+        }
+        assert_ne!(permutation(7, 3, 100), permutation(7, 4, 100));
+        assert_ne!(permutation(8, 3, 100), permutation(7, 3, 100));
+        assert_eq!(permutation(7, 3, 100), permutation(7, 3, 100));
+    }
+
+    #[test]
+    fn permutation_matches_the_spec_pseudocode() {
+        // Straight transcription of spec/format.md section 6.2 with single-word reads.
+        let (seed, g, n) = (11u64, 2u32, 4099u32);
+        let s = Stream::new(seed, purpose::PERMUTATION, g as u64);
+        let mut order: Vec<u32> = (0..n).collect();
+        for i in (1..n as u64).rev() {
+            let k = n as u64 - 1 - i;
+            let r = s.word(2 * k) as u64 | (s.word(2 * k + 1) as u64) << 32;
+            let j = ((r as u128 * (i as u128 + 1)) >> 64) as usize;
+            order.swap(i as usize, j);
+        }
+        assert_eq!(order, permutation(seed, g, n));
+    }
+
+    #[test]
+    fn greedy_packing() {
+        assert_eq!(kl_greedy_sizes([5.0, 5.0, 5.0, 5.0], 16.0, 25), vec![3, 1]);
+        assert_eq!(kl_greedy_sizes([20.0, 1.0, 1.0], 16.0, 25), vec![1, 2]);
+        assert_eq!(kl_greedy_sizes([0.0; 7], 16.0, 3), vec![3, 3, 1]);
+        assert!(kl_greedy_sizes([], 16.0, 3).is_empty());
+    }
+
+    #[test]
+    fn fixed_sizes_take_the_remainder_last() {
+        let g = Group { id: 0, seed: 0, start: 0, count: 10, rule: Rule::Fixed { size: 4 } };
+        assert_eq!(g.blocks(), 3);
+        assert_eq!(g.sizes(), vec![4, 4, 2]);
+    }
+}

@@ -1,0 +1,241 @@
+//! The relcode file format, version 1.0 (normative: spec/format.md).
+//!
+//! A file is a preamble (magic, version), framed chunks, a trailing index and an end magic.
+//! Chunks carry a type, a length and a CRC32C, so a reader finds and checks each one on its
+//! own and decodes coded groups in parallel; a writer streams chunks in any order and never
+//! seeks back, because the index and the tensor digests come last.
+//!
+//! Why groups: a large weight set is cut into groups (contiguous element ranges of the coded
+//! vector). Each group has its own seeded permutation and block layout, and block `j` of
+//! group `g` reads the random streams with id `g · 2^32 + j`, so groups are encoded and
+//! decoded independently, on any machine, in bounded memory, and the bytes never depend on
+//! how the work was scheduled.
+//!
+//! Modules: `msgpack` (bounded reader, canonical writer), `header` (what the HEAD chunk
+//! holds), `layout` (groups, permutations, KL-greedy packing), `chunk` (frames and payloads),
+//! `write` (streaming writer and digests), `read` (validating reader and parallel decoder),
+//! `encode` (the in-memory encoder behind `relcode.encode`).
+
+pub mod chunk;
+pub mod encode;
+pub mod header;
+pub mod layout;
+pub mod msgpack;
+pub mod read;
+pub mod write;
+
+pub use chunk::ChunkType;
+pub use encode::{
+    assemble, encode, Assembly, EncodeInput, EncodeReport, LayoutRule, PriorArg, TensorInput, TensorSource,
+};
+pub use header::{DigestMode, Dtype, Header, Prior, PriorValue, TensorInfo};
+pub use layout::{block_id, permutation, Group, Rule};
+pub use read::{Decoded, Reader, Source};
+pub use write::{DigestBuilder, Writer};
+
+use crate::channel::ChannelError;
+use std::fmt;
+
+/// First eight bytes of every file: `\x89RELC\r\n\x1a` (a non-ASCII byte, the name, and the
+/// line-ending and end-of-file bytes that text-mode transfers would alter).
+pub const MAGIC: [u8; 8] = *b"\x89RELC\r\n\x1a";
+/// Last eight bytes of every file.
+pub const END_MAGIC: [u8; 8] = *b"\x89RELCEND";
+/// The major version this build writes and reads.
+pub const VERSION_MAJOR: u16 = 1;
+/// The minor version this build writes (readers accept any minor of their major).
+pub const VERSION_MINOR: u16 = 0;
+/// The channel spec version files record (spec/channel.md).
+pub const CHANNEL_VERSION: u64 = 1;
+/// Bytes of the preamble (magic, major, minor, reserved).
+pub const PREAMBLE_LEN: usize = 16;
+/// Bytes of a chunk frame before its payload.
+pub const FRAME_LEN: usize = 16;
+/// Bytes of the tail (index offset, end magic).
+pub const TAIL_LEN: usize = 16;
+/// Largest block dimension a file may hold (block sizes are stored as u16).
+pub const MAX_BLOCK_DIM: usize = 65535;
+
+/// Errors of the format layer: one variant per failure. `class()` names the Python
+/// exception each maps to.
+#[derive(Clone, Debug, PartialEq)]
+pub enum FormatError {
+    /// The bytes do not start with the relcode magic: not a relcode file.
+    NotRelcode,
+    /// The file ends inside a structure (preamble, chunk, index or tail).
+    Truncated(String),
+    /// The last eight bytes are not the end magic: the file was cut or appended to.
+    BadEndMagic,
+    /// A major format version this build does not read.
+    UnsupportedVersion { major: u16, minor: u16 },
+    /// A stream or channel spec version this build does not read.
+    UnsupportedSpec { what: &'static str, version: u64 },
+    /// A chunk type this build does not know and that is not marked optional.
+    UnknownChunk([u8; 4]),
+    /// A method id, option, dtype or layout rule this build does not know, or a method
+    /// this build cannot decode yet.
+    Unsupported(String),
+    /// A reserved field or padding bit is not zero.
+    Reserved(String),
+    /// A chunk's CRC32C does not match its bytes.
+    Crc { chunk: [u8; 4], offset: u64 },
+    /// A decoded tensor does not hash to the SHA-256 the file records.
+    Digest { what: String },
+    /// The base file the file references is not available.
+    BaseMissing(String),
+    /// A base file was given whose SHA-256 is not the one the file references.
+    BaseMismatch { want: String, got: String },
+    /// The file claims more than the reader's limits allow.
+    Limit(String),
+    /// The structure is inconsistent or a field has the wrong type or value.
+    Malformed(String),
+    /// A message cannot be read or decoded.
+    Message { group: u32, block: u64, why: String },
+    /// Reading or writing failed.
+    Io(String),
+    /// An argument passed to a writer is invalid.
+    InvalidInput(String),
+    /// The encoder failed (the channel layer's error).
+    Encode(ChannelError),
+}
+
+impl FormatError {
+    /// The `relcode.errors` class this error maps to.
+    pub fn class(&self) -> &'static str {
+        match self {
+            FormatError::UnsupportedVersion { .. }
+            | FormatError::UnsupportedSpec { .. }
+            | FormatError::UnknownChunk(_)
+            | FormatError::Unsupported(_) => "VersionError",
+            FormatError::Crc { .. } | FormatError::Digest { .. } | FormatError::BaseMismatch { .. } => {
+                "ChecksumError"
+            }
+            FormatError::Limit(_) => "LimitError",
+            FormatError::Io(_) => "OSError",
+            FormatError::InvalidInput(_) => "InputError",
+            FormatError::Encode(ChannelError::IterationCap { .. }) => "SamplerError",
+            FormatError::Encode(_) => "InputError",
+            _ => "FormatError",
+        }
+    }
+}
+
+fn tag(t: &[u8; 4]) -> String {
+    t.iter().map(|&b| if b.is_ascii_graphic() { b as char } else { '?' }).collect()
+}
+
+impl fmt::Display for FormatError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FormatError::NotRelcode => write!(f, "not a relcode file (the magic bytes are missing)"),
+            FormatError::Truncated(w) => write!(f, "the file is truncated: {w}"),
+            FormatError::BadEndMagic => {
+                write!(f, "the file does not end with the relcode end magic: it was cut short or appended to")
+            }
+            FormatError::UnsupportedVersion { major, minor } => write!(
+                f,
+                "format version {major}.{minor} is not supported (this build reads {VERSION_MAJOR}.x); \
+                 upgrade relcode"
+            ),
+            FormatError::UnsupportedSpec { what, version } => {
+                write!(f, "{what} version {version} is not supported by this build; upgrade relcode")
+            }
+            FormatError::UnknownChunk(t) => {
+                write!(f, "unknown required chunk type {:?}: the file needs a newer relcode", tag(t))
+            }
+            FormatError::Unsupported(w) => write!(f, "{w}; the file needs a newer relcode"),
+            FormatError::Reserved(w) => write!(f, "reserved field is not zero: {w}"),
+            FormatError::Crc { chunk, offset } => {
+                write!(f, "CRC32C mismatch in the {} chunk at byte {offset}: the file is corrupt", tag(chunk))
+            }
+            FormatError::Digest { what } => write!(
+                f,
+                "{what} does not decode to the SHA-256 the file records: the file is corrupt or was \
+                 decoded by a nonconforming implementation"
+            ),
+            FormatError::BaseMissing(w) => write!(f, "{w}"),
+            FormatError::BaseMismatch { want, got } => {
+                write!(f, "the base file has SHA-256 {got}, but the file references {want}")
+            }
+            FormatError::Limit(w) => write!(f, "{w} (a reader limit; raise it only for trusted files)"),
+            FormatError::Malformed(w) => write!(f, "malformed file: {w}"),
+            FormatError::Message { group, block, why } => {
+                write!(f, "malformed file: message of block {block} of group {group}: {why}")
+            }
+            FormatError::Io(w) => write!(f, "{w}"),
+            FormatError::InvalidInput(w) => write!(f, "{w}"),
+            FormatError::Encode(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for FormatError {}
+
+impl From<std::io::Error> for FormatError {
+    fn from(e: std::io::Error) -> FormatError {
+        FormatError::Io(e.to_string())
+    }
+}
+
+/// What a reader accepts. Every claim of the file is checked against these (and against the
+/// bytes present) before anything is allocated for it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest HEAD payload in bytes.
+    pub max_header_bytes: u64,
+    /// Most tensors in a file.
+    pub max_tensors: u64,
+    /// Most dimensions of one tensor.
+    pub max_rank: u64,
+    /// Longest tensor name in bytes.
+    pub max_name_bytes: u64,
+    /// Most elements over all tensors of a file: bounds what a decode allocates.
+    pub max_elements: u64,
+    /// Most elements of one group: bounds the memory of one group's permutation and decode.
+    pub max_group_elements: u64,
+    /// Deepest MessagePack nesting (the free-form metadata included).
+    pub max_depth: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            max_header_bytes: 1 << 24,
+            max_tensors: 1 << 20,
+            max_rank: 32,
+            max_name_bytes: 4096,
+            max_elements: 1 << 31,
+            max_group_elements: 1 << 26,
+            max_depth: 32,
+        }
+    }
+}
+
+/// CRC32C (Castagnoli) of the concatenation of `parts`.
+pub fn crc32c(parts: &[&[u8]]) -> u32 {
+    parts.iter().fold(0u32, |c, p| crc32c::crc32c_append(c, p))
+}
+
+/// SHA-256 of little-endian float32 values, without copying them all at once.
+pub fn sha256_f32(hasher: &mut sha2::Sha256, values: &[f32]) {
+    use sha2::Digest;
+    if cfg!(target_endian = "little") {
+        // SAFETY: f32 has no padding; on little-endian targets its bytes are its LE encoding.
+        let bytes = unsafe { std::slice::from_raw_parts(values.as_ptr() as *const u8, values.len() * 4) };
+        hasher.update(bytes);
+    } else {
+        let mut buf = Vec::with_capacity(4096);
+        for c in values.chunks(1024) {
+            buf.clear();
+            for v in c {
+                buf.extend_from_slice(&v.to_le_bytes());
+            }
+            hasher.update(&buf);
+        }
+    }
+}
+
+/// Lowercase hexadecimal of bytes.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

@@ -1,0 +1,253 @@
+//! The streaming writer: preamble and header first, then chunks in whatever order the
+//! caller produces them, then the index with the digests and the tail. It never seeks, so it
+//! writes to pipes and sockets as well as files, and its memory is the index (16 bytes per
+//! chunk) plus the digest reorder buffer.
+//!
+//! Digests are SHA-256 of the decoded tensors' little-endian bytes, which must be hashed in
+//! element order; values that arrive early (groups finished out of order) wait in a reorder
+//! buffer until the values before them have been hashed.
+
+use super::chunk::{self, IndexEntry, Messages, Role, DATA, HEAD, INDX, LAYO, MSGS};
+use super::header::{DigestMode, Header, TensorInfo};
+use super::layout::Group;
+use super::{sha256_f32, FormatError, END_MAGIC, MAGIC, VERSION_MAJOR, VERSION_MINOR};
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use std::io::Write;
+
+struct Lane {
+    hasher: Sha256,
+    /// Bytes hashed so far, and bytes in all.
+    next: u64,
+    total: u64,
+    pending: BTreeMap<u64, Vec<u8>>,
+}
+
+impl Lane {
+    fn new(total: u64) -> Lane {
+        Lane { hasher: Sha256::new(), next: 0, total, pending: BTreeMap::new() }
+    }
+
+    fn feed(&mut self, pos: u64, bytes: Vec<u8>) -> Result<(), FormatError> {
+        let end = pos.checked_add(bytes.len() as u64).filter(|&e| e <= self.total);
+        if end.is_none() || pos < self.next || self.pending.contains_key(&pos) {
+            return Err(FormatError::InvalidInput("decoded values were given twice or out of range".into()));
+        }
+        if pos != self.next {
+            self.pending.insert(pos, bytes);
+            return Ok(());
+        }
+        self.hasher.update(&bytes);
+        self.next += bytes.len() as u64;
+        while let Some(b) = self.pending.remove(&self.next) {
+            self.hasher.update(&b);
+            self.next += b.len() as u64;
+        }
+        Ok(())
+    }
+}
+
+/// Hashes decoded tensors in element order from pieces given in any order.
+pub struct DigestBuilder {
+    mode: DigestMode,
+    /// Per decoded tensor: (tensor index, coded-vector start or None, byte offset in the
+    /// concatenation, byte length).
+    items: Vec<(usize, Option<u64>, u64, u64)>,
+    lanes: Vec<Lane>,
+}
+
+impl DigestBuilder {
+    /// `tensors` are the file's tensors; `messages` whether coded tensors are decoded.
+    pub fn new(mode: DigestMode, tensors: &[TensorInfo], messages: bool) -> DigestBuilder {
+        let mut items = Vec::new();
+        let (mut coded, mut off) = (0u64, 0u64);
+        for (i, t) in tensors.iter().enumerate() {
+            let bytes = t.numel() * t.dtype.size();
+            let start = if t.coded() {
+                coded += t.numel();
+                Some(coded - t.numel())
+            } else {
+                None
+            };
+            if t.coded() && !messages {
+                continue;
+            }
+            items.push((i, start, off, bytes));
+            off += bytes;
+        }
+        let lanes = match mode {
+            DigestMode::Tensor => items.iter().map(|it| Lane::new(it.3)).collect(),
+            DigestMode::All => vec![Lane::new(off)],
+        };
+        DigestBuilder { mode, items, lanes }
+    }
+
+    fn lane(&mut self, k: usize, byte: u64, bytes: Vec<u8>) -> Result<(), FormatError> {
+        match self.mode {
+            DigestMode::Tensor => self.lanes[k].feed(byte, bytes),
+            DigestMode::All => {
+                let base = self.items[k].2;
+                self.lanes[0].feed(base + byte, bytes)
+            }
+        }
+    }
+
+    /// Raw bytes of tensor `t` from element `start`.
+    pub fn raw(&mut self, t: usize, start: u64, bytes: &[u8], itemsize: u64) -> Result<(), FormatError> {
+        let k = self
+            .items
+            .iter()
+            .position(|it| it.0 == t && it.1.is_none())
+            .ok_or_else(|| FormatError::InvalidInput(format!("tensor {t} is not a raw tensor")))?;
+        self.lane(k, start * itemsize, bytes.to_vec())
+    }
+
+    /// Decoded coded values of the coded-vector range starting at `start`.
+    pub fn coded(&mut self, start: u64, values: &[f32]) -> Result<(), FormatError> {
+        let end = start + values.len() as u64;
+        for k in 0..self.items.len() {
+            let (t, s, _, bytes) = self.items[k];
+            let _ = t;
+            let Some(s) = s else { continue };
+            let e = s + bytes / 4;
+            let (a, b) = (s.max(start), e.min(end));
+            if a >= b {
+                continue;
+            }
+            let mut h = Vec::with_capacity(((b - a) * 4) as usize);
+            for v in &values[(a - start) as usize..(b - start) as usize] {
+                h.extend_from_slice(&v.to_le_bytes());
+            }
+            self.lane(k, (a - s) * 4, h)?;
+        }
+        Ok(())
+    }
+
+    /// The digests; fails if any decoded value was not given.
+    pub fn finish(self) -> Result<Vec<[u8; 32]>, FormatError> {
+        let mut out = Vec::with_capacity(self.lanes.len());
+        for l in self.lanes {
+            if l.next != l.total {
+                return Err(FormatError::InvalidInput(format!(
+                    "the values of some tensors are missing: {} of {} bytes given in order",
+                    l.next, l.total
+                )));
+            }
+            out.push(l.hasher.finalize().into());
+        }
+        Ok(out)
+    }
+}
+
+/// Hashes a whole f32 slice (a helper for callers that hold whole tensors).
+pub fn sha256_of_f32(values: &[f32]) -> [u8; 32] {
+    let mut h = Sha256::new();
+    sha256_f32(&mut h, values);
+    h.finalize().into()
+}
+
+/// Writes a file as a stream of chunks.
+pub struct Writer<W: Write> {
+    out: W,
+    pos: u64,
+    entries: Vec<IndexEntry>,
+    digests: DigestBuilder,
+    tensors: Vec<TensorInfo>,
+}
+
+impl<W: Write> Writer<W> {
+    /// Writes the preamble and the HEAD chunk. `tensors` are the tensors the file decodes
+    /// to (the header's, or its base's).
+    pub fn new(out: W, header: &Header, tensors: &[TensorInfo]) -> Result<Writer<W>, FormatError> {
+        let mut w = Writer {
+            out,
+            pos: 0,
+            entries: Vec::new(),
+            digests: DigestBuilder::new(header.digest, tensors, header.messages),
+            tensors: tensors.to_vec(),
+        };
+        let mut pre = [0u8; 16];
+        pre[0..8].copy_from_slice(&MAGIC);
+        pre[8..10].copy_from_slice(&VERSION_MAJOR.to_le_bytes());
+        pre[10..12].copy_from_slice(&VERSION_MINOR.to_le_bytes());
+        w.put(&pre)?;
+        w.chunk(HEAD, 0, &header.to_bytes())?;
+        Ok(w)
+    }
+
+    fn put(&mut self, b: &[u8]) -> Result<(), FormatError> {
+        self.out.write_all(b)?;
+        self.pos += b.len() as u64;
+        Ok(())
+    }
+
+    /// Bytes written so far.
+    pub fn position(&self) -> u64 {
+        self.pos
+    }
+
+    /// Writes one chunk of any type (unknown types need `chunk::FLAG_OPTIONAL` to be skippable).
+    pub fn chunk(&mut self, kind: chunk::ChunkType, flags: u16, payload: &[u8]) -> Result<(), FormatError> {
+        if kind == INDX || (kind == HEAD && !self.entries.is_empty()) {
+            return Err(FormatError::InvalidInput("HEAD and INDX chunks are written by the writer".into()));
+        }
+        let f = chunk::frame(kind, flags, payload)?;
+        self.entries.push(IndexEntry { kind, flags, offset: self.pos });
+        self.put(&f)?;
+        self.put(payload)
+    }
+
+    /// A DATA chunk: values of a raw tensor, or per-element prior parameters.
+    pub fn data(&mut self, role: Role, tensor: usize, start: u64, values: &[u8]) -> Result<(), FormatError> {
+        let t = self
+            .tensors
+            .get(tensor)
+            .ok_or_else(|| FormatError::InvalidInput(format!("no tensor {tensor}")))?;
+        let size = if role == Role::Raw { t.dtype.size() } else { 4 };
+        if !(values.len() as u64).is_multiple_of(size) {
+            return Err(FormatError::InvalidInput("DATA values are not a whole number of elements".into()));
+        }
+        let count = values.len() as u64 / size;
+        if role == Role::Raw {
+            self.digests.raw(tensor, start, values, size)?;
+        }
+        self.chunk(DATA, 0, &chunk::data_payload(role, tensor as u32, start, count, values))
+    }
+
+    /// Hashes raw tensor values that the file does not hold itself (they live in its base).
+    pub fn hash_raw(&mut self, tensor: usize, start: u64, values: &[u8]) -> Result<(), FormatError> {
+        let t = self
+            .tensors
+            .get(tensor)
+            .ok_or_else(|| FormatError::InvalidInput(format!("no tensor {tensor}")))?;
+        let size = t.dtype.size();
+        self.digests.raw(tensor, start, values, size)
+    }
+
+    pub fn layout(&mut self, g: &Group) -> Result<(), FormatError> {
+        self.chunk(LAYO, 0, &chunk::layout_payload(g))
+    }
+
+    /// The MSGS chunk of a group, with the group's decoded values (for the digests) and the
+    /// coded-vector start of the group.
+    pub fn messages(&mut self, m: &Messages, start: u64, values: &[f32]) -> Result<(), FormatError> {
+        let payload = chunk::messages_payload(m)?;
+        self.digests.coded(start, values)?;
+        self.chunk(MSGS, 0, &payload)
+    }
+
+    /// Writes the index and the tail; returns the sink and the file length.
+    pub fn finish(mut self) -> Result<(W, u64, Vec<[u8; 32]>), FormatError> {
+        let digests =
+            std::mem::replace(&mut self.digests, DigestBuilder::new(DigestMode::All, &[], false)).finish()?;
+        let payload = chunk::index_payload(&self.entries, &digests);
+        let at = self.pos;
+        let f = chunk::frame(INDX, 0, &payload)?;
+        self.put(&f)?;
+        self.put(&payload)?;
+        self.put(&at.to_le_bytes())?;
+        self.put(&END_MAGIC)?;
+        self.out.flush()?;
+        Ok((self.out, self.pos, digests))
+    }
+}
