@@ -8,6 +8,9 @@ interrupted.
 checks every CRC32C and SHA-256; ``relcode decode FILE -o OUT`` writes the decoded tensors
 to OUT (``.safetensors`` or ``.npz``). Files that reference a base file find it with
 ``--base FILE`` or ``--base-dir DIR`` (and in their own directory).
+
+``relcode image train-prior|compress|decompress`` and ``relcode audio ...`` compress images
+and 16 kHz speech with COMBINER (:mod:`relcode.inr`).
 """
 
 from __future__ import annotations
@@ -183,6 +186,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=None, help="decoder threads (default: all cores)")
     p.add_argument("-q", "--quiet", action="store_true", help="print nothing on success")
     p.set_defaults(func=_cmd_decode)
+
+    from .inr.commands import add_parsers as _inr_parsers
+
+    _inr_parsers(sub)  # relcode image ..., relcode audio ...
 
     p = sub.add_parser("bench", help="benchmarks against numpy/torch baselines, printed as ratios")
     p.add_argument("names", nargs="*", default=["all"], help="which benchmarks (default: all)")

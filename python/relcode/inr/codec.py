@@ -90,7 +90,9 @@ class Codec:
         if not (self.block_bits > 0 and math.isfinite(self.block_bits)):
             raise InputError("codec: block_bits must be positive")
         if self.method != "pfr" or not 1 <= int(self.bits) <= 24:
-            raise InputError("codec: blocks are coded with truncated pfr over 2^bits candidates, bits in 1..24")
+            raise InputError(
+                "codec: blocks are coded with truncated pfr over 2^bits candidates, bits in 1..24"
+            )
 
     # -- what the codec implies ---------------------------------------------------------
 

@@ -145,7 +145,7 @@ def progressive_encode(
     # fine-tuning steps after each round, proportional to the blocks still uncoded
     remaining = nb - np.cumsum(sizes)
     share = remaining / max(1, remaining.sum())
-    ft = [int(math.ceil(finetune_steps * s)) for s in share]
+    ft = [math.ceil(finetune_steps * s) for s in share]
     history: list[dict[str, float]] = []
     active = torch.ones(nb, dtype=torch.bool, device=betas.beta.device)
     for r, k in enumerate(sizes):
@@ -165,7 +165,7 @@ def progressive_encode(
             model.fix(mem // N, mem % N, val)
         trainer.reset()
         for t in range(ft[r]):
-            mse, kl = trainer.step(betas.per_element(model.mean.shape), full=True)
+            _, kl = trainer.step(betas.per_element(model.mean.shape), full=True)
             if t % adjust_every == 0:
                 betas.adjust(kl / LN2, active)
         rec = {

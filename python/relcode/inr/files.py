@@ -4,7 +4,8 @@ A signal file is a relcode file (spec/format.md) whose base is the *signal base*
 from a codec (:func:`signal_base`): the codec's prior tiled over the signal's ``P`` patches
 as a ``(P, N)`` coded tensor ``w``, and the KL-greedy layout of the codec's training KL,
 tiled and multiplied by a rate ``scale``. The file's own metadata holds what the decoder
-needs to rebuild that base: the codec's SHA-256, the signal's shape and the scale. The base
+needs to rebuild that base: the codec's SHA-256, the signal's shape and the scale (metadata
+``{"v": 1, "c": codec SHA-256 (32 bytes), "n": shape, "s": scale (float64)}``). The base
 itself is never stored; its SHA-256, recorded by the format, proves that the decoder
 rebuilt exactly the encoder's. The size of a file is therefore its header (about 300 bytes:
 framing, the two SHA-256 values, the metadata, the index and a SHA-256 of the decoded
@@ -100,7 +101,8 @@ def scale_for_blocks(codec: Codec, patches: int, max_blocks: int) -> float:
     if max_blocks < floor:
         raise InputError(
             f"the rate is too low for this codec: {patches} patches need at least {floor} blocks "
-            f"of {codec.bits} bits ({floor * codec.bits / (patches * codec.arch.patch_size):.3f} bits per sample)"
+            f"of {codec.bits} bits ({floor * codec.bits / (patches * codec.arch.patch_size):.3f} "
+            "bits per sample)"
         )
     lo, hi = 1e-6, 1.0
     while count_blocks(codec, patches, hi) <= max_blocks:
@@ -121,11 +123,12 @@ def scale_for_blocks(codec: Codec, patches: int, max_blocks: int) -> float:
 def signal_metadata(codec: Codec, shape: tuple[int, ...], scale: float) -> dict[str, Any]:
     if codec.sha256 is None:
         raise InputError("save the codec (or load it from a file) before coding with it")
+    # one-letter keys: every byte of a small signal's header is a visible part of its rate
     return {
-        "inr": SIGNAL_VERSION,
-        "codec": bytes.fromhex(codec.sha256),
-        "shape": [int(s) for s in shape],
-        "scale": float(scale),
+        "v": SIGNAL_VERSION,
+        "c": bytes.fromhex(codec.sha256),
+        "n": [int(s) for s in shape],
+        "s": float(scale),
     }
 
 
@@ -189,17 +192,17 @@ def peek_metadata(data: bytes) -> dict[str, Any]:
 
     f = fmt.open(data)
     meta = f.metadata
-    if f.base_sha256 is None or not isinstance(meta, dict) or meta.get("inr") != SIGNAL_VERSION:
+    if f.base_sha256 is None or not isinstance(meta, dict) or meta.get("v") != SIGNAL_VERSION:
         raise FormatError("this is not a compressed INR signal (a codec, or another relcode file?)")
-    codec_sha = meta.get("codec")
-    shape = meta.get("shape")
+    codec_sha = meta.get("c")
+    shape = meta.get("n")
     if not isinstance(codec_sha, (bytes, bytearray)) or len(codec_sha) != 32:
         raise FormatError("the signal's codec reference is invalid")
     if not isinstance(shape, list) or not 1 <= len(shape) <= 2 or not all(isinstance(s, int) for s in shape):
         raise FormatError("the signal's shape is invalid")
     if not all(1 <= s <= 1 << 31 for s in shape):
         raise FormatError("the signal's shape is invalid")
-    scale = meta.get("scale")
+    scale = meta.get("s")
     if not isinstance(scale, float):
         raise FormatError("the signal's rate scale is invalid")
     return {"codec": bytes(codec_sha).hex(), "shape": tuple(shape), "scale": _check_scale(scale)}

@@ -70,7 +70,9 @@ class Blocks:
         nb = layout.num_blocks
         sizes = np.asarray(layout.block_sizes, dtype=np.int64)
         offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
-        members = np.concatenate([layout.block_elements(b) for b in range(nb)]) if nb else np.zeros(0, np.int64)
+        members = (
+            np.concatenate([layout.block_elements(b) for b in range(nb)]) if nb else np.zeros(0, np.int64)
+        )
         ids = np.asarray([layout.stream_id(b) for b in range(nb)], dtype=np.uint64)
         return cls(members.astype(np.int64), offsets, ids, int(layout.num_elements))
 

@@ -23,10 +23,11 @@ from ..errors import InputError
 __all__ = [
     "MAX_PATCHES",
     "Patches",
+    "audio_to_patches",
     "from_patches",
     "image_to_patches",
     "psnr",
-    "audio_to_patches",
+    "random_crops",
     "to_pixels",
     "to_samples",
 ]
@@ -68,7 +69,9 @@ def image_to_patches(image: np.ndarray, patch: tuple[int, int]) -> Patches:
     """(H, W, C) uint8 -> patches in row-major patch order."""
     img = np.asarray(image)
     if img.dtype != np.uint8 or img.ndim != 3:
-        raise InputError(f"images must be (height, width, channels) uint8 arrays, got {img.dtype} {img.shape}")
+        raise InputError(
+            f"images must be (height, width, channels) uint8 arrays, got {img.dtype} {img.shape}"
+        )
     H, W, C = img.shape
     gh, gw = _grid((H, W), tuple(patch))
     ph, pw = patch
@@ -124,3 +127,27 @@ def psnr(a: np.ndarray, b: np.ndarray, peak: float) -> float:
     b = np.asarray(b, dtype=np.float64)
     mse = float(np.mean((a - b) ** 2))
     return float("inf") if mse == 0 else 10.0 * math.log10(peak * peak / mse)
+
+
+def random_crops(signals: list[np.ndarray], count: int, patch: tuple[int, ...], seed: int = 0) -> np.ndarray:
+    """``count`` random patch-sized crops (as (count, n, C) float32 values) from training
+    signals (uint8 images (H, W, C) or int16 audio (n,)), taken from the signals in turn."""
+    if not signals:
+        raise InputError("no training signals")
+    rng = np.random.default_rng(seed)
+    out = []
+    for k in range(int(count)):
+        sig = np.asarray(signals[k % len(signals)])
+        if sig.ndim - (1 if sig.dtype == np.uint8 else 0) != len(patch):
+            raise InputError(f"a training signal of shape {sig.shape} does not match patches of {patch}")
+        if any(s < p for s, p in zip(sig.shape, patch)):
+            raise InputError(f"a training signal of shape {sig.shape} is smaller than a patch {patch}")
+        start = [int(rng.integers(0, s - p + 1)) for s, p in zip(sig.shape, patch)]
+        crop = sig[tuple(slice(a, a + p) for a, p in zip(start, patch))]
+        if sig.dtype == np.uint8:
+            out.append(crop.reshape(-1, crop.shape[-1]).astype(np.float32) / np.float32(255.0))
+        elif sig.dtype == np.int16:
+            out.append(crop.reshape(-1, 1).astype(np.float32) / np.float32(32768.0))
+        else:
+            raise InputError(f"training signals must be uint8 images or int16 audio, got {sig.dtype}")
+    return np.stack(out)

@@ -24,6 +24,7 @@ Conventions (fixed by the codec's ``Architecture`` and never changed without a n
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -98,7 +99,9 @@ class Architecture:
         d = dict(d)
         version = d.pop("version", None)
         if version != ARCH_VERSION:
-            raise InputError(f"architecture version {version!r} is not supported (this build: {ARCH_VERSION})")
+            raise InputError(
+                f"architecture version {version!r} is not supported (this build: {ARCH_VERSION})"
+            )
         try:
             patch = tuple(int(p) for p in d.pop("patch"))
             return cls(patch=patch, **d)
@@ -109,7 +112,7 @@ class Architecture:
     def layer_dims(self) -> list[tuple[int, int]]:
         """(d_in, d_out) of every linear layer."""
         dims = [self.dim_emb] + [self.dim_hid] * (self.layers - 1) + [self.dim_out]
-        return list(zip(dims[:-1], dims[1:]))
+        return list(itertools.pairwise(dims))
 
     @property
     def layer_offsets(self) -> list[int]:
@@ -179,7 +182,9 @@ class Architecture:
             for k, (din, dout) in enumerate(self.layer_dims)
         ]
 
-    def forward(self, weights: np.ndarray, features: np.ndarray | None = None, chunk: int = 4096) -> np.ndarray:
+    def forward(
+        self, weights: np.ndarray, features: np.ndarray | None = None, chunk: int = 4096
+    ) -> np.ndarray:
         """Evaluates ``S`` networks (float32 weights of shape (S, num_params)) on shared
         features (default: the patch grid): returns (S, n, dim_out) float32.
 

@@ -41,7 +41,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..errors import InputError
+from ..errors import InputError, RelcodeError
 from .model import LN2, BayesianSiren, default_device
 from .siren import Architecture
 
@@ -52,6 +52,7 @@ __all__ = [
     "Trainer",
     "fit",
     "learn_prior",
+    "train_codec",
 ]
 
 
@@ -173,7 +174,10 @@ class Trainer:
         self.pixels = pixels
         self.clip = clip
         self.opt = torch.optim.Adam(
-            [{"params": [model.mean], "lr": lr}, {"params": [model.rho], "lr": lr if lr_std is None else lr_std}]
+            [
+                {"params": [model.mean], "lr": lr},
+                {"params": [model.rho], "lr": lr if lr_std is None else lr_std},
+            ]
         )
         self.generator = torch.Generator(device=batch.device)
         self.generator.manual_seed(int(seed))
@@ -198,7 +202,7 @@ class Trainer:
         kl = model.kl()
         loss = mse.sum() + (kl * beta).sum()
         if not torch.isfinite(loss):
-            raise FloatingPointError("the training loss is not finite (try a lower learning rate)")
+            raise RelcodeError("training diverged: the loss is not finite (try a lower learning rate)")
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         if self.clip is not None:
@@ -259,6 +263,17 @@ class PriorResult:
     post_std: np.ndarray | None = None
 
 
+def _rate_step(beta: float, kl: float, target: float, tau: float, band: float) -> float:
+    """RECOMBINER's rate control, damped: beta is multiplied by (KL / target)^1.5, at most by
+    ``1 + tau`` either way, when the KL is above the target or more than ``band`` (a
+    fraction) below it."""
+    if target * (1 - band) <= kl <= target:
+        return beta
+    step = 1.5 * math.log(max(kl, 1e-9) / target)
+    lim = math.log1p(tau)
+    return beta * math.exp(min(max(step, -lim), lim))
+
+
 def learn_prior(
     arch: Architecture,
     values: Any,
@@ -285,8 +300,9 @@ def learn_prior(
 
     With ``bits_per_signal``, beta is adapted after every iteration so that the average KL
     per training signal approaches that many bits from below (band ``rate_band`` as a
-    fraction of the target); otherwise beta stays fixed. ``update_prior=False`` keeps the
-    initial prior (the fixed-prior ablation) and only trains the posteriors and beta.
+    fraction of the target, see :func:`_rate_step`); otherwise beta stays fixed.
+    ``update_prior=False`` keeps the initial prior (the fixed-prior ablation) and only
+    trains the posteriors and beta.
     """
     if iterations < 1 or steps < 1:
         raise InputError("iterations and steps must be positive")
@@ -316,10 +332,7 @@ def learn_prior(
         if progress is not None:
             progress(it, rec)
         if bits_per_signal is not None and it < iterations - 1:
-            if kl_bits > bits_per_signal:
-                beta *= 1 + tau
-            elif kl_bits < bits_per_signal * (1 - rate_band):
-                beta /= 1 + tau
+            beta = _rate_step(beta, kl_bits, bits_per_signal, tau, rate_band)
     with torch.no_grad():
         kl_avg = (model.kl() / LN2).mean(0).cpu().numpy().astype(np.float64)
         return PriorResult(
@@ -331,3 +344,63 @@ def learn_prior(
             post_mean=model.mean.detach().cpu().numpy(),
             post_std=model.std().detach().cpu().numpy(),
         )
+
+
+def train_codec(
+    arch: Architecture,
+    values: Any,
+    *,
+    bits_per_sample: float,
+    iterations: int = 15,
+    steps: int = 60,
+    first_steps: int | None = None,
+    lr: float = 2e-3,
+    pixels: int | None = 1024,
+    beta: float | None = None,
+    update_prior: bool = True,
+    max_block_size: int = 25,
+    block_bits: float = 16.0,
+    seed: int = 0,
+    device: Any = None,
+    info: dict[str, Any] | None = None,
+    progress: Callable[[int, dict[str, float]], None] | None = None,
+):
+    """Learns a codec from training patches (values (M, n, C)): the prior by EM with the
+    average training KL driven to ``bits_per_sample`` message bits per sample, then the
+    per-parameter training KL that the block layout is derived from. Returns an unsaved
+    :class:`~relcode.inr.codec.Codec`."""
+    from .codec import Codec
+
+    if not (bits_per_sample > 0 and math.isfinite(bits_per_sample)):
+        raise InputError("bits_per_sample must be positive")
+    target = float(bits_per_sample) * arch.patch_size
+    res = learn_prior(
+        arch, values, bits_per_signal=target,
+        beta=beta if beta is not None else 1e-6 * min(100.0, max(0.01, 1200.0 / target)),
+        iterations=iterations, steps=steps, first_steps=first_steps, lr=lr, pixels=pixels,
+        update_prior=update_prior, seed=seed, device=device, progress=progress,
+    )  # fmt: skip
+    last = res.history[-1]
+    meta = {
+        "training_patches": int(np.shape(values)[0]),
+        "iterations": int(iterations),
+        "steps": int(steps),
+        "lr": float(lr),
+        "pixels": None if pixels is None else int(pixels),
+        "seed": int(seed),
+        "learned_prior": bool(update_prior),
+        "final_kl_bits": float(last["kl_bits"]),
+        "final_psnr": float(last["psnr"]),
+    }
+    meta.update(info or {})
+    return Codec(
+        arch=arch,
+        prior_mean=res.mean,
+        prior_std=res.std,
+        kl_bits=res.kl_bits,
+        beta=res.beta,
+        bits_per_patch=target,
+        block_bits=block_bits,
+        max_block_size=max_block_size,
+        info=meta,
+    )
