@@ -111,12 +111,14 @@ def compress(
     codec: Codec | str | os.PathLike | None = None,
     bpp: float | None = None,
     beta: float | None = None,
+    blocks: int | None = None,
     settings: EncodeSettings | None = None,
     progress: bool = False,
 ) -> EncodeReport:
     """Compresses an image (a path or an (H, W, 3) uint8 array) into ``dest``. Rate:
-    ``bpp`` bits per pixel for the whole file, or ``beta``; the codec defaults to the
-    shipped one nearest the rate. The report's ``decoded`` is the decoded image."""
+    ``bpp`` bits per pixel for the whole file, or ``beta``, or at most ``blocks`` messages;
+    the codec defaults to the shipped one nearest the rate. The report's ``decoded`` is the
+    decoded image."""
     img = _as_image(image)
     if codec is None:
         codec = default_codec(bpp, img.shape[0] * img.shape[1])
@@ -125,7 +127,9 @@ def compress(
     if codec.kind != "image" or codec.arch.dim_out != 3:
         raise InputError(f"the codec codes {codec.kind} signals, not RGB images")
     patches = image_to_patches(img, codec.arch.patch)
-    rep = encode(codec, patches, dest, bits_per_sample=bpp, beta=beta, settings=settings, progress=progress)
+    rep = encode(
+        codec, patches, dest, bits_per_sample=bpp, beta=beta, blocks=blocks, settings=settings, progress=progress
+    )
     rep.decoded = to_pixels(from_patches(rep.reconstruction, patches.grid, codec.arch.patch, patches.shape))
     return rep
 

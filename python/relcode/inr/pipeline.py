@@ -117,12 +117,13 @@ def encode(
     *,
     bits_per_sample: float | None = None,
     beta: float | None = None,
+    blocks: int | None = None,
     settings: EncodeSettings | None = None,
     progress: bool = False,
 ) -> EncodeReport:
     """Codes a signal (cut into ``patches`` with the codec's patch shape) into ``dest`` (a
     path or a binary file). Rate: ``bits_per_sample`` for the whole file, or ``beta``, or
-    (neither) the codec's nominal rate."""
+    at most ``blocks`` messages, or (none of them) the codec's nominal rate."""
     import torch
 
     from .coding import progressive_encode
@@ -130,8 +131,8 @@ def encode(
     from .train import Batch, BlockBetas, Trainer, fit
 
     st = settings or EncodeSettings()
-    if bits_per_sample is not None and beta is not None:
-        raise InputError("give a rate (bits per sample) or a beta, not both")
+    if sum(x is not None for x in (bits_per_sample, beta, blocks)) > 1:
+        raise InputError("give one of a rate (bits per sample), a beta or a number of blocks")
     arch = codec.arch
     if patches.values.shape[1:] != (arch.patch_size, arch.dim_out):
         raise InputError(
@@ -147,6 +148,9 @@ def encode(
         if not (bits_per_sample > 0 and math.isfinite(bits_per_sample)):
             raise InputError("bits per sample must be positive")
         nmax = _max_blocks(codec, patches.shape, P, samples, bits_per_sample, st.seed)
+        scale = scale_for_blocks(codec, P, nmax)
+    elif blocks is not None:
+        nmax = int(blocks)
         scale = scale_for_blocks(codec, P, nmax)
     elif beta is not None and not (beta > 0 and math.isfinite(beta)):
         raise InputError("beta must be positive")

@@ -24,6 +24,7 @@ Conventions (fixed by the codec's ``Architecture`` and never changed without a n
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import math
 from dataclasses import asdict, dataclass, field
@@ -192,6 +193,10 @@ class Architecture:
         and the encoder's, are this function's output. Rows are processed ``chunk`` at a
         time to keep intermediate arrays in cache.
         """
+        with _one_blas_thread():
+            return self._forward(weights, features, chunk)
+
+    def _forward(self, weights: np.ndarray, features: np.ndarray | None, chunk: int) -> np.ndarray:
         mats = [np.ascontiguousarray(m, dtype=np.float32) for m in self.split(weights)]
         feats = self.features() if features is None else np.asarray(features, dtype=np.float32)
         S, n = mats[0].shape[0], feats.shape[0]
@@ -209,6 +214,16 @@ class Architecture:
                     np.sin(h, out=h)
             out[:, a : a + chunk] = h
         return out
+
+
+def _one_blas_thread():
+    """One BLAS thread for the forward pass: its matrices are small (4096 x 32), and threads
+    fighting over a busy machine's cores made decoding several times slower."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # optional: without it BLAS uses its own default
+        return contextlib.nullcontext()
+    return threadpool_limits(1, user_api="blas")
 
 
 #: Published configurations. ``cifar``: COMBINER's small CIFAR-10 network (4 layers,
