@@ -161,10 +161,18 @@ def train_codecs(args, out: Path) -> dict[str, Path]:
             continue
         t = time.perf_counter()
         c = image.train_codec(
-            imgs, bpp=rate, arch=arch_for_rate(rate), crops=args.train_crops, iterations=args.iterations,
-            steps=args.em_steps, update_prior=learned, seed=args.seed,
-            info={"training_set": "sklearn china, flower; skimage astronaut, coffee, chelsea, rocket, hubble"},
-        )  # fmt: skip
+            imgs,
+            bpp=rate,
+            arch=arch_for_rate(rate),
+            crops=args.train_crops,
+            iterations=args.iterations,
+            steps=args.em_steps,
+            update_prior=learned,
+            seed=args.seed,
+            info={
+                "training_set": "sklearn china, flower; skimage astronaut, coffee, chelsea, rocket, hubble"
+            },
+        )
         c.save(path)
         _log(f"trained codec {name} in {time.perf_counter() - t:.0f} s: {c}")
     return paths
@@ -186,9 +194,12 @@ def settings(args, finetune: bool = True):
     from relcode.inr import EncodeSettings
 
     return EncodeSettings(
-        steps=args.fit_steps, finetune_steps=args.finetune_steps, rounds=args.rounds, finetune=finetune,
+        steps=args.fit_steps,
+        finetune_steps=args.finetune_steps,
+        rounds=args.rounds,
+        finetune=finetune,
         seed=args.seed,
-    )  # fmt: skip
+    )
 
 
 def relcode_code(codec, img: np.ndarray, st, **rate) -> dict:
@@ -205,9 +216,14 @@ def relcode_code(codec, img: np.ndarray, st, **rate) -> dict:
     if not np.array_equal(dec, rep.decoded):
         raise AssertionError("decoded image differs from the encoder's reconstruction")
     return {
-        "bytes": rep.bytes, "header_bytes": rep.header_bytes, "blocks": rep.blocks, "decoded": dec,
-        "encode_s": enc, "decode_s": dsec, "message_bits": rep.message_bits,
-    }  # fmt: skip
+        "bytes": rep.bytes,
+        "header_bytes": rep.header_bytes,
+        "blocks": rep.blocks,
+        "decoded": dec,
+        "encode_s": enc,
+        "decode_s": dsec,
+        "message_bits": rep.message_bits,
+    }
 
 
 # ---------------------------------------------------------------------------------------
@@ -217,30 +233,50 @@ def relcode_code(codec, img: np.ndarray, st, **rate) -> dict:
 def crops_experiment(args, codecs, folder: Path) -> list[dict]:
     rng = np.random.default_rng(args.seed + 1)
     crops = []
-    for k in range(args.crops):
+    for _ in range(args.crops):
         img = kodak(int(rng.integers(1, 25)), folder)
         y, x = int(rng.integers(0, img.shape[0] - 63)), int(rng.integers(0, img.shape[1] - 63))
         crops.append(img[y : y + 64, x : x + 64].copy())
     rows = []
     for bpp in args.crop_bpp:
         codec = _codec_for(codecs, max(bpp - 330 * 8 / 4096, 0.05))
-        res = {"bpp_target": bpp, "codec": codec.sha256[:12], "relcode": [], "jpeg": [], "jpeg_opt": [],
-               "jpeg2000": []}  # fmt: skip
+        res = {
+            "bpp_target": bpp,
+            "codec": codec.sha256[:12],
+            "relcode": [],
+            "jpeg": [],
+            "jpeg_opt": [],
+            "jpeg2000": [],
+        }
         for i, c in enumerate(crops):
             r = relcode_code(codec, c, settings(args), bpp=bpp)
             n = r["bytes"]
-            res["relcode"].append({"bytes": n, "psnr": psnr(r["decoded"], c), "encode_s": r["encode_s"],
-                                   "header_bytes": r["header_bytes"], "blocks": r["blocks"]})  # fmt: skip
-            for key, fn in (("jpeg", lambda im, m: jpeg(im, m, False)), ("jpeg_opt", lambda im, m: jpeg(im, m, True)),
-                            ("jpeg2000", jpeg2000)):  # fmt: skip
+            res["relcode"].append(
+                {
+                    "bytes": n,
+                    "psnr": psnr(r["decoded"], c),
+                    "encode_s": r["encode_s"],
+                    "header_bytes": r["header_bytes"],
+                    "blocks": r["blocks"],
+                }
+            )
+            for key, fn in (
+                ("jpeg", lambda im, m: jpeg(im, m, False)),
+                ("jpeg_opt", lambda im, m: jpeg(im, m, True)),
+                ("jpeg2000", jpeg2000),
+            ):
                 b = fn(c, n)
                 if b is None:
                     fb, fp = jpeg_floor(c, key == "jpeg_opt") if key != "jpeg2000" else (None, None)
                     res[key].append({"bytes": None, "psnr": None, "floor_bytes": fb, "floor_psnr": fp})
                 else:
                     res[key].append({"bytes": b[0], "psnr": psnr(b[1], c)})
-            _log(f"crop {i} @ {bpp} bpp: relcode {n} B {res['relcode'][-1]['psnr']:.2f} dB; " + ", ".join(
-                f"{k} {res[k][-1]['psnr'] or float('nan'):.2f}" for k in ("jpeg", "jpeg_opt", "jpeg2000")))  # fmt: skip
+            _log(
+                f"crop {i} @ {bpp} bpp: relcode {n} B {res['relcode'][-1]['psnr']:.2f} dB; "
+                + ", ".join(
+                    f"{k} {res[k][-1]['psnr'] or float('nan'):.2f}" for k in ("jpeg", "jpeg_opt", "jpeg2000")
+                )
+            )
         rows.append(res)
     return rows
 
@@ -273,7 +309,10 @@ def kodak_experiment(args, codecs, folder: Path, ablations: bool) -> dict:
         per_patch_bits = (bpp * full_pixels - 8 * head) / 96
         variants = [("relcode", codec, True)]
         if ablations and bpp == args.kodak_bpp[0]:
-            variants += [("fixed prior", _codec_for(codecs, bpp, learned=False), True), ("no fine-tuning", codec, False)]
+            variants += [
+                ("fixed prior", _codec_for(codecs, bpp, learned=False), True),
+                ("no fine-tuning", codec, False),
+            ]
         point = {"bpp_target": bpp, "full_image_header_bytes": head, "images": []}
         for i, img, cells in sel:
             target = strip(img, cells)
@@ -284,21 +323,31 @@ def kodak_experiment(args, codecs, folder: Path, ablations: bool) -> dict:
                 blk = blocks if c is codec else int(per_patch_bits * k // c.bits)
                 r = relcode_code(c, target, settings(args, ft), blocks=blk)
                 row[name] = {
-                    "psnr": psnr(r["decoded"], target), "message_bits": r["message_bits"],
+                    "psnr": psnr(r["decoded"], target),
+                    "message_bits": r["message_bits"],
                     "projected_bpp": (head * 8 + r["message_bits"] * 96 / k) / full_pixels,
-                    "subset_file_bytes": r["bytes"], "encode_s": r["encode_s"],
-                }  # fmt: skip
-            for key, fn in (("jpeg", lambda im, m: jpeg(im, m, False)), ("jpeg_opt", lambda im, m: jpeg(im, m, True)),
-                            ("jpeg2000", jpeg2000)):  # fmt: skip
+                    "subset_file_bytes": r["bytes"],
+                    "encode_s": r["encode_s"],
+                }
+            for key, fn in (
+                ("jpeg", lambda im, m: jpeg(im, m, False)),
+                ("jpeg_opt", lambda im, m: jpeg(im, m, True)),
+                ("jpeg2000", jpeg2000),
+            ):
                 b = fn(img, int(bpp * full_pixels / 8))
                 if b is None:
                     row[key] = None
                     continue
-                row[key] = {"bpp": b[0] * 8 / full_pixels, "psnr_full": psnr(b[1], img),
-                            "psnr": psnr(strip(b[1], cells), target)}  # fmt: skip
+                row[key] = {
+                    "bpp": b[0] * 8 / full_pixels,
+                    "psnr_full": psnr(b[1], img),
+                    "psnr": psnr(strip(b[1], cells), target),
+                }
             point["images"].append(row)
-            _log(f"kodim{i:02d} @ {bpp}: " + ", ".join(
-                f"{n} {row[n]['psnr']:.2f}" for n in row if isinstance(row[n], dict)))  # fmt: skip
+            _log(
+                f"kodim{i:02d} @ {bpp}: "
+                + ", ".join(f"{n} {row[n]['psnr']:.2f}" for n in row if isinstance(row[n], dict))
+            )
         out["points"].append(point)
     return out
 
@@ -321,19 +370,39 @@ def decode_timing(args, codecs, folder: Path, out: Path) -> dict:
         dec = image.decompress(path, codec=codec)
         times.append(time.perf_counter() - t)
     assert np.array_equal(dec, rep.decoded)
-    codec_path = [p for p in codecs.values() if p.exists() and _sha(p) == codec.sha256][0]
+    codec_path = next(p for p in codecs.values() if p.exists() and _sha(p) == codec.sha256)
     env = dict(os.environ, PYTHONPATH=str(ROOT / "python"), OMP_NUM_THREADS="1")
     cli = []
     for _ in range(3):
         t = time.perf_counter()
         subprocess.run(
-            [sys.executable, "-m", "relcode", "image", "decompress", str(path), "-o", str(out / "kodim01_timing.png"),
-             "--codec", str(codec_path)], check=True, env=env, stdout=subprocess.DEVNULL,
-        )  # fmt: skip
+            [
+                sys.executable,
+                "-m",
+                "relcode",
+                "image",
+                "decompress",
+                str(path),
+                "-o",
+                str(out / "kodim01_timing.png"),
+                "--codec",
+                str(codec_path),
+            ],
+            check=True,
+            env=env,
+            stdout=subprocess.DEVNULL,
+        )
         cli.append(time.perf_counter() - t)
-    return {"patches": 96, "blocks": rep.blocks, "bytes": rep.bytes, "bpp": rep.bytes * 8 / img[..., 0].size,
-            "header_bytes": rep.header_bytes, "decode_s_in_process": min(times), "decode_s_cli": min(cli),
-            "encode_s_short_schedule": enc}  # fmt: skip
+    return {
+        "patches": 96,
+        "blocks": rep.blocks,
+        "bytes": rep.bytes,
+        "bpp": rep.bytes * 8 / img[..., 0].size,
+        "header_bytes": rep.header_bytes,
+        "decode_s_in_process": min(times),
+        "decode_s_cli": min(cli),
+        "encode_s_short_schedule": enc,
+    }
 
 
 def _sha(p: Path) -> str:
@@ -358,46 +427,68 @@ def _mean(xs):
 def summarise(res: dict) -> str:
     lines = ["# relcode.inr rate-distortion (CPU run)", ""]
     lines += ["## 64x64 Kodak crops, one file each (whole-file bytes on both sides)", ""]
-    lines += ["| target bpp | relcode bpp | relcode PSNR | JPEG PSNR | JPEG (optimize) PSNR | JPEG 2000 PSNR | header B |",
-              "|---|---|---|---|---|---|---|"]  # fmt: skip
+    lines += [
+        "| target bpp | relcode bpp | relcode PSNR | JPEG PSNR | JPEG (optimize) PSNR | JPEG 2000 PSNR "
+        "| header B |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for r in res.get("crops", []):
         rb = _mean([x["bytes"] * 8 / 4096 for x in r["relcode"]])
 
-        def cell(key):
+        def cell(key, r=r):
             vals = [x["psnr"] for x in r[key]]
             missing = sum(v is None for v in vals)
             m = _mean(vals)
             return ("n/a" if m is None else f"{m:.2f}") + (f" ({missing} n/a)" if missing else "")
 
+        rp = _mean([x["psnr"] for x in r["relcode"]])
+        hb = _mean([x["header_bytes"] for x in r["relcode"]])
         lines.append(
-            f"| {r['bpp_target']} | {rb:.3f} | {_mean([x['psnr'] for x in r['relcode']]):.2f} | {cell('jpeg')} | "
-            f"{cell('jpeg_opt')} | {cell('jpeg2000')} | {_mean([x['header_bytes'] for x in r['relcode']]):.0f} |"
+            f"| {r['bpp_target']} | {rb:.3f} | {rp:.2f} | {cell('jpeg')} | {cell('jpeg_opt')} | "
+            f"{cell('jpeg2000')} | {hb:.0f} |"
         )
-    lines += ["", "n/a: the format cannot reach the rate (JPEG quality 1 is larger than the relcode file).", ""]
+    lines += [
+        "",
+        "n/a: the format cannot reach the rate (JPEG quality 1 is larger than the relcode file).",
+        "",
+    ]
     k = res.get("kodak")
     if k:
-        lines += ["## Kodak, subset of 64x64 patches (PSNR on those patches; JPEG/JPEG 2000 code the whole image)",
-                  "", "| target bpp | relcode projected bpp | relcode | JPEG | JPEG (optimize) | JPEG 2000 | "
-                  "JPEG whole-image PSNR |", "|---|---|---|---|---|---|---|"]  # fmt: skip
+        lines += [
+            "## Kodak, subset of 64x64 patches (PSNR on those patches; JPEG/JPEG 2000 code the whole image)",
+            "",
+            "| target bpp | relcode projected bpp | relcode | JPEG | JPEG (optimize) | JPEG 2000 | "
+            "JPEG whole-image PSNR |",
+            "|---|---|---|---|---|---|---|",
+        ]
         for p in k["points"]:
             im = p["images"]
             pb = _mean([x["relcode"]["projected_bpp"] for x in im])
 
-            def c(key, field="psnr"):
+            def c(key, field="psnr", im=im):
                 m = _mean([x[key][field] if x[key] else None for x in im])
                 return "n/a" if m is None else f"{m:.2f}"
 
-            lines.append(f"| {p['bpp_target']} | {pb:.3f} | {c('relcode')} | {c('jpeg')} | {c('jpeg_opt')} | "
-                         f"{c('jpeg2000')} | {c('jpeg', 'psnr_full')} |")  # fmt: skip
+            lines.append(
+                f"| {p['bpp_target']} | {pb:.3f} | {c('relcode')} | {c('jpeg')} | {c('jpeg_opt')} | "
+                f"{c('jpeg2000')} | {c('jpeg', 'psnr_full')} |"
+            )
         ab = [p for p in k["points"] if "fixed prior" in p["images"][0]]
         if ab:
             p = ab[0]
-            lines += ["", f"## Ablations (Kodak patches, {p['bpp_target']} bpp)", "", "| variant | PSNR | bpp |",
-                      "|---|---|---|"]  # fmt: skip
+            lines += [
+                "",
+                f"## Ablations (Kodak patches, {p['bpp_target']} bpp)",
+                "",
+                "| variant | PSNR | bpp |",
+                "|---|---|---|",
+            ]
             for name in ("relcode", "fixed prior", "no fine-tuning"):
-                lines.append(f"| {'learned prior, fine-tuning' if name == 'relcode' else name} | "
-                             f"{_mean([x[name]['psnr'] for x in p['images']]):.2f} | "
-                             f"{_mean([x[name]['projected_bpp'] for x in p['images']]):.3f} |")  # fmt: skip
+                lines.append(
+                    f"| {'learned prior, fine-tuning' if name == 'relcode' else name} | "
+                    f"{_mean([x[name]['psnr'] for x in p['images']]):.2f} | "
+                    f"{_mean([x[name]['projected_bpp'] for x in p['images']]):.3f} |"
+                )
     t = res.get("timing")
     if t:
         enc = []
@@ -405,11 +496,15 @@ def summarise(res: dict) -> str:
             enc += [x["encode_s"] for x in r["relcode"]]
         lines += ["", "## Times (this CPU, one torch thread)", ""]
         if enc:
-            lines.append(f"- encode: {_mean(enc):.1f} s per 64x64 crop ({res['config']['fit_steps']} fitting steps, "
-                         f"{res['config']['finetune_steps']} fine-tuning steps)")  # fmt: skip
-        lines.append(f"- decode 768x512 (96 patches, {t['blocks']} blocks, {t['bytes']} B): "
-                     f"{t['decode_s_in_process']:.3f} s in process, {t['decode_s_cli']:.3f} s with the CLI "
-                     "(fresh process, imports included)")  # fmt: skip
+            lines.append(
+                f"- encode: {_mean(enc):.1f} s per 64x64 crop ({res['config']['fit_steps']} fitting steps, "
+                f"{res['config']['finetune_steps']} fine-tuning steps)"
+            )
+        lines.append(
+            f"- decode 768x512 (96 patches, {t['blocks']} blocks, {t['bytes']} B): "
+            f"{t['decode_s_in_process']:.3f} s in process, {t['decode_s_cli']:.3f} s with the CLI "
+            "(fresh process, imports included)"
+        )
         lines.append(f"- file header: {t['header_bytes']} bytes")
     return "\n".join(lines)
 
@@ -439,8 +534,12 @@ def plot(res: dict, path: Path) -> None:
         series = {"relcode": [], "jpeg": [], "jpeg_opt": [], "jpeg2000": []}
         for p in k["points"]:
             im = p["images"]
-            series["relcode"].append((_mean([x["relcode"]["projected_bpp"] for x in im]),
-                                      _mean([x["relcode"]["psnr"] for x in im])))  # fmt: skip
+            series["relcode"].append(
+                (
+                    _mean([x["relcode"]["projected_bpp"] for x in im]),
+                    _mean([x["relcode"]["psnr"] for x in im]),
+                )
+            )
             for key in ("jpeg", "jpeg_opt", "jpeg2000"):
                 v = [x[key] for x in im if x[key]]
                 if v:
@@ -452,8 +551,12 @@ def plot(res: dict, path: Path) -> None:
             im = p["images"]
             for name, mk in (("fixed prior", "x"), ("no fine-tuning", "^")):
                 if name in im[0]:
-                    ax.plot(_mean([x[name]["projected_bpp"] for x in im]), _mean([x[name]["psnr"] for x in im]),
-                            mk, label=f"relcode, {name}")  # fmt: skip
+                    ax.plot(
+                        _mean([x[name]["projected_bpp"] for x in im]),
+                        _mean([x[name]["psnr"] for x in im]),
+                        mk,
+                        label=f"relcode, {name}",
+                    )
         ax.set(title="Kodak, subset of patches", xlabel="bits per pixel (whole image)", ylabel="PSNR (dB)")
         ax.legend()
     fig.tight_layout()
@@ -464,7 +567,9 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", type=Path, default=ROOT / "bench-results" / "inr")
     ap.add_argument("--kodak", type=Path, default=KODAK)
-    ap.add_argument("--codecs", type=Path, help="use the codec files in this folder (learned-*.relc, fixed-*.relc)")
+    ap.add_argument(
+        "--codecs", type=Path, help="use the codec files in this folder (learned-*.relc, fixed-*.relc)"
+    )
     ap.add_argument("--codec-bpp", type=lambda s: [float(x) for x in s.split(",")], default=[0.3, 0.6, 1.2])
     ap.add_argument("--crop-bpp", type=lambda s: [float(x) for x in s.split(",")], default=[1.0, 1.5, 2.0])
     ap.add_argument("--kodak-bpp", type=lambda s: [float(x) for x in s.split(",")], default=[0.3, 0.6])
@@ -479,7 +584,9 @@ def main(argv=None) -> int:
     ap.add_argument("--rounds", type=int, default=20)
     ap.add_argument("--timing-steps", type=int, default=20)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--skip", default="", help="comma-separated parts to skip: crops, kodak, ablations, timing")
+    ap.add_argument(
+        "--skip", default="", help="comma-separated parts to skip: crops, kodak, ablations, timing"
+    )
     ap.add_argument("--quick", action="store_true", help="a smoke run: tiny schedules, two crops, one image")
     args = ap.parse_args(argv)
     if args.quick:

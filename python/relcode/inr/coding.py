@@ -98,9 +98,16 @@ def _code_blocks(
     for _, bs in blocks.by_size(chosen).items():
         mem = blocks.member_matrix(bs)
         code = channel.encode(
-            q_mean[mem], q_std[mem], p_mean[mem], p_std[mem], method=opts.method, seed=opts.seed,
-            ids=blocks.ids[bs], threads=threads, **opts.options(),
-        )  # fmt: skip
+            q_mean[mem],
+            q_std[mem],
+            p_mean[mem],
+            p_std[mem],
+            method=opts.method,
+            seed=opts.seed,
+            ids=blocks.ids[bs],
+            threads=threads,
+            **opts.options(),
+        )
         for k, b in enumerate(bs):
             msgs[pos[int(b)]] = code.message[k]
         placed.append((mem.reshape(-1), code.sample.reshape(-1)))
@@ -201,8 +208,15 @@ def decode_weights(
     for d, bs in blocks.by_size().items():
         mem = blocks.member_matrix(bs)
         x = channel.decode(
-            msgs[bs], p_mean[mem], p_std[mem], method=opts.method, seed=opts.seed, ids=blocks.ids[bs],
-            dim=d, threads=threads, **opts.options(),
-        )  # fmt: skip
+            msgs[bs],
+            p_mean[mem],
+            p_std[mem],
+            method=opts.method,
+            seed=opts.seed,
+            ids=blocks.ids[bs],
+            dim=d,
+            threads=threads,
+            **opts.options(),
+        )
         out[mem.reshape(-1)] = x.reshape(-1)
     return out

@@ -73,11 +73,18 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
     t0 = time.perf_counter()
     common = dict(
-        arch=arch, crops=args.crops, seed=args.seed, progress=prog, iterations=args.iterations,
-        steps=args.steps, lr=args.lr, update_prior=not args.fixed_prior,
-        max_block_size=args.max_block_size, device=args.device,
+        arch=arch,
+        crops=args.crops,
+        seed=args.seed,
+        progress=prog,
+        iterations=args.iterations,
+        steps=args.steps,
+        lr=args.lr,
+        update_prior=not args.fixed_prior,
+        max_block_size=args.max_block_size,
+        device=args.device,
         info={"sources": [Path(p).name for p in args.inputs]},
-    )  # fmt: skip
+    )
     if kind == "image":
         codec = image.train_codec(args.inputs, bpp=rate, **common)
     else:
@@ -89,9 +96,16 @@ def _cmd_train(args: argparse.Namespace) -> int:
         args,
         f"{args.output}: {kind} codec {sha}, {codec.arch.num_params} parameters per patch, "
         f"{size} bytes, trained in {secs:.1f} s",
-        {"codec": str(args.output), "sha256": sha, "bytes": size, "seconds": secs,
-         "parameters": codec.arch.num_params, "beta": codec.beta, **codec.info},
-    )  # fmt: skip
+        {
+            "codec": str(args.output),
+            "sha256": sha,
+            "bytes": size,
+            "seconds": secs,
+            "parameters": codec.arch.num_params,
+            "beta": codec.beta,
+            **codec.info,
+        },
+    )
     return 0
 
 
@@ -105,14 +119,28 @@ def _cmd_compress(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     if kind == "image":
         src = image.read_image(args.input)
-        rep = image.compress(src, args.output, codec=args.codec, bpp=args.bpp, beta=args.beta,
-                             settings=settings, progress=not args.quiet)  # fmt: skip
+        rep = image.compress(
+            src,
+            args.output,
+            codec=args.codec,
+            bpp=args.bpp,
+            beta=args.beta,
+            settings=settings,
+            progress=not args.quiet,
+        )
         samples, peak = src.shape[0] * src.shape[1], 255.0
         rate = rep.bytes * 8 / samples
     else:
         src = audio.read_wav(args.input)
-        rep = audio.compress(src, args.output, codec=args.codec, kbps=args.kbps, beta=args.beta,
-                             settings=settings, progress=not args.quiet)  # fmt: skip
+        rep = audio.compress(
+            src,
+            args.output,
+            codec=args.codec,
+            kbps=args.kbps,
+            beta=args.beta,
+            settings=settings,
+            progress=not args.quiet,
+        )
         samples, peak = src.size, 65536.0
         rate = rep.bytes * 8 / (samples / audio.RATE) / 1000
     secs = time.perf_counter() - t0
@@ -122,10 +150,19 @@ def _cmd_compress(args: argparse.Namespace) -> int:
         args,
         f"{args.output}: {rep.bytes} bytes ({rep.header_bytes} header + {rep.blocks} blocks x "
         f"{rep.message_bits // max(rep.blocks, 1)} bits), {rate:.4f} {unit}, PSNR {q:.2f} dB, {secs:.1f} s",
-        {"output": str(args.output), "bytes": rep.bytes, "header_bytes": rep.header_bytes,
-         "blocks": rep.blocks, "message_bits": rep.message_bits, unit: rate, "psnr": q,
-         "seconds": secs, "scale": rep.scale, "sha256": rep.file_sha256},
-    )  # fmt: skip
+        {
+            "output": str(args.output),
+            "bytes": rep.bytes,
+            "header_bytes": rep.header_bytes,
+            "blocks": rep.blocks,
+            "message_bits": rep.message_bits,
+            unit: rate,
+            "psnr": q,
+            "seconds": secs,
+            "scale": rep.scale,
+            "sha256": rep.file_sha256,
+        },
+    )
     return 0
 
 
@@ -143,8 +180,9 @@ def _cmd_decompress(args: argparse.Namespace) -> int:
         audio.write_wav(args.output, a)
         desc = f"{a.size} samples ({a.size / audio.RATE:.2f} s)"
     secs = time.perf_counter() - t0
-    _emit(args, f"{args.output}: {desc}, decoded in {secs:.3f} s",
-          {"output": str(args.output), "seconds": secs})  # fmt: skip
+    _emit(
+        args, f"{args.output}: {desc}, decoded in {secs:.3f} s", {"output": str(args.output), "seconds": secs}
+    )
     return 0
 
 
@@ -177,10 +215,18 @@ def add_parsers(sub: Any) -> None:
         p = s.add_parser("train-prior", help=f"learn a codec (prior and block layout) from training {kind}s")
         p.add_argument("inputs", nargs="+", metavar=k["ext"], help=f"training {kind}s ({k['ext']} files)")
         p.add_argument("-o", "--output", required=True, metavar="CODEC", help="the codec file to write")
-        p.add_argument(k["rate"], dest=k["unit"], type=float, required=True,
-                       help=f"nominal message rate in {k['help']} (the average training KL)")  # fmt: skip
-        p.add_argument("--preset", default="patch64" if kind == "image" else "audio",
-                       help="architecture preset (patch64, cifar, kodak, audio)")  # fmt: skip
+        p.add_argument(
+            k["rate"],
+            dest=k["unit"],
+            type=float,
+            required=True,
+            help=f"nominal message rate in {k['help']} (the average training KL)",
+        )
+        p.add_argument(
+            "--preset",
+            default="patch64" if kind == "image" else "audio",
+            help="architecture preset (patch64, cifar, kodak, audio)",
+        )
         p.add_argument("--hidden", type=int, help="override the hidden width")
         p.add_argument("--layers", type=int, help="override the number of linear layers")
         p.add_argument("--features", type=int, help="override the number of Fourier features")
@@ -222,7 +268,11 @@ def add_parsers(sub: Any) -> None:
         p.add_argument("input", metavar="IN.relc")
         p.add_argument("-o", "--output", required=True, metavar=f"OUT.{k['ext'].lower()}")
         p.add_argument("--codec", metavar="CODEC", help="the codec file (default: found by its SHA-256)")
-        p.add_argument("--codec-dir", action="append", metavar="DIR",
-                       help="a directory to search for the codec (repeatable)")  # fmt: skip
+        p.add_argument(
+            "--codec-dir",
+            action="append",
+            metavar="DIR",
+            help="a directory to search for the codec (repeatable)",
+        )
         p.add_argument("--json", action="store_true", help="print the result as JSON")
         p.set_defaults(func=_wrap(_cmd_decompress))

@@ -128,7 +128,14 @@ def compress(
         raise InputError(f"the codec codes {codec.kind} signals, not RGB images")
     patches = image_to_patches(img, codec.arch.patch)
     rep = encode(
-        codec, patches, dest, bits_per_sample=bpp, beta=beta, blocks=blocks, settings=settings, progress=progress
+        codec,
+        patches,
+        dest,
+        bits_per_sample=bpp,
+        beta=beta,
+        blocks=blocks,
+        settings=settings,
+        progress=progress,
     )
     rep.decoded = to_pixels(from_patches(rep.reconstruction, patches.grid, codec.arch.patch, patches.shape))
     return rep

@@ -171,8 +171,15 @@ def encode(
         init_beta = codec.beta
     elif beta is not None:
         pre_steps = int(st.steps * st.beta_fit_fraction)
-        fit(trainer, pre_steps, float(beta), adjust_after=1.0, full_after=1.0, lr_drop_at=1.0,
-            progress=_stepper(bar, tick))  # fmt: skip
+        fit(
+            trainer,
+            pre_steps,
+            float(beta),
+            adjust_after=1.0,
+            full_after=1.0,
+            lr_drop_at=1.0,
+            progress=_stepper(bar, tick),
+        )
         with torch.no_grad():
             kl_total = float(model.kl().sum() / LN2)
         ref = float(codec.kl_bits.astype(np.float64).sum()) * P
@@ -196,11 +203,19 @@ def encode(
     t1 = time.perf_counter()
     opts = codec.channel_options(st.seed)
     res = progressive_encode(
-        model, trainer, betas, base.blocks, base.p_mean, base.p_std, opts,
-        rounds=st.rounds, finetune_steps=st.finetune_steps if st.finetune else 0,
-        adjust_every=max(1, st.adjust_every // 2), threads=st.threads,
+        model,
+        trainer,
+        betas,
+        base.blocks,
+        base.p_mean,
+        base.p_std,
+        opts,
+        rounds=st.rounds,
+        finetune_steps=st.finetune_steps if st.finetune else 0,
+        adjust_every=max(1, st.adjust_every // 2),
+        threads=st.threads,
         progress=None if bar is None else (lambda r, rec: bar.update(rec["finetune_steps"])),
-    )  # fmt: skip
+    )
     if bar is not None:
         bar.close()
     history["rounds"] = res.rounds

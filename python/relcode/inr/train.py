@@ -375,11 +375,20 @@ def train_codec(
         raise InputError("bits_per_sample must be positive")
     target = float(bits_per_sample) * arch.patch_size
     res = learn_prior(
-        arch, values, bits_per_signal=target,
+        arch,
+        values,
+        bits_per_signal=target,
         beta=beta if beta is not None else 1e-6 * min(100.0, max(0.01, 1200.0 / target)),
-        iterations=iterations, steps=steps, first_steps=first_steps, lr=lr, pixels=pixels,
-        update_prior=update_prior, seed=seed, device=device, progress=progress,
-    )  # fmt: skip
+        iterations=iterations,
+        steps=steps,
+        first_steps=first_steps,
+        lr=lr,
+        pixels=pixels,
+        update_prior=update_prior,
+        seed=seed,
+        device=device,
+        progress=progress,
+    )
     last = res.history[-1]
     meta = {
         "training_patches": int(np.shape(values)[0]),
