@@ -76,13 +76,9 @@ def _as_audio(audio: Any) -> np.ndarray:
 
 def default_codec(kbps: float | None, samples: int) -> Codec:
     """The shipped audio codec nearest the message rate a whole-file target leaves."""
-    codecs = shipped_codecs("audio")
-    if not codecs:
-        raise InputError("no audio codec is shipped with this installation; pass --codec")
-    if kbps is None:
-        return codecs[len(codecs) // 2]
-    msg = max(kbps * 1000 / RATE - 320 * 8 / samples, 1e-3)
-    return min(codecs, key=lambda c: abs(math.log(c.bits_per_sample() / msg)))
+    from .image import _nearest
+
+    return _nearest(shipped_codecs("audio"), None if kbps is None else kbps * 1000 / RATE, samples, "audio")
 
 
 def compress(

@@ -148,6 +148,12 @@ class Codec:
         """Nominal message bits per sample (pixel) the codec was trained for."""
         return self.bits_per_patch / self.arch.patch_size
 
+    def min_bits_per_sample(self) -> float:
+        """The lowest message rate the codec reaches: every block full
+        (``max_block_size`` parameters)."""
+        blocks = math.ceil(self.arch.num_params / self.max_block_size)
+        return blocks * self.bits / self.arch.patch_size
+
     def __repr__(self) -> str:
         sha = (self.sha256 or "unsaved")[:12]
         return (

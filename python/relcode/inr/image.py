@@ -73,8 +73,9 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
         raise InputError(f"cannot read image {path}: {e}") from None
 
 
-def write_png(path: str | os.PathLike, image: np.ndarray) -> None:
-    """Writes (H, W, 3) uint8 as PNG, atomically."""
+def write_png(path: str | os.PathLike, image: np.ndarray, compress_level: int = 3) -> None:
+    """Writes (H, W, 3) uint8 as PNG, atomically. zlib level 3: about 7% larger than
+    Pillow's default level 6 and four times faster, which is most of a decoder's time."""
     import io
 
     from PIL import Image
@@ -82,7 +83,7 @@ def write_png(path: str | os.PathLike, image: np.ndarray) -> None:
     from ..format import _write_atomic
 
     buf = io.BytesIO()
-    Image.fromarray(check_image(image)).save(buf, format="PNG")
+    Image.fromarray(check_image(image)).save(buf, format="PNG", compress_level=compress_level)
     _write_atomic(Path(path), buf.getvalue())
 
 
@@ -94,14 +95,18 @@ def _as_image(image: Any) -> np.ndarray:
 
 def default_codec(bits_per_pixel: float | None, pixels: int) -> Codec:
     """The shipped image codec whose nominal rate is closest (in log scale) to the message
-    rate a whole-file target leaves after a ~320-byte header."""
-    codecs = shipped_codecs("image")
+    rate a whole-file target leaves after a ~330-byte header, among those that can reach it."""
+    return _nearest(shipped_codecs("image"), bits_per_pixel, pixels, "image")
+
+
+def _nearest(codecs: list[Codec], bits_per_sample: float | None, samples: int, kind: str) -> Codec:
     if not codecs:
-        raise InputError("no image codec is shipped with this installation; pass --codec")
-    if bits_per_pixel is None:
+        raise InputError(f"no {kind} codec is shipped with this installation; pass --codec")
+    if bits_per_sample is None:
         return codecs[len(codecs) // 2]
-    msg = max(bits_per_pixel - 320 * 8 / pixels, 1e-3)
-    return min(codecs, key=lambda c: abs(math.log(c.bits_per_sample() / msg)))
+    msg = max(bits_per_sample - 330 * 8 / samples, 1e-3)
+    feasible = [c for c in codecs if c.min_bits_per_sample() * 1.02 <= msg] or codecs[:1]
+    return min(feasible, key=lambda c: abs(math.log(c.bits_per_sample() / msg)))
 
 
 def compress(
