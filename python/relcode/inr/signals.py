@@ -32,8 +32,9 @@ __all__ = [
     "to_samples",
 ]
 
-#: Most patches one signal may have (a 4096x4096 image in 64x64 patches).
-MAX_PATCHES = 4096
+#: Most patches one signal may have (a 2048x2048 image in 64x64 patches). The encoder trains
+#: every patch of a signal at once, so its memory grows with this.
+MAX_PATCHES = 1024
 
 
 @dataclass

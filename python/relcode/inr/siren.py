@@ -38,6 +38,11 @@ __all__ = ["ARCH_VERSION", "PRESETS", "Architecture", "preset"]
 
 #: Version of the conventions above; stored in every codec.
 ARCH_VERSION = 1
+#: Limits on what a codec may describe (they bound a decoder's memory): widths, layers and
+#: samples per patch.
+MAX_WIDTH = 1024
+MAX_LAYERS = 32
+MAX_PATCH_SIZE = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -63,16 +68,16 @@ class Architecture:
     def __post_init__(self) -> None:
         for name in ("dim_in", "dim_out", "dim_emb", "dim_hid", "layers"):
             v = getattr(self, name)
-            if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < 1:
-                raise InputError(f"architecture: {name} must be a positive integer, got {v!r}")
-        if self.layers < 2:
-            raise InputError("architecture: at least 2 linear layers")
+            if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or not 1 <= v <= MAX_WIDTH:
+                raise InputError(f"architecture: {name} must be an integer in 1..{MAX_WIDTH}, got {v!r}")
+        if not 2 <= self.layers <= MAX_LAYERS:
+            raise InputError(f"architecture: 2 to {MAX_LAYERS} linear layers")
         if self.dim_emb % (2 * self.dim_in):
             raise InputError(f"architecture: dim_emb ({self.dim_emb}) must be a multiple of 2 * dim_in")
         if len(self.patch) != self.dim_in or any(int(p) < 1 for p in self.patch):
             raise InputError(f"architecture: patch {self.patch} must have {self.dim_in} positive sizes")
-        if any(int(p) > 1 << 16 for p in self.patch):
-            raise InputError("architecture: patch sides are limited to 65536")
+        if math.prod(int(p) for p in self.patch) > MAX_PATCH_SIZE:
+            raise InputError(f"architecture: patches are limited to {MAX_PATCH_SIZE} samples")
         for name in ("w0", "c", "max_freq"):
             v = getattr(self, name)
             if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
@@ -203,16 +208,21 @@ class Architecture:
         out = np.empty((S, n, self.dim_out), dtype=np.float32)
         w0 = np.float32(self.w0)
         last = len(mats) - 1
-        for a in range(0, n, chunk):
-            h = np.broadcast_to(feats[a : a + chunk], (S, min(chunk, n - a), feats.shape[1]))
-            for k, m in enumerate(mats):
-                din = m.shape[1] - 1
-                h = np.matmul(h, m[:, :din, :])
-                h += m[:, din : din + 1, :]
-                if k != last:
-                    h *= w0
-                    np.sin(h, out=h)
-            out[:, a : a + chunk] = h
+        # bound the intermediate arrays (signals x rows x width) to about 2^23 floats
+        group = max(1, (1 << 23) // (chunk * max(self.dim_emb, self.dim_hid)))
+        for s in range(0, S, group):
+            ms = [m[s : s + group] for m in mats]
+            g = ms[0].shape[0]
+            for a in range(0, n, chunk):
+                h = np.broadcast_to(feats[a : a + chunk], (g, min(chunk, n - a), feats.shape[1]))
+                for k, m in enumerate(ms):
+                    din = m.shape[1] - 1
+                    h = np.matmul(h, m[:, :din, :])
+                    h += m[:, din : din + 1, :]
+                    if k != last:
+                        h *= w0
+                        np.sin(h, out=h)
+                out[s : s + g, a : a + chunk] = h
         return out
 
 
