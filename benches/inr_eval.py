@@ -26,6 +26,8 @@ What it measures, honestly and on the CPU (full Kodak images are GPU work):
    fine-tuning against none.
 5. **Times**: encode seconds per patch; decoding a whole 768x512 image (96 patches) in this
    process and with the CLI in a fresh process.
+6. **Audio** (where espeak-ng is installed): a codec trained on synthesised sentences codes
+   3 s of another sentence at ``--audio-kbps``.
 """
 
 from __future__ import annotations
@@ -352,6 +354,84 @@ def kodak_experiment(args, codecs, folder: Path, ablations: bool) -> dict:
     return out
 
 
+TRAIN_TEXT = [
+    "The quick brown fox jumps over the lazy dog while the farmer watches from the hill.",
+    "She sells sea shells by the sea shore, and the shells she sells are surely sea shells.",
+    "A journey of a thousand miles begins with a single step taken in the early morning.",
+    "Bright stars shone over the quiet village as the children counted them one by one.",
+]
+TEST_TEXT = "Relative entropy coding sends a sample of the posterior for about its divergence in bits."
+
+
+def speech(text: str, voice: str) -> np.ndarray | None:
+    """Speech synthesised with espeak-ng, resampled to 16 kHz int16 (None without it)."""
+    import shutil
+    import tempfile
+
+    from scipy.io import wavfile
+    from scipy.signal import resample_poly
+
+    exe = shutil.which("espeak-ng")
+    if exe is None:
+        return None
+    with tempfile.TemporaryDirectory() as d:
+        f = Path(d) / "s.wav"
+        subprocess.run([exe, "-v", voice, "-w", str(f), text], check=True, capture_output=True)
+        rate, x = wavfile.read(f)
+    g = math.gcd(rate, 16000)
+    y = resample_poly(x.astype(np.float64), 16000 // g, rate // g)
+    return np.clip(np.rint(y), -32768, 32767).astype(np.int16)
+
+
+def audio_experiment(args, out: Path) -> dict | None:
+    """A codec trained on synthesised sentences, tested on 3 s of another sentence."""
+    from relcode.inr import audio, load_codec, preset
+
+    train = [speech(t, v) for t in TRAIN_TEXT for v in ("en", "en-us")]
+    test = speech(TEST_TEXT, "en")
+    if test is None:
+        _log("espeak-ng is not installed: no audio evaluation")
+        return None
+    test = test[: 3 * 16000]
+    path = out / "codecs" / "audio-learned.relc"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.exists():
+        codec = load_codec(path)
+    else:
+        codec = audio.train_codec(
+            train,
+            kbps=args.audio_codec_kbps,
+            arch=preset("audio"),
+            crops=args.train_crops,
+            iterations=args.iterations,
+            steps=args.em_steps,
+            seed=args.seed,
+        )
+        codec.save(path)
+    rows = []
+    for kbps in args.audio_kbps:
+        buf = io.BytesIO()
+        t = time.perf_counter()
+        rep = audio.compress(test, buf, codec=codec, kbps=kbps, settings=settings(args))
+        enc = time.perf_counter() - t
+        dec = audio.decompress(buf.getvalue(), codec=codec)
+        assert np.array_equal(dec, rep.decoded)
+        mse = float(np.mean((dec.astype(np.float64) - test) ** 2))
+        p = 10 * math.log10(65536.0**2 / mse)
+        rows.append(
+            {
+                "kbps_target": kbps,
+                "kbps": rep.bytes * 8 / 3 / 1000,
+                "psnr": p,
+                "bytes": rep.bytes,
+                "blocks": rep.blocks,
+                "encode_s": enc,
+            }
+        )
+        _log(f"audio @ {kbps} kbps: {rows[-1]['kbps']:.2f} kbps, PSNR {p:.2f} dB")
+    return {"clip_seconds": 3.0, "codec_kbps": args.audio_codec_kbps, "points": rows}
+
+
 def decode_timing(args, codecs, folder: Path, out: Path) -> dict:
     """Decoding a whole 768x512 image (96 patches): the file is encoded with a very short
     schedule (its quality does not matter for decoding time)."""
@@ -426,32 +506,33 @@ def _mean(xs):
 
 def summarise(res: dict) -> str:
     lines = ["# relcode.inr rate-distortion (CPU run)", ""]
-    lines += ["## 64x64 Kodak crops, one file each (whole-file bytes on both sides)", ""]
-    lines += [
-        "| target bpp | relcode bpp | relcode PSNR | JPEG PSNR | JPEG (optimize) PSNR | JPEG 2000 PSNR "
-        "| header B |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for r in res.get("crops", []):
-        rb = _mean([x["bytes"] * 8 / 4096 for x in r["relcode"]])
+    if res.get("crops"):
+        lines += ["## 64x64 Kodak crops, one file each (whole-file bytes on both sides)", ""]
+        lines += [
+            "| target bpp | relcode bpp | relcode PSNR | JPEG PSNR | JPEG (optimize) PSNR | JPEG 2000 PSNR "
+            "| header B |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for r in res.get("crops", []):
+            rb = _mean([x["bytes"] * 8 / 4096 for x in r["relcode"]])
 
-        def cell(key, r=r):
-            vals = [x["psnr"] for x in r[key]]
-            missing = sum(v is None for v in vals)
-            m = _mean(vals)
-            return ("n/a" if m is None else f"{m:.2f}") + (f" ({missing} n/a)" if missing else "")
+            def cell(key, r=r):
+                vals = [x["psnr"] for x in r[key]]
+                missing = sum(v is None for v in vals)
+                m = _mean(vals)
+                return ("n/a" if m is None else f"{m:.2f}") + (f" ({missing} n/a)" if missing else "")
 
-        rp = _mean([x["psnr"] for x in r["relcode"]])
-        hb = _mean([x["header_bytes"] for x in r["relcode"]])
-        lines.append(
-            f"| {r['bpp_target']} | {rb:.3f} | {rp:.2f} | {cell('jpeg')} | {cell('jpeg_opt')} | "
-            f"{cell('jpeg2000')} | {hb:.0f} |"
-        )
-    lines += [
-        "",
-        "n/a: the format cannot reach the rate (JPEG quality 1 is larger than the relcode file).",
-        "",
-    ]
+            rp = _mean([x["psnr"] for x in r["relcode"]])
+            hb = _mean([x["header_bytes"] for x in r["relcode"]])
+            lines.append(
+                f"| {r['bpp_target']} | {rb:.3f} | {rp:.2f} | {cell('jpeg')} | {cell('jpeg_opt')} | "
+                f"{cell('jpeg2000')} | {hb:.0f} |"
+            )
+        lines += [
+            "",
+            "n/a: the format cannot reach the rate (JPEG quality 1 is larger than the relcode file).",
+            "",
+        ]
     k = res.get("kodak")
     if k:
         lines += [
@@ -489,6 +570,17 @@ def summarise(res: dict) -> str:
                     f"{_mean([x[name]['psnr'] for x in p['images']]):.2f} | "
                     f"{_mean([x[name]['projected_bpp'] for x in p['images']]):.3f} |"
                 )
+    a = res.get("audio")
+    if a:
+        lines += [
+            "",
+            "## Audio: 3 s of synthesised speech (espeak-ng), codec trained on other sentences",
+            "",
+            "| target kbps | kbps (whole file) | PSNR dB |",
+            "|---|---|---|",
+        ]
+        for p in a["points"]:
+            lines.append(f"| {p['kbps_target']} | {p['kbps']:.2f} | {p['psnr']:.2f} |")
     t = res.get("timing")
     if t:
         enc = []
@@ -583,6 +675,8 @@ def main(argv=None) -> int:
     ap.add_argument("--finetune-steps", type=int, default=300)
     ap.add_argument("--rounds", type=int, default=20)
     ap.add_argument("--timing-steps", type=int, default=20)
+    ap.add_argument("--audio-codec-kbps", type=float, default=8.0)
+    ap.add_argument("--audio-kbps", type=lambda s: [float(x) for x in s.split(",")], default=[6.0, 12.0])
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument(
         "--skip", default="", help="comma-separated parts to skip: crops, kodak, ablations, timing"
@@ -593,6 +687,7 @@ def main(argv=None) -> int:
         args.crops, args.images, args.patches, args.train_crops = 2, 1, 2, 8
         args.iterations, args.em_steps, args.fit_steps, args.finetune_steps, args.rounds = 2, 10, 20, 10, 3
         args.codec_bpp, args.crop_bpp, args.kodak_bpp = [0.3, 1.0], [1.5], [0.3]
+        args.audio_kbps = [12.0]
     if not args.kodak.is_dir():
         _log(f"the Kodak images are not available (expected {args.kodak}); nothing to evaluate")
         return 0
@@ -603,7 +698,7 @@ def main(argv=None) -> int:
     skip = set(filter(None, args.skip.split(",")))
     if args.codecs:
         codecs = {p.stem: p for p in sorted(args.codecs.glob("*.relc"))}
-    else:
+    elif {"crops", "kodak", "timing"} - skip:
         codecs = train_codecs(args, args.out)
     cfg = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
     res: dict = {"config": cfg}
@@ -613,6 +708,8 @@ def main(argv=None) -> int:
         res["kodak"] = kodak_experiment(args, codecs, args.kodak, "ablations" not in skip)
     if "timing" not in skip:
         res["timing"] = decode_timing(args, codecs, args.kodak, args.out)
+    if "audio" not in skip:
+        res["audio"] = audio_experiment(args, args.out)
     (args.out / "results.json").write_text(json.dumps(res, indent=1, default=float))
     table = summarise(res)
     (args.out / "table.md").write_text(table + "\n")

@@ -234,7 +234,12 @@ def add_parsers(sub: Any) -> None:
         p.add_argument("--iterations", type=int, default=15, help="EM iterations (default 15)")
         p.add_argument("--steps", type=int, default=60, help="Adam steps per EM iteration (default 60)")
         p.add_argument("--lr", type=float, default=2e-3, help="learning rate (default 2e-3)")
-        p.add_argument("--max-block-size", type=int, default=25, help="parameters per block (default 25)")
+        p.add_argument(
+            "--max-block-size",
+            type=int,
+            default=25 if kind == "image" else 200,
+            help=f"most parameters per block (default {25 if kind == 'image' else 200})",
+        )
         p.add_argument("--fixed-prior", action="store_true", help="keep the initial prior (ablation)")
         p.add_argument("--seed", type=int, default=0)
         p.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")

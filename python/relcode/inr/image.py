@@ -4,6 +4,12 @@ Images are cut into the codec's patches (64x64 for the shipped codecs), each rep
 a small variational SIREN; the patches are fitted and coded together. Decoding evaluates
 the decoded networks with numpy only. Decoded images are 8-bit RGB.
 
+Exactness: the decoded *weights* are the encoder's, bit for bit, on every machine (the file
+records their SHA-256 and the decoder checks it). The pixels are computed from them by one
+numpy float32 function that the encoder also uses for its reconstruction, so on the same
+numpy build the decoded image equals the encoder's reconstruction exactly; a different
+CPU's SIMD ``sin`` or BLAS kernel could, rarely, round a pixel to the neighbouring level.
+
 Accepted inputs: 8-bit RGB, greyscale (``L``, coded as RGB) and palette images, and RGBA
 images whose alpha channel is fully opaque; anything else (16-bit, CMYK, transparency) is
 refused with an :class:`~relcode.errors.InputError` rather than silently changed.
