@@ -1,5 +1,5 @@
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use relcode::channel::{encode, Keys, Method, Options, Target};
+use relcode::channel::{decode_many, encode, Keys, Message, Method, Options, Target};
 
 fn fixed_budget(c: &mut Criterion) {
     let keys = Keys::new(7);
@@ -27,5 +27,28 @@ fn fixed_budget(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, fixed_budget);
+fn decoding(c: &mut Criterion) {
+    let keys = Keys::new(7);
+    let (d, n) = (8usize, 4096usize);
+    let messages: Vec<Message> = (0..n as u64).map(|i| Message::new((i * 2_654_435_761) % 256)).collect();
+    let ids: Vec<u64> = (0..n as u64).collect();
+    let sizes = vec![d as u32; n];
+    let p_mean = vec![0f32; n * d];
+    let p_std = vec![1f32; n * d];
+    let mut out = vec![0f32; n * d];
+    let mut g = c.benchmark_group("decode_many_d8");
+    g.throughput(Throughput::Elements((n * d) as u64));
+    for pool in [false, true] {
+        let opts = Options { bits: Some(8), pool, ..Options::default() };
+        g.bench_function(if pool { "mrc-pool" } else { "mrc" }, |b| {
+            b.iter(|| {
+                decode_many(Method::Mrc, &opts, &keys, &ids, &messages, &sizes, &p_mean, &p_std, &mut out)
+                    .unwrap()
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, fixed_budget, decoding);
 criterion_main!(benches);

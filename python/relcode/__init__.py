@@ -7,7 +7,7 @@ it. Any machine decodes a relcode file to the same bits.
 
 from __future__ import annotations
 
-from . import _native, channel, errors, format, reference, stream
+from . import _native, channel, errors, format, reference, sharing, stream, streaming, weights
 from .errors import (
     ChecksumError,
     FormatError,
@@ -15,9 +15,11 @@ from .errors import (
     LimitError,
     RelcodeError,
     SamplerError,
+    TrainingError,
     VersionError,
 )
 from .format import decode, encode, inspect, verify
+from .streaming import StreamDecoder, StreamEncoder, open_decoder
 
 __version__: str = _native.__version__
 
@@ -28,6 +30,9 @@ __all__ = [
     "LimitError",
     "RelcodeError",
     "SamplerError",
+    "StreamDecoder",
+    "StreamEncoder",
+    "TrainingError",
     "VersionError",
     "__version__",
     "channel",
@@ -36,7 +41,11 @@ __all__ = [
     "errors",
     "format",
     "inspect",
+    "open_decoder",
     "reference",
+    "sharing",
     "stream",
+    "streaming",
     "verify",
+    "weights",
 ]

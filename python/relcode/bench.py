@@ -170,7 +170,67 @@ def channel_bench(bits: int = 16, dims: tuple[int, ...] = (1, 3, 16, 64)) -> str
     return "\n".join(lines)
 
 
-BENCHES: dict[str, Callable[[], str]] = {"stream": stream_bench, "channel": channel_bench}
+# Published / reference mean steps (samplers reference, sections 7 and 8): Q = N(1, s^2) against
+# P = N(0, 1) for the D_inf sweep; (mu, s) targets of increasing KL for the KL sweep.
+_DINF_SWEEP = (0.7, 0.9, 0.97, 0.99)
+_DINF_REFERENCE = {
+    "gprs_bnb (sample)": (2.07, 2.11, 2.18, 2.19),
+    "as_star": (2.14, 3.08, 8.39, 25.1),
+    "ad_star": (2.06, 3.42, 11.16, 35.18),
+}
+_KL_SWEEP = ((0.0, 0.5), (1.0, 0.25), (2.0, 0.25), (3.0, 0.2), (4.0, 0.1), (5.0, 0.05))
+_KL_REFERENCE = {
+    "gprs_bnb (sample)": (1.71, 3.15, 4.52, 7.23, 11.52, 16.96),
+    "gprs_bnb (dyadic)": (1.67, 2.63, 4.23, 7.92, 14.07, 21.57),
+    "as_star": (1.80, 3.27, 4.61, 7.46, 11.61, 17.15),
+    "ad_star": (1.86, 2.83, 4.68, 8.33, 14.42, 22.02),
+}
+_ONE_D = {
+    "gprs_bnb (sample)": ("gprs_bnb", {"split": "sample"}),
+    "gprs_bnb (dyadic)": ("gprs_bnb", {"split": "dyadic"}),
+    "as_star": ("as_star", {}),
+    "ad_star": ("ad_star", {}),
+}
+
+
+def _mean_steps(method: str, opts: dict, mu: float, s: float, n: int) -> float:
+    from . import channel
+
+    code = channel.encode(np.full((n, 1), mu), np.full((n, 1), s), 0.0, 1.0, method=method, seed=11, **opts)
+    return float(code.steps.mean())
+
+
+def steps_bench(n: int = 3000) -> str:
+    """Mean steps of the 1D tree samplers against the published numbers: flat or growing in
+    D_inf at fixed KL (mu = 1), and growing with KL."""
+    kl = [(0.5 * (s * s + m * m - 1) - np.log(s)) / np.log(2) for m, s in _KL_SWEEP]
+    dinf = [(-np.log(s) + 1 / (2 * (1 - s * s))) / np.log(2) for s in _DINF_SWEEP]
+    lines = [f"mean steps over {n} problems (reference values in parentheses)", ""]
+    bits = ", ".join(f"{x:.1f}" for x in dinf)
+    lines.append(f"vs D_inf at KL ~0.8 bits (Q = N(1, s^2)); D_inf bits: {bits}")
+    for name, ref in _DINF_REFERENCE.items():
+        method, opts = _ONE_D[name]
+        got = [_mean_steps(method, opts, 1.0, s, n) for s in _DINF_SWEEP]
+        lines.append(f"  {name:<18} " + "  ".join(f"{g:6.2f} ({r:5.2f})" for g, r in zip(got, ref)))
+    lines.append("")
+    lines.append("vs KL; KL bits: " + ", ".join(f"{x:.2f}" for x in kl))
+    for name, ref in _KL_REFERENCE.items():
+        method, opts = _ONE_D[name]
+        got = [_mean_steps(method, opts, m, s, n) for m, s in _KL_SWEEP]
+        lines.append(f"  {name:<18} " + "  ".join(f"{g:6.2f} ({r:5.2f})" for g, r in zip(got, ref)))
+    lines.append("")
+    lines.append("global samplers, mean proposals vs exp(D_inf) (Q = N(1, 1/16): 6.82; N(2, 1/16): 33.8)")
+    for method in ("gprs", "grs", "pfr", "astar"):
+        got = [_mean_steps(method, {}, m, 0.25, n) for m in (1.0, 2.0)]
+        lines.append(f"  {method:<18} {got[0]:6.2f} {got[1]:7.2f}")
+    return "\n".join(lines)
+
+
+BENCHES: dict[str, Callable[[], str]] = {
+    "stream": stream_bench,
+    "channel": channel_bench,
+    "steps": steps_bench,
+}
 
 
 def run(names: list[str]) -> str:

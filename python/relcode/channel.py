@@ -18,6 +18,10 @@ batch get independent samples. Q may be float32 or float64; P is used at float32
 the precision files store. Options (``bits``, ``index_code``, ``zeta_k``, ``max_steps``,
 ``depth``, ``parallel``, ``split``, ``pool``, ``backend``) must be passed identically to
 ``encode`` and ``decode``; see ``methods()`` for what each method takes.
+
+``encode(..., device="cuda")`` runs the fixed-budget methods (``mrc``, ``orc``, ``pfr`` with
+``bits``, pool mode included) on a GPU (:mod:`relcode.gpu`) and returns exactly what the CPU
+encoder returns; decoding always runs on the CPU.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from . import _checks, _native
+from . import _checks, _native, gpu
 from .errors import InputError
 
 __all__ = ["Code", "decode", "encode", "message_bits", "methods"]
@@ -101,10 +105,17 @@ def encode(
     *,
     ids: Any = None,
     threads: int | None = None,
+    device: Any = "cpu",
     **options: Any,
 ) -> Code:
     """Codes ``n`` problems: ``q_mean`` and ``q_std`` of shape (n, d); ``p_mean`` and ``p_std``
-    broadcast to (n, d). Returns a :class:`Code`."""
+    broadcast to (n, d). Returns a :class:`Code`.
+
+    ``device`` is ``"cpu"`` (default) or a CUDA device (``"cuda"``, ``"cuda:1"``, a
+    ``torch.device``) for the fixed-budget methods: same messages, bits and samples, computed
+    by the GPU kernels of :mod:`relcode.gpu` (which need torch and triton, and raise
+    :class:`InputError` when no GPU is available). ``"auto"`` picks the GPU when one is usable
+    and the method runs there, else the CPU."""
     qm = np.asarray(q_mean)
     qs = np.asarray(q_std)
     if qm.ndim != 2:
@@ -119,6 +130,11 @@ def encode(
         raise InputError("blocks must have at least one dimension")
     pm, ps = _priors(p_mean, p_std, n, d)
     fields = _fields(method, options)
+    device = gpu.resolve(device, method, options)
+    if not gpu.is_cpu(device):
+        seed = _checks.uint64(seed, "seed")
+        return gpu.encode(method, qm, qs, pm.reshape(n, d), ps.reshape(n, d), _ids(ids, n), seed,
+                          device=device, threads=_checks.threads(threads), **options)  # fmt: skip
     sample, index, aux, bits, steps = _native.channel_encode(
         method,
         d,

@@ -1,13 +1,18 @@
-"""The ``relcode`` command line. Data goes to stdout, messages to stderr.
+"""The ``relcode`` command line. Data goes to stdout, messages and progress bars to stderr.
 
 Exit status: 0 on success; 1 when the input is invalid or a check fails (a corrupt file, a
-checksum mismatch, a missing base file); 2 for usage errors (argparse); 130 when
-interrupted.
+checksum mismatch, a missing base file, a bad posterior); 2 for usage errors (argparse);
+130 when interrupted (Ctrl-C). A failed or interrupted ``encode`` or ``decode`` leaves no
+output file behind.
 
-``relcode inspect FILE [--json]`` summarises a file; ``relcode verify FILE`` decodes it and
-checks every CRC32C and SHA-256; ``relcode decode FILE -o OUT`` writes the decoded tensors
-to OUT (``.safetensors`` or ``.npz``). Files that reference a base file find it with
-``--base FILE`` or ``--base-dir DIR`` (and in their own directory).
+``relcode encode POSTERIOR.safetensors -o MODEL.relc`` encodes a posterior file (tensors
+``NAME.mean``, ``NAME.std`` and optionally ``NAME.prior_std``/``NAME.prior_mean``; see
+:mod:`relcode.streaming`) in bounded memory, on local threads or a Dask cluster
+(``--scheduler``); ``relcode inspect FILE [--json]`` summarises a file; ``relcode verify
+FILE`` decodes it a few groups at a time and checks every CRC32C and SHA-256;
+``relcode decode FILE -o OUT`` writes the decoded tensors to OUT (``.safetensors``,
+``.npz`` or a torch state_dict ``.pt``), tensor by tensor. Files that reference a base file
+find it with ``--base FILE`` or ``--base-dir DIR`` (and in their own directory).
 
 ``relcode image train-prior|compress|decompress`` and ``relcode audio ...`` compress images
 and 16 kHz speech with COMBINER (:mod:`relcode.inr`).
@@ -16,7 +21,6 @@ and 16 kHz speech with COMBINER (:mod:`relcode.inr`).
 from __future__ import annotations
 
 import argparse
-import contextlib
 import sys
 from collections.abc import Sequence
 
@@ -25,6 +29,13 @@ from .errors import RelcodeError
 EXIT_OK = 0
 EXIT_ERROR = 1
 EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+EXIT_CODES = """exit status:
+  0    success
+  1    invalid input or a failed check (corrupt file, checksum mismatch, bad posterior)
+  2    usage error
+  130  interrupted (Ctrl-C); no partial output is left behind"""
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
@@ -102,10 +113,18 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _cmd_verify(args: argparse.Namespace) -> int:
-    from . import format as fmt
+def _progress_arg(args: argparse.Namespace) -> bool | None:
+    """None: a bar when stderr is a terminal; --quiet: none; --progress: always."""
+    if getattr(args, "quiet", False):
+        return False
+    return True if getattr(args, "progress", False) else None
 
-    summary = fmt.verify(args.file, threads=args.threads, **_base_args(args))
+
+def _cmd_verify(args: argparse.Namespace) -> int:
+    from . import streaming
+
+    with streaming.open_decoder(args.file, threads=args.threads, **_base_args(args)) as dec:
+        summary = dec.verify(progress=_progress_arg(args))
     if not args.quiet:
         print(
             f"{args.file}: OK ({summary['tensors']} tensors, every CRC32C and SHA-256 verified)",
@@ -115,38 +134,77 @@ def _cmd_verify(args: argparse.Namespace) -> int:
 
 
 def _cmd_decode(args: argparse.Namespace) -> int:
-    import os
-    import tempfile
     from pathlib import Path
 
-    from . import format as fmt
+    from . import streaming
 
     out = Path(args.output)
-    if out.suffix not in (".safetensors", ".npz"):
-        print("relcode decode: -o must end in .safetensors or .npz", file=sys.stderr)
+    if out.suffix not in (".safetensors", ".npz", ".pt", ".pth"):
+        print("relcode decode: -o must end in .safetensors, .npz, .pt or .pth", file=sys.stderr)
         return EXIT_USAGE
-    tensors = fmt.decode(args.file, threads=args.threads, **_base_args(args))
-    fd, tmp = tempfile.mkstemp(
-        prefix=f".{out.name}.", suffix=out.suffix, dir=out.parent if str(out.parent) else "."
-    )
-    os.close(fd)
-    try:
-        if out.suffix == ".npz":
-            import numpy as np
-
-            with open(tmp, "wb") as f:
-                np.savez(f, **tensors)
-        else:
-            from safetensors.numpy import save_file
-
-            save_file({k: v.copy() if not v.flags.c_contiguous else v for k, v in tensors.items()}, tmp)
-        os.replace(tmp, out)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    with streaming.open_decoder(args.file, threads=args.threads, **_base_args(args)) as dec:
+        dec.write(out, progress=_progress_arg(args))
+        n = len(dec)
     if not args.quiet:
-        print(f"relcode decode: wrote {len(tensors)} tensors to {out}", file=sys.stderr)
+        print(f"relcode decode: wrote {n} tensors to {out}", file=sys.stderr)
+    return EXIT_OK
+
+
+def _option_value(text: str) -> object:
+    low = text.lower()
+    if low in ("true", "false"):
+        return low == "true"
+    if low == "none":
+        return None
+    for conv in (int, float):
+        try:
+            return conv(text)
+        except ValueError:
+            pass
+    return text
+
+
+def _cmd_encode(args: argparse.Namespace) -> int:
+    import json
+
+    from . import streaming
+
+    options: dict[str, object] = {}
+    for item in args.option or ():
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            print(f"relcode encode: --option expects KEY=VALUE, got {item!r}", file=sys.stderr)
+            return EXIT_USAGE
+        options[key.strip()] = _option_value(value.strip())
+    common = dict(
+        seed=args.seed, method=args.method, bits_per_block=args.bits_per_block, layout=args.layout,
+        block_size=args.block_size, max_block_size=args.max_block_size, chunk_size=args.chunk_size,
+        digest=args.digest, progress=_progress_arg(args), **options,
+    )  # fmt: skip
+    if args.scheduler:
+        from distributed import Client
+
+        from . import distributed
+
+        with Client(args.scheduler) as client:
+            rep = distributed.encode(
+                args.output, args.posterior, client=client, prior_mean=args.prior_mean,
+                prior_std=args.prior_std, **common,
+            )  # fmt: skip
+    else:
+        with streaming.StreamEncoder(args.output, workers=args.workers, **common) as enc:
+            enc.add_safetensors(args.posterior, prior_mean=args.prior_mean, prior_std=args.prior_std)
+        rep = enc.report
+        assert rep is not None
+    if args.json:
+        keys = ("blocks", "groups", "bits", "bytes", "kl", "sha256", "file_sha256", "steps")
+        print(json.dumps({k: getattr(rep, k) for k in keys}, indent=2))
+    if not args.quiet:
+        print(
+            f"relcode encode: wrote {args.output}: {rep.bytes} bytes, {rep.blocks} blocks, "
+            f"{rep.bits} message bits (KL {sum(rep.kl.values()):.0f} bits), {rep.groups} groups",
+            file=sys.stderr,
+        )
     return EXIT_OK
 
 
@@ -162,6 +220,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="relcode",
         description="Relative entropy coding: compress Gaussian posteriors and Bayesian neural networks.",
+        epilog=EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -174,17 +234,52 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
     p.set_defaults(func=_cmd_inspect)
 
+    p = sub.add_parser(
+        "encode",
+        help="encode a posterior safetensors file (NAME.mean, NAME.std, NAME.prior_std) in bounded memory",
+        description="Encode a posterior file into a relcode file, a chunk at a time (bounded memory), on "
+        "local threads or a Dask cluster. Coded tensors are NAME.mean + NAME.std (+ NAME.prior_std, "
+        "NAME.prior_mean: one value per layer or one per element); every other tensor is stored verbatim.",
+        epilog=EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("posterior", metavar="POSTERIOR", help="a .safetensors posterior file")
+    p.add_argument("-o", "--output", required=True, metavar="MODEL", help="the relcode file to write")
+    p.add_argument("--seed", type=int, default=0, help="root seed of the file's random streams (default 0)")
+    p.add_argument("--method", default="pfr", help="channel simulation method (default pfr)")
+    p.add_argument("--bits-per-block", type=float, default=16, help="KL bits per block (default 16)")
+    p.add_argument("--layout", choices=("kl", "fixed"), default="kl", help="block layout (default kl)")
+    p.add_argument("--block-size", type=int, default=None, help="elements per block (fixed layout)")
+    p.add_argument("--max-block-size", type=int, default=25, help="largest KL-layout block (default 25)")
+    p.add_argument(
+        "--chunk-size", type=int, default=1 << 20, help="elements per group: the unit of work (default 2^20)"
+    )
+    p.add_argument("--prior-std", type=float, default=None, help="prior std where NAME.prior_std is absent")
+    p.add_argument("--prior-mean", type=float, default=0.0, help="prior mean where NAME.prior_mean is absent")
+    p.add_argument(
+        "--option", action="append", metavar="KEY=VALUE", help="a method option, e.g. pool=true (repeatable)"
+    )
+    p.add_argument("--digest", choices=("tensor", "all"), default="tensor", help="SHA-256 per tensor or one")
+    p.add_argument("--workers", type=int, default=None, help="chunks encoded at once (default: all cores)")
+    p.add_argument("--scheduler", metavar="ADDRESS", help="encode on the Dask cluster at ADDRESS")
+    p.add_argument("--json", action="store_true", help="print the report as JSON on stdout")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
+    p.add_argument("--progress", action="store_true", help="show progress even when stderr is not a terminal")
+    p.set_defaults(func=_cmd_encode)
+
     p = sub.add_parser("verify", help="decode a file and check every checksum (exit 0 if intact)")
     _add_file_args(p)
     p.add_argument("--threads", type=int, default=None, help="decoder threads (default: all cores)")
     p.add_argument("-q", "--quiet", action="store_true", help="print nothing on success")
+    p.add_argument("--progress", action="store_true", help="show progress even when stderr is not a terminal")
     p.set_defaults(func=_cmd_verify)
 
-    p = sub.add_parser("decode", help="decode a file to .safetensors or .npz")
+    p = sub.add_parser("decode", help="decode a file to .safetensors, .npz or a torch .pt, tensor by tensor")
     _add_file_args(p)
-    p.add_argument("-o", "--output", required=True, metavar="OUT", help="OUT.safetensors or OUT.npz")
+    p.add_argument("-o", "--output", required=True, metavar="OUT", help="OUT.safetensors, OUT.npz or OUT.pt")
     p.add_argument("--threads", type=int, default=None, help="decoder threads (default: all cores)")
     p.add_argument("-q", "--quiet", action="store_true", help="print nothing on success")
+    p.add_argument("--progress", action="store_true", help="show progress even when stderr is not a terminal")
     p.set_defaults(func=_cmd_decode)
 
     from .inr.commands import add_parsers as _inr_parsers
@@ -210,4 +305,4 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_ERROR
     except KeyboardInterrupt:
         print(f"relcode {args.command}: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED

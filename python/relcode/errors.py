@@ -14,6 +14,7 @@ __all__ = [
     "LimitError",
     "RelcodeError",
     "SamplerError",
+    "TrainingError",
     "VersionError",
 ]
 
@@ -29,6 +30,11 @@ class InputError(RelcodeError, ValueError):
 class SamplerError(RelcodeError, RuntimeError):
     """A sampler cannot produce a sample: its iteration cap was reached, or the target is
     outside what the method accepts. Never a silently wrong sample."""
+
+
+class TrainingError(RelcodeError, RuntimeError):
+    """Training cannot go on: the loss became NaN or infinite. Stops with the step and the
+    reason instead of letting a diverged posterior reach a file."""
 
 
 class FormatError(RelcodeError, ValueError):

@@ -18,6 +18,14 @@ message per block and a SHA-256 of every decoded tensor.
 Blocks are numbered across the layout's groups; block ``b`` of group ``g`` at position
 ``j`` reads the random streams with id ``g * 2**32 + j`` (:meth:`Layout.stream_id`), so
 groups code independently and in any order.
+
+Which tool for which job: :func:`encode` codes whole posteriors in memory; :class:`Writer`
+takes blocks a caller codes one at a time, in any order (progressive encoders that fine-tune
+between blocks), and with ``base=`` writes small files that share a codec file's prior and
+layout (:func:`write_base`), optionally holding many instances (image patches);
+:class:`StreamWriter` and :func:`encode_group_payloads` write weight sets larger than memory
+group by group, and let groups be encoded on other machines. :func:`open` reads lazily,
+tensor by tensor; :func:`decode`, :func:`verify` and :func:`inspect` read whole files.
 """
 
 from __future__ import annotations
@@ -446,8 +454,10 @@ class File:
 
     @property
     def layout(self) -> Layout:
-        """The block layout of the coded tensors."""
+        """The block layout of the coded tensors (the base's, for a file with a base)."""
         self._need_model()
+        if self.base is not None:
+            return self.base.layout
         coded = [t for t in self._info["tensors"] if t["coded"]]
         return Layout([t["name"] for t in coded], [t["shape"] for t in coded], self._info["groups"])
 
@@ -455,8 +465,15 @@ class File:
         """SHA-256 of the whole file: what files that use it as a base record."""
         return self._n.file_sha256()
 
+    @property
+    def instances(self) -> int | None:
+        """K when the file holds K instances of its base's coded tensors (decoded stacked)."""
+        return self._info["instances"]
+
     def prior(self, name: str) -> tuple[np.ndarray, np.ndarray]:
         """(mean, std) float32 arrays of a coded tensor's prior, in its shape."""
+        if self.base is not None:
+            return self.base.prior(name)
         t = self.tensors[name]
         if not t["coded"]:
             raise InputError(f"{name!r} is a raw tensor; it has no prior")
@@ -485,6 +502,17 @@ class File:
                 arr = self._n.decode_tensor(i, threads=_checks.threads(threads))
                 return _tensor_array(t, arr)
         raise KeyError(name)
+
+    def decode_range(self, start: int, stop: int, *, threads: int | None = None) -> np.ndarray:
+        """Decodes elements ``start:stop`` of the coded vector (the coded tensors in header
+        order, flattened) as float32, group by group in parallel. Every chunk it reads is
+        CRC-checked; the SHA-256 digests cover whole tensors and are checked by the callers
+        that decode whole tensors (:meth:`tensor`, ``relcode.open_decoder``)."""
+        return self._n.decode_range(int(start), int(stop), threads=_checks.threads(threads))
+
+    def check_chunks(self) -> None:
+        """Reads every chunk one at a time and checks its CRC32C, without decoding."""
+        self._n.check_chunks()
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.names)
@@ -796,9 +824,9 @@ def encode(
 
 def _report(names, shapes, rep, data, kl=None) -> Report:
     coded_vec = rep["coded"]
-    decoded, off = {}, 0
+    decoded, off = dict(rep.get("decoded", {})), 0
     for n in names:
-        if n in shapes:
+        if n in shapes and "decoded" not in rep:
             k = math.prod(shapes[n])
             decoded[n] = coded_vec[off : off + k].reshape(shapes[n])
             off += k
@@ -833,7 +861,11 @@ class Writer:
 
     With ``base=`` (an opened :class:`File`, a path or bytes of a base file written by
     :func:`write_base`), the layout and the priors come from the base, and the file holds
-    only its header and messages (COMBINER: one codec file, many small image files).
+    only its header and messages (COMBINER: one codec file, many small image files). With
+    ``instances=K`` as well, the file holds K independent instances of the base's coded
+    tensors (one per image patch): blocks are addressed as (b, instance), every block of
+    every instance has its own stream id (:meth:`stream_id`), and the coded tensors decode
+    stacked, with shape (K, ...).
 
     >>> import io, numpy as np, relcode
     >>> lay = relcode.format.Layout.fixed({"w": (6,)}, block_size=3, seed=0)
@@ -857,6 +889,7 @@ class Writer:
         base: Source | None = None,
         digest: str = "tensor",
         metadata: Any = None,
+        instances: int | None = None,
         threads: int | None = None,
         **options: Any,
     ):
@@ -880,9 +913,15 @@ class Writer:
         if layout is None:
             raise InputError("give a layout (or base=)")
         self.layout = layout
+        if instances is not None:
+            instances = _checks.uint64(instances, "instances")
+            if self.base is None or instances < 1:
+                raise InputError("instances=K (K >= 1) needs base=")
+        self.instances = instances
+        self._k = instances or 1
         self._priors: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         self._raw: dict[str, np.ndarray] = {}
-        nb = layout.num_blocks
+        nb = layout.num_blocks * self._k
         self._index = np.zeros(nb, dtype=np.uint64)
         self._aux = np.zeros(nb, dtype=np.uint64)
         self._have = np.zeros(nb, dtype=bool)
@@ -935,20 +974,34 @@ class Writer:
 
     # -- blocks --
 
-    def add_block(self, b: int, message: Any) -> None:
-        """The message of block ``b`` (an int, or a tuple of the method's fields)."""
+    def _slot(self, b: int, instance: int) -> int:
         b = self.layout._check_block(b)
+        i = int(instance)
+        if not 0 <= i < self._k:
+            raise InputError(f"instance {i} is out of range (the file holds {self._k})")
+        return i * self.layout.num_blocks + b
+
+    def stream_id(self, b: int, instance: int = 0) -> int:
+        """The random-stream id of block ``b`` of an instance: ``(instance * G + group) *
+        2**32 + position`` with G the number of groups (instance 0: :meth:`Layout.stream_id`)."""
+        self._slot(b, instance)
+        g, j = self.layout.group_of(b)
+        return ((int(instance) * len(self.layout.groups) + g) << 32) | j
+
+    def add_block(self, b: int, message: Any, instance: int = 0) -> None:
+        """The message of block ``b`` (an int, or a tuple of the method's fields)."""
+        slot = self._slot(b, instance)
         vals = np.atleast_1d(np.asarray(message)).reshape(-1)
         if vals.size != len(self._fields) or vals.dtype.kind not in "ui" or (vals.size and vals.min() < 0):
             raise InputError(
                 f"{self.method} messages are {len(self._fields)} non-negative ints {self._fields}"
             )
         cols = dict(zip(self._fields, (int(v) for v in vals)))
-        self._index[b] = cols["index"]
-        self._aux[b] = cols.get("aux", 0)
-        self._have[b] = True
+        self._index[slot] = cols["index"]
+        self._aux[slot] = cols.get("aux", 0)
+        self._have[slot] = True
 
-    def encode_block(self, b: int, q_mean: Any, q_std: Any) -> np.ndarray:
+    def encode_block(self, b: int, q_mean: Any, q_std: Any, instance: int = 0) -> np.ndarray:
         """Codes block ``b`` for the posterior of its members (arrays in coding order, or
         scalars) and adds its message; returns the coded values (float32), exactly what a
         decoder returns for those members."""
@@ -964,11 +1017,31 @@ class Writer:
             ps.reshape(1, n),
             method=self.method,
             seed=self.seed,
-            ids=np.array([self.layout.stream_id(b)], dtype=np.uint64),
+            ids=np.array([self.stream_id(b, instance)], dtype=np.uint64),
             **self.options,
         )
-        self.add_block(b, code.message[0])
+        self.add_block(b, code.message[0], instance)
         return code.sample[0]
+
+    def encode_instances(self, b: int, q_mean: Any, q_std: Any, instances: Any = None) -> np.ndarray:
+        """Codes block ``b`` of several instances in one parallel call: ``q_mean`` and
+        ``q_std`` have shape (m, block size) (or broadcast to it) for the ``m`` instances
+        listed (default: all). Returns the (m, block size) coded values."""
+        inst = np.arange(self._k) if instances is None else np.asarray(instances, dtype=np.int64).reshape(-1)
+        for i in inst:
+            self._slot(b, int(i))
+        m, n = inst.size, int(self.layout.block_sizes[b])
+        pm, ps = self.block_prior(b)
+        qm = np.broadcast_to(np.asarray(q_mean, dtype=np.float64), (m, n))
+        qs = np.broadcast_to(np.asarray(q_std, dtype=np.float64), (m, n))
+        ids = np.array([self.stream_id(b, int(i)) for i in inst], dtype=np.uint64)
+        code = _channel.encode(
+            qm, qs, pm.reshape(1, n), ps.reshape(1, n), method=self.method, seed=self.seed, ids=ids,
+            threads=self.threads, **self.options,
+        )  # fmt: skip
+        for r, i in enumerate(inst):
+            self.add_block(b, code.message[r], int(i))
+        return code.sample
 
     @property
     def missing_blocks(self) -> np.ndarray:
@@ -985,21 +1058,23 @@ class Writer:
                 f"{(~self._have).sum()} blocks have no message (first: {self.missing_blocks[0]})"
             )
         msgs = []
-        for g in lay.groups:
-            sel = lay._block_group == g["id"]
-            msgs.append(
-                (
-                    int(g["id"]),
-                    self.method,
-                    np.ascontiguousarray(self._index[sel]),
-                    np.ascontiguousarray(self._aux[sel]),
-                    self._opts(),
+        nb = lay.num_blocks
+        for i in range(self._k):
+            for g in lay.groups:
+                sel = np.flatnonzero(lay._block_group == g["id"]) + i * nb
+                msgs.append(
+                    (
+                        i * len(lay.groups) + int(g["id"]),
+                        self.method,
+                        np.ascontiguousarray(self._index[sel]),
+                        np.ascontiguousarray(self._aux[sel]),
+                        self._opts(),
+                    )
                 )
-            )
         if self.base is not None:
             data, digests, coded = _native.format_assemble(
                 self.seed, [], [], [], [], msgs, True, self.digest, meta=self.metadata,
-                base=self.base._n, threads=self.threads,
+                base=self.base._n, instances=self.instances, threads=self.threads,
             )  # fmt: skip
             names = [t["name"] for t in self.base.info["tensors"]]
             shapes = {n: tuple(self.base.tensors[n]["shape"]) for n in lay.names}
@@ -1015,7 +1090,19 @@ class Writer:
             names = [t[0] for t in tensors]
             shapes = {n: lay.shapes[n] for n in lay.names}
         data = bytes(data)
-        rep = {"digests": digests, "coded": coded, "blocks": lay.num_blocks, "groups": len(lay.groups)}
+        rep = {
+            "digests": digests,
+            "coded": coded,
+            "blocks": lay.num_blocks * self._k,
+            "groups": len(lay.groups),
+        }
+        if self.instances is not None:
+            n = lay.num_elements
+            stacked = coded.reshape(self._k, n)
+            rep["decoded"] = {
+                name: stacked[:, slice(*lay.tensor_range(name))].reshape(self._k, *lay.shapes[name])
+                for name in lay.names
+            }
         cols = {"index": self._index, "aux": self._aux}
         msg = self._index if self._fields == ["index"] else np.stack([cols[f] for f in self._fields], axis=1)
         rep["bits"] = int(_channel.message_bits(msg, self.method, **self._opts()).sum()) if msg.size else 0
@@ -1137,19 +1224,30 @@ class StreamWriter:
         self.bits = 0
         self.blocks = 0
 
-    def write_raw(self, name: str, array: Any) -> None:
-        """A raw tensor's values (in pieces of 2**20 elements)."""
+    def write_raw(self, name: str, array: Any, *, start: int | None = None) -> None:
+        """A raw tensor's values (in pieces of 2**20 elements). With ``start``, ``array`` is
+        a flat piece of the tensor from element ``start`` (tensors larger than memory); pieces
+        that start at multiples of 2**20 and hold 2**20 elements (the last one fewer) give
+        the canonical chunks, and the bytes of :func:`encode`."""
         spec = self.specs[name]
         if "prior" in spec:
             raise InputError(f"{name!r} is a coded tensor")
         a = np.asarray(array)
-        if list(a.shape) != spec["shape"] or a.dtype.name != spec.get("dtype", "float32"):
-            raise InputError(f"{name!r}: expected {spec.get('dtype', 'float32')} of shape {spec['shape']}")
+        size = math.prod(spec["shape"])
+        dt = spec.get("dtype", "float32")
+        if start is None:
+            if list(a.shape) != spec["shape"] or a.dtype.name != dt:
+                raise InputError(f"{name!r}: expected {dt} of shape {spec['shape']}")
+            first = 0
+        else:
+            first = _checks.uint64(start, "start")
+            if a.dtype.name != dt or first + a.size > size or (a.size == 0 and size > 0):
+                raise InputError(f"{name!r}: expected a piece of {dt} within its {size} elements")
         flat = np.ascontiguousarray(a, dtype=a.dtype.newbyteorder("<")).reshape(-1)
         t = self.names.index(name)
         for s in range(0, max(flat.size, 1), _RAW_PIECE):
             piece = flat[s : s + _RAW_PIECE]
-            self._w.write_raw(t, s, np.frombuffer(piece.tobytes(), dtype=np.uint8))
+            self._w.write_raw(t, first + s, np.frombuffer(piece.tobytes(), dtype=np.uint8))
 
     def _write_priors(self, g: int, p_mean: np.ndarray, p_std: np.ndarray) -> None:
         start, count = self.groups[g]

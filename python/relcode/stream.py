@@ -41,7 +41,7 @@ STREAM_VERSION: int = _native.STREAM_VERSION
 #: Purpose tags: four ASCII bytes read as a little-endian uint32 (spec/stream.md).
 PURPOSES: dict[str, int] = {
     name: int.from_bytes(name.encode("ascii"), "little")
-    for name in ("CAND", "NODE", "NOIS", "POOL", "XFRM", "PERM")
+    for name in ("CAND", "NODE", "NOIS", "POOL", "XFRM", "PERM", "SIGN")
 }
 
 

@@ -343,6 +343,17 @@ def generate(out: Path) -> dict:
             )
             put("method_pfr_exact_zeta", data, "exact pfr with zeta_4 indices, fixed layout of 2")
 
+    # The shared-pool mode of the fixed-budget methods.
+    rng = np.random.default_rng(70)
+    try:
+        data = enc({"w": posterior(rng, (6, 5))}, seed=13, method="mrc", bits=8, pool=True, bits_per_block=8)
+    except relcode.RelcodeError as e:
+        if "not available" not in str(e):
+            raise
+        manifest["skipped"]["pool"] = str(e)
+    else:
+        put("method_mrc_pool", data, "mrc in shared-pool mode")
+
     rng = np.random.default_rng(7)
     # Layouts.
     data = enc({"a": posterior(rng, (9, 7)), "b": posterior(rng, (11,))}, seed=3, method="mrc", bits=10,
@@ -401,6 +412,15 @@ def generate(out: Path) -> dict:
             pm, ps = w.block_prior(b)
             w.encode_block(b, pm + 0.4 * ps, 0.3 * ps)
     put("with_base", buf.getvalue(), "messages only; priors and layout by reference", base="base_codec.relc")
+    buf = io.BytesIO()
+    with F.Writer(buf, base=base_buf.getvalue(), seed=23, method="pfr", bits=10, digest="all", instances=3,
+                  metadata={"patches": 3}) as w:  # fmt: skip
+        for i in (2, 0, 1):
+            for b in range(lay.num_blocks):
+                pm, ps = w.block_prior(b)
+                w.encode_block(b, pm + 0.1 * (i + 1) * ps, 0.3 * ps, instance=i)
+    put("with_base_instances", buf.getvalue(), "three instances of the base's tensors, decoded stacked",
+        base="base_codec.relc")  # fmt: skip
     # An unknown optional chunk is skipped.
     _, chunks, digests = parse_file(enc({"w": posterior(rng, (3,))}, seed=1, bits=8))
     chunks.insert(1, Chunk(b"ZZZZ", b"future data", flags=1))
@@ -517,6 +537,9 @@ def generate(out: Path) -> dict:
     bad("missing_base", (dec / "with_base.relc").read_bytes(), "FormatError", "the base file is not given")
     bad("wrong_base", (dec / "with_base.relc").read_bytes(), "ChecksumError",
         "a base file with another SHA-256", base="../decode/base_codec_other.relc")  # fmt: skip
+    _, cs, dg = parse_file((dec / "with_base_instances.relc").read_bytes())
+    many = build_file(with_header(cs, {**header_of(cs), "instances": 2**40}), dg)
+    bad("instances_overflow", many, "LimitError", "2^40 instances", base="../decode/base_codec.relc")
     other = io.BytesIO()
     F.write_base(other, lay, {"a": (0.0, 0.2), "b": (0.0, 0.3)})
     (dec / "base_codec_other.relc").write_bytes(other.getvalue())

@@ -16,7 +16,8 @@ import numpy as np
 from relcode import reference as R
 
 PURPOSES = {
-    name: int.from_bytes(name.encode(), "little") for name in ("CAND", "NODE", "NOIS", "POOL", "XFRM", "PERM")
+    name: int.from_bytes(name.encode(), "little")
+    for name in ("CAND", "NODE", "NOIS", "POOL", "XFRM", "PERM", "SIGN")
 }
 U64 = (1 << 64) - 1
 

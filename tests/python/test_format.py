@@ -8,6 +8,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import relcode
 from relcode import format as F
@@ -199,3 +201,73 @@ def test_docstring_examples() -> None:
 
     res = doctest.testmod(F, optionflags=doctest.ELLIPSIS)
     assert res.attempted >= 10 and res.failed == 0
+
+
+def test_instances_share_one_base(tmp_path: Path, rng) -> None:
+    lay = F.Layout.kl({"w": rng.uniform(0, 2, (4, 6)), "b": rng.uniform(0, 2, 3)}, 12, seed=1)
+    F.write_base(
+        tmp_path / "codec.relc", lay, {"w": (0.0, 0.2), "b": (0.0, 0.3)}, raw={"f": np.ones(2, np.float32)}
+    )
+    codec = F.open(tmp_path / "codec.relc")
+    with pytest.raises(relcode.InputError):
+        F.Writer(tmp_path / "x.relc", lay, instances=2)
+    k = 4
+    with F.Writer(tmp_path / "img.relc", base=codec, instances=k, seed=3, bits=10, digest="all") as w:
+        ids = {w.stream_id(b, i) for i in range(k) for b in range(lay.num_blocks)}
+        assert len(ids) == k * lay.num_blocks
+        with pytest.raises(relcode.InputError, match="instance"):
+            w.encode_block(0, 0.0, 0.1, instance=k)
+        for i in reversed(range(k)):
+            for b in range(lay.num_blocks):
+                pm, ps = w.block_prior(b)
+                w.encode_block(b, pm + 0.2 * i * ps, 0.4 * ps, instance=i)
+    out = relcode.decode(tmp_path / "img.relc")  # the codec is found in the same directory
+    assert out["w"].shape == (k, 4, 6) and out["b"].shape == (k, 3) and out["f"].shape == (2,)
+    np.testing.assert_array_equal(out["w"], w.report.decoded["w"])
+    assert not np.array_equal(out["w"][0], out["w"][1])
+    f = F.open(tmp_path / "img.relc")
+    assert f.instances == k and f.tensor("b").shape == (k, 3) and f.layout.num_blocks == lay.num_blocks
+    # One MSGS chunk for all instances: the per-instance overhead is the messages alone.
+    assert [c["type"] for c in f.info["chunks"]].count("MSGS") == len(lay.groups)
+
+
+def test_encode_instances_matches_one_by_one(tmp_path: Path, rng) -> None:
+    lay = F.Layout.fixed({"w": (12,)}, 4, seed=2)
+    F.write_base(tmp_path / "c.relc", lay, {"w": (0.0, 0.3)})
+    qm = rng.normal(0, 0.1, (3, 12))
+    outs = []
+    for batched in (True, False):
+        buf = io.BytesIO()
+        with F.Writer(buf, base=tmp_path / "c.relc", instances=3, seed=4, bits=8) as w:
+            for b in range(lay.num_blocks):
+                e = lay.block_elements(b)
+                if batched:
+                    w.encode_instances(b, qm[:, e], 0.05)
+                else:
+                    for i in range(3):
+                        w.encode_block(b, qm[i, e], 0.05, instance=i)
+        outs.append(buf.getvalue())
+    assert outs[0] == outs[1]
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    shapes=st.lists(st.lists(st.integers(0, 6), min_size=0, max_size=3), min_size=1, max_size=4),
+    layout=st.sampled_from(["kl", "fixed"]),
+    method=st.sampled_from(AVAILABLE),
+    bits=st.integers(1, 12),
+    chunk=st.integers(1, 50),
+    seed=st.integers(0, 2**64 - 1),
+)
+def test_roundtrip_property(shapes, layout, method, bits, chunk, seed) -> None:
+    r = np.random.default_rng(seed % 1000)
+    tensors = {
+        f"t{i}": (r.normal(0, 0.1, s), r.uniform(0.01, 0.1, s), 0.0, 0.2) for i, s in enumerate(shapes)
+    }
+    buf = io.BytesIO()
+    rep = relcode.encode(buf, tensors, seed=seed, method=method, bits=bits, layout=layout, chunk_size=chunk)
+    out = relcode.decode(buf.getvalue())
+    for name, (qm, *_rest) in tensors.items():
+        assert out[name].shape == qm.shape
+        np.testing.assert_array_equal(out[name], rep.decoded[name])
+    assert rep.bits == bits * rep.blocks

@@ -67,5 +67,5 @@ def test_decode_writes_tensors(model, tmp_path: Path, suffix: str) -> None:
 
 def test_decode_refuses_other_suffixes(model, tmp_path: Path) -> None:
     path, _ = model
-    assert main(["decode", str(path), "-o", str(tmp_path / "w.pt")]) == 2
-    assert not (tmp_path / "w.pt").exists()
+    assert main(["decode", str(path), "-o", str(tmp_path / "w.bin")]) == 2
+    assert not (tmp_path / "w.bin").exists()

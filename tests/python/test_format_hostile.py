@@ -47,6 +47,19 @@ def sample(rng: np.random.Generator, exact: bool = False) -> bytes:
     return buf.getvalue()
 
 
+def instanced(rng: np.random.Generator) -> tuple[bytes, bytes]:
+    """A base file and a file with three instances that uses it."""
+    lay = relcode.format.Layout.kl({"w": rng.uniform(0, 3, (4, 5))}, 10, seed=2)
+    base = io.BytesIO()
+    relcode.format.write_base(base, lay, {"w": (0.0, 0.2)}, raw={"f": np.ones(2, np.float32)})
+    buf = io.BytesIO()
+    with relcode.format.Writer(buf, base=base.getvalue(), instances=3, bits=8, digest="all") as w:
+        for i in range(3):
+            for b in range(lay.num_blocks):
+                w.encode_block(b, 0.05 * i, 0.1, instance=i)
+    return buf.getvalue(), base.getvalue()
+
+
 def fix_crcs(b: bytearray) -> None:
     at = 16
     while at + 16 <= len(b):
@@ -84,9 +97,9 @@ def mutate(data: bytes, rng: np.random.Generator) -> bytes:
     return bytes(b)
 
 
-def check(data: bytes, original: dict[str, np.ndarray]) -> str:
+def check(data: bytes, original: dict[str, np.ndarray], base: bytes | None = None) -> str:
     try:
-        out = relcode.decode(data)
+        out = relcode.decode(data, base=base)
     except ALLOWED as e:
         return type(e).__name__
     # Decoded with verified digests: a mutation never changes both values and digests.
@@ -99,14 +112,29 @@ def check(data: bytes, original: dict[str, np.ndarray]) -> str:
 
 def run(n: int, seed: int) -> dict[str, int]:
     rng = np.random.default_rng(seed)
-    files = [sample(rng), sample(rng, exact=True)]
-    originals = [relcode.decode(f) for f in files]
+    inst, base = instanced(rng)
+    files = [sample(rng), sample(rng, exact=True), inst]
+    bases = [None, None, base]
+    methods = relcode.channel.methods()
+    for m, opts in (("as_star", {}), ("dad_star", {"depth": 12}), ("astar", {})):
+        if m not in methods:
+            continue
+        buf = io.BytesIO()
+        try:
+            relcode.encode(buf, {"w": (rng.normal(0, 0.05, 20), 0.03, 0.0, 0.1)}, seed=3, method=m,
+                           layout="fixed", block_size=1, **opts)  # fmt: skip
+        except relcode.RelcodeError as e:  # not in this build
+            assert "not available" in str(e)
+            continue
+        files.append(buf.getvalue())
+        bases.append(None)
+    originals = [relcode.decode(f, base=b) for f, b in zip(files, bases)]
     rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     counts: dict[str, int] = {}
     t0 = time.perf_counter()
     for k in range(n):
         f = k % len(files)
-        outcome = check(mutate(files[f], rng), originals[f])
+        outcome = check(mutate(files[f], rng), originals[f], bases[f])
         counts[outcome] = counts.get(outcome, 0) + 1
     assert time.perf_counter() - t0 < 0.05 * n + 5, "a mutated file took too long"
     # ru_maxrss is in KiB on Linux: mutated 1 kB files never make the process grow by 100 MB.

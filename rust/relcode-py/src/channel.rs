@@ -195,14 +195,6 @@ fn channel_decode<'py>(
     if d == 0 || index.len() != n || aux.len() != n || pm.len() != n * d || ps.len() != n * d {
         return Err(input_error("messages, ids and priors have inconsistent sizes"));
     }
-    for (i, (&a, &b)) in pm.iter().zip(ps).enumerate() {
-        if !(a.is_finite() && b > 0.0 && b.is_finite()) {
-            return Err(input_error(format!(
-                "problem {}: prior means must be finite and stds positive",
-                i / d
-            )));
-        }
-    }
     let messages: Vec<Message> = index.iter().zip(aux).map(|(&i, &a)| Message { index: i, aux: a }).collect();
     let mut out = vec![0f32; n * d];
     let res = pool::run(py, threads, || {

@@ -340,7 +340,7 @@ type MsgArg<'py> = (u32, String, PyReadonlyArray1<'py, u64>, PyReadonlyArray1<'p
 /// Writes a file from a layout, priors and messages; decodes the messages to compute the
 /// digests. Returns (bytes, digests, coded vector).
 #[pyfunction]
-#[pyo3(signature = (seed, tensors, groups, raw, elems, messages, has_messages, digest, meta=None, base=None, threads=None))]
+#[pyo3(signature = (seed, tensors, groups, raw, elems, messages, has_messages, digest, meta=None, base=None, instances=None, threads=None))]
 #[allow(clippy::too_many_arguments)]
 fn format_assemble<'py>(
     py: Python<'py>,
@@ -354,9 +354,11 @@ fn format_assemble<'py>(
     digest: &str,
     meta: Option<&Bound<'py, PyAny>>,
     base: Option<PyRef<'py, FormatReader>>,
+    instances: Option<u64>,
     threads: Option<usize>,
 ) -> PyResult<(Bound<'py, PyBytes>, Vec<String>, Bound<'py, PyArray1<f32>>)> {
     let mut h = Header::new(seed);
+    h.instances = instances;
     h.digest = digest_mode(digest)?;
     h.messages = has_messages;
     h.meta = meta_arg(meta)?;
@@ -498,6 +500,7 @@ impl FormatReader {
         d.set_item("messages", h.messages)?;
         d.set_item("base", h.base.map(|b| relcode::format::hex(&b)))?;
         d.set_item("base_attached", r.base().is_some())?;
+        d.set_item("instances", h.instances)?;
         d.set_item(
             "metadata",
             match &h.meta {
@@ -620,18 +623,26 @@ impl FormatReader {
         let out = PyList::empty(py);
         let mut ri = raws.into_iter();
         for &t in &list {
-            match r.coded_range(t).map_err(|e| ferr(py, &e))? {
-                Some((a, b)) => {
-                    let view = coded.call_method1(
-                        "__getitem__",
-                        (pyo3::types::PySlice::new(py, a as isize, b as isize, 1),),
-                    )?;
-                    out.append((t, view))?;
+            let ranges = r.coded_ranges(t).map_err(|e| ferr(py, &e))?;
+            if ranges.is_empty() {
+                let (_, arr) = ri.next().unwrap();
+                out.append((t, arr))?;
+            } else if ranges.len() == 1 {
+                let (a, b) = ranges[0];
+                let view = coded.call_method1(
+                    "__getitem__",
+                    (pyo3::types::PySlice::new(py, a as isize, b as isize, 1),),
+                )?;
+                out.append((t, view))?;
+            } else {
+                // Instances: gather the tensor's slice of every instance.
+                let cr = coded.readonly();
+                let cs = cr.as_slice()?;
+                let mut v = Vec::with_capacity(ranges.iter().map(|(a, b)| (b - a) as usize).sum());
+                for (a, b) in ranges {
+                    v.extend_from_slice(&cs[a as usize..b as usize]);
                 }
-                None => {
-                    let (_, arr) = ri.next().unwrap();
-                    out.append((t, arr))?;
-                }
+                out.append((t, PyArray1::from_vec(py, v)))?;
             }
         }
         Ok(out)
@@ -703,6 +714,12 @@ impl FormatReader {
         let mut v = vec![0u8; (info.numel() * info.dtype.size()) as usize];
         py.detach(|| r.read_raw(t, &mut v)).map_err(ferr0)?;
         Ok(PyArray1::from_vec(py, v))
+    }
+
+    /// Checks the CRC of every chunk, one at a time, without decoding.
+    fn check_chunks(&self, py: Python<'_>) -> PyResult<()> {
+        let r = self.inner.clone();
+        py.detach(move || r.check_chunks()).map_err(ferr0)
     }
 
     /// Checks every CRC and digest by decoding everything.
@@ -816,7 +833,7 @@ fn format_encode_group<'py>(
     let (qm, qs, pm, ps) = (q_mean.as_slice()?, q_std.as_slice()?, p_mean.as_slice()?, p_std.as_slice()?);
     let group = stream_group(g, seed, start, qm, qs, pm, ps, layout, size, bits_per_block)?;
     let res = pool::run(py, threads, || {
-        let (msgs, vals, bits, steps) = fenc::encode_group(&group, qm, qs, pm, ps, seed, m, &opts)?;
+        let (msgs, vals, bits, steps) = fenc::encode_group(&group, g, qm, qs, pm, ps, seed, m, &opts)?;
         let mp = relcode::format::chunk::messages_payload(&msgs)?;
         Ok::<_, FormatError>((mp, vals, bits, steps))
     })?;

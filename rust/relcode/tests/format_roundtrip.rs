@@ -119,6 +119,7 @@ fn streaming_writer_accepts_groups_in_any_order() {
         let r = gr.start as usize..(gr.start + gr.count) as usize;
         let (m, vals, _, _) = encode_group(
             gr,
+            gr.id,
             &qm[r.clone()],
             &qs[r.clone()],
             &pm[r.clone()],
@@ -166,7 +167,8 @@ fn digest_builder_refuses_missing_values() {
     let mut w = Writer::new(Vec::new(), &h, &t).unwrap();
     w.layout(&g).unwrap();
     let opts = Options { bits: Some(4), ..Options::default() };
-    let (m, vals, _, _) = encode_group(&g, &qm, &qs, &[0.0; 10], &[0.1; 10], 0, Method::Mrc, &opts).unwrap();
+    let (m, vals, _, _) =
+        encode_group(&g, 0, &qm, &qs, &[0.0; 10], &[0.1; 10], 0, Method::Mrc, &opts).unwrap();
     w.messages(&m, 0, &vals[..5]).unwrap();
     assert!(matches!(w.finish(), Err(FormatError::InvalidInput(_))));
 }

@@ -7,6 +7,7 @@
 //! SIMD registers of candidates without transposing, for every d, and still regenerates
 //! any single candidate in O(d).
 
+use super::ChannelError;
 use crate::stream::{candidate_weight, Stream};
 
 /// Candidates per interleaving group.
@@ -18,6 +19,18 @@ pub fn position(k: u64, j: usize, d: usize) -> u64 {
     (k / GROUP as u64) * (GROUP * d) as u64 + (GROUP * j) as u64 + k % GROUP as u64
 }
 
+/// Whether every normal of candidate `k` in dimension `d` has a stream position below 2^64
+/// (messages that name a candidate beyond the stream are invalid, not wrapped around).
+pub fn check(k: u64, d: usize) -> Result<(), ChannelError> {
+    let end = (k / GROUP as u64 + 1).checked_mul((GROUP * d) as u64);
+    match end {
+        Some(_) => Ok(()),
+        None => Err(ChannelError::InvalidMessage(format!(
+            "candidate index {k} lies beyond the candidate stream for dimension {d}"
+        ))),
+    }
+}
+
 /// The standard normals of candidate `k` (dimension `z.len()`).
 pub fn normals(stream: &Stream, k: u64, z: &mut [f32]) {
     let d = z.len();
@@ -27,11 +40,19 @@ pub fn normals(stream: &Stream, k: u64, z: &mut [f32]) {
 }
 
 /// The weights of candidate `k`: `prior_std * z + prior_mean` in float32.
-pub fn weights(stream: &Stream, k: u64, p_mean: &[f32], p_std: &[f32], out: &mut [f32]) {
+pub fn weights(
+    stream: &Stream,
+    k: u64,
+    p_mean: &[f32],
+    p_std: &[f32],
+    out: &mut [f32],
+) -> Result<(), ChannelError> {
+    check(k, out.len())?;
     normals(stream, k, out);
     for i in 0..out.len() {
         out[i] = candidate_weight(p_mean[i], p_std[i], out[i]);
     }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -322,9 +322,8 @@ pub(super) fn decode(
         )));
     }
     if opts.pool {
-        super::pool::weights(keys, id, message.index, p_mean, p_std, out);
+        super::pool::weights(keys, id, message.index, p_mean, p_std, out)
     } else {
-        candidates::weights(&Stream::with_key(keys.cand, id), message.index, p_mean, p_std, out);
+        candidates::weights(&Stream::with_key(keys.cand, id), message.index, p_mean, p_std, out)
     }
-    Ok(())
 }

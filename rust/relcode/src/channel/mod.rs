@@ -154,9 +154,15 @@ impl Method {
             Method::Grs => {
                 i("grs", true, Some(1), false, true, "exp(D_inf) proposals", "proposal index, universal code")
             }
-            Method::Agrs => {
-                i("agrs", true, Some(1), false, true, "O(KL) proposals (empirical)", "see spec/channel.md")
-            }
+            Method::Agrs => i(
+                "agrs",
+                true,
+                Some(1),
+                false,
+                true,
+                "O(KL) proposals (empirical), flat in D_inf",
+                "proposal bound (dyadic pair, universal code) and step index (universal code)",
+            ),
             Method::Gprs => {
                 i("gprs", true, Some(1), false, true, "exp(D_inf) proposals", "arrival index, universal code")
             }
@@ -600,6 +606,150 @@ pub fn encode_batch(
     out.into_iter().enumerate().map(|(i, r)| r.map_err(|e| (i, e))).collect()
 }
 
+/// The candidate a candidate-based message names, or `None` for the methods that decode
+/// otherwise (tree samplers, agrs): candidate k of the CAND stream (or of the pool).
+fn candidate_index(method: Method, opts: &Options, m: &Message) -> Option<Result<u64, ChannelError>> {
+    let bad = |why: String| Some(Err(ChannelError::InvalidMessage(why)));
+    match method {
+        Method::Mrc | Method::Orc => Some(Ok(m.index)),
+        Method::Pfr if opts.bits.is_some() => Some(Ok(m.index)),
+        Method::Pfr | Method::Astar | Method::Grs | Method::Gprs => {
+            if m.index == 0 {
+                return bad("arrival indices start at 1".into());
+            }
+            Some(Ok(m.index - 1))
+        }
+        Method::GprsParallel => {
+            let j = opts.parallel as u64;
+            if m.index == 0 || m.aux >= j {
+                return bad(format!("gprs_parallel message ({}, {}) out of range", m.aux, m.index));
+            }
+            match (m.index - 1).checked_mul(j).and_then(|v| v.checked_add(m.aux)) {
+                Some(k) => Some(Ok(k)),
+                None => bad("gprs_parallel candidate index overflows".into()),
+            }
+        }
+        _ => None,
+    }
+}
+
+/// Decodes blocks laid out back to back: block i has `sizes[i]` elements of `out` (and of
+/// `p_mean`, `p_std`), stream id `ids[i]` and message `messages[i]`. Candidate-based methods
+/// regenerate every candidate of the slice together, sixteen normals per SIMD step whatever
+/// their blocks; the others decode block by block. Bit-identical to `decode` per block.
+#[allow(clippy::too_many_arguments)]
+pub fn decode_many(
+    method: Method,
+    opts: &Options,
+    keys: &Keys,
+    ids: &[u64],
+    messages: &[Message],
+    sizes: &[u32],
+    p_mean: &[f32],
+    p_std: &[f32],
+    out: &mut [f32],
+) -> Result<(), (usize, ChannelError)> {
+    let total: usize = sizes.iter().map(|&s| s as usize).sum();
+    if ids.len() != sizes.len()
+        || messages.len() != sizes.len()
+        || [p_mean.len(), p_std.len(), out.len()] != [total; 3]
+    {
+        return Err((0, ChannelError::InvalidInput("decode_many: inconsistent lengths".into())));
+    }
+    let mut sid = Vec::with_capacity(total);
+    let mut pos = Vec::with_capacity(total);
+    let mut neg = Vec::new();
+    let mut off = 0usize;
+    let mut valid_d = 0usize; // the last dimension validated (0: none yet)
+    let mut scratch = Vec::new();
+    let mut tr = pool::Transform { perm: Vec::new(), neg: Vec::new() };
+    let codes = message_codes(method, opts);
+    for (i, (&s, m)) in sizes.iter().zip(messages).enumerate() {
+        let d = s as usize;
+        let range = off..off + d;
+        off += d;
+        if d != valid_d {
+            validate(method, opts, d).map_err(|e| (i, e))?;
+            valid_d = d;
+        }
+        for &(f, code) in &codes {
+            code.len(field(m, f)).map_err(|e| (i, e.into()))?;
+        }
+        if p_mean[range.clone()]
+            .iter()
+            .zip(&p_std[range.clone()])
+            .any(|(&m, &s)| !(m.is_finite() && s > 0.0 && s.is_finite()))
+        {
+            return Err((
+                i,
+                ChannelError::InvalidInput("prior means must be finite and stds positive".into()),
+            ));
+        }
+        let k = match candidate_index(method, opts, m) {
+            Some(k) => k.map_err(|e| (i, e))?,
+            None => {
+                decode(
+                    method,
+                    m,
+                    &p_mean[range.clone()],
+                    &p_std[range.clone()],
+                    keys,
+                    ids[i],
+                    opts,
+                    &mut out[range],
+                )
+                .map_err(|e| (i, e))?;
+                continue;
+            }
+        };
+        if let Some(b) = opts.bits {
+            if method.is_fixed_budget(opts) && k >> b != 0 {
+                return Err((
+                    i,
+                    ChannelError::InvalidMessage(format!("index {k} is outside the 2^{b} candidates")),
+                ));
+            }
+        }
+        candidates::check(k, d).map_err(|e| (i, e))?;
+        if opts.pool {
+            pool::transform_into(keys, ids[i], d, &mut scratch, &mut tr);
+            for j in 0..d {
+                sid.push(d as u64);
+                pos.push(candidates::position(k, tr.perm[j], d));
+            }
+            neg.resize(sid.len() - d, false);
+            neg.extend_from_slice(&tr.neg);
+        } else {
+            for j in 0..d {
+                sid.push(ids[i]);
+                pos.push(candidates::position(k, j, d));
+            }
+        }
+    }
+    if sid.is_empty() {
+        return Ok(());
+    }
+    // Every candidate-based block contributed its d positions in order; walk them again.
+    let mut z = vec![0f32; sid.len()];
+    let key = if opts.pool { keys.pool } else { keys.cand };
+    crate::stream::normals_at(key, &sid, &pos, &mut z, opts.backend);
+    neg.resize(z.len(), false);
+    let mut zi = 0usize;
+    let mut off = 0usize;
+    for (&s, m) in sizes.iter().zip(messages) {
+        let d = s as usize;
+        if candidate_index(method, opts, m).is_some() {
+            for e in off..off + d {
+                let x = if neg[zi] { -z[zi] } else { z[zi] };
+                out[e] = crate::stream::candidate_weight(p_mean[e], p_std[e], x);
+                zi += 1;
+            }
+        }
+        off += d;
+    }
+    Ok(())
+}
+
 /// Decodes a batch in parallel.
 #[allow(clippy::too_many_arguments)]
 pub fn decode_batch(
@@ -615,14 +765,29 @@ pub fn decode_batch(
 ) -> Result<(), (usize, ChannelError)> {
     validate(method, opts, d).map_err(|e| (0, e))?;
     let keys = Keys::new(seed);
-    let res: Vec<Result<(), ChannelError>> = out
-        .par_chunks_mut(d)
-        .with_min_len(64)
+    // Fixed chunks of blocks, decoded together: the result never depends on the thread count.
+    const BLOCKS: usize = 512;
+    let sizes = vec![d as u32; BLOCKS];
+    let res: Vec<Result<(), (usize, ChannelError)>> = out
+        .par_chunks_mut(d * BLOCKS)
         .enumerate()
-        .map(|(i, o)| {
-            let r = i * d..(i + 1) * d;
-            decode(method, &messages[i], &p_mean[r.clone()], &p_std[r], &keys, ids[i], opts, o)
+        .map(|(c, o)| {
+            let b0 = c * BLOCKS;
+            let nb = o.len() / d;
+            let r = b0 * d..(b0 + nb) * d;
+            decode_many(
+                method,
+                opts,
+                &keys,
+                &ids[b0..b0 + nb],
+                &messages[b0..b0 + nb],
+                &sizes[..nb],
+                &p_mean[r.clone()],
+                &p_std[r],
+                o,
+            )
+            .map_err(|(i, e)| (b0 + i, e))
         })
         .collect();
-    res.into_iter().enumerate().try_for_each(|(i, r)| r.map_err(|e| (i, e)))
+    res.into_iter().collect()
 }

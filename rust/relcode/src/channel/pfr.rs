@@ -70,6 +70,5 @@ pub(super) fn decode(
     if message.index == 0 {
         return Err(ChannelError::InvalidMessage("arrival indices start at 1".into()));
     }
-    candidates::weights(&Stream::with_key(keys.cand, id), message.index - 1, p_mean, p_std, out);
-    Ok(())
+    candidates::weights(&Stream::with_key(keys.cand, id), message.index - 1, p_mean, p_std, out)
 }

@@ -34,16 +34,26 @@ pub struct Transform {
 /// words drive a Fisher-Yates shuffle, i = d-1 down to 1 swapping i with
 /// floor(w (i + 1) / 2^32).
 pub fn transform(keys: &Keys, id: u64, d: usize) -> Transform {
-    let s = Stream::with_key(keys.xfrm, id);
-    let nsign = d.div_ceil(32) as u64;
-    let neg = (0..d).map(|j| (s.word(j as u64 / 32) >> (j % 32)) & 1 == 1).collect();
-    let mut perm: Vec<usize> = (0..d).collect();
+    let mut t = Transform { perm: Vec::new(), neg: Vec::new() };
+    transform_into(keys, id, d, &mut Vec::new(), &mut t);
+    t
+}
+
+/// `transform` into reused buffers (`words` is scratch space).
+pub fn transform_into(keys: &Keys, id: u64, d: usize, words: &mut Vec<u32>, t: &mut Transform) {
+    let nsign = d.div_ceil(32);
+    words.clear();
+    words.resize(nsign + d.saturating_sub(1), 0);
+    Stream::with_key(keys.xfrm, id).fill_words(0, words, Backend::Scalar);
+    t.neg.clear();
+    t.neg.extend((0..d).map(|j| (words[j / 32] >> (j % 32)) & 1 == 1));
+    t.perm.clear();
+    t.perm.extend(0..d);
     for (step, i) in (1..d).rev().enumerate() {
-        let w = s.word(nsign + step as u64) as u64;
+        let w = words[nsign + step] as u64;
         let j = ((w * (i as u64 + 1)) >> 32) as usize;
-        perm.swap(i, j);
+        t.perm.swap(i, j);
     }
-    Transform { perm, neg }
 }
 
 /// The pool of `seed` for dimension `d`: its first `n` candidates, group-interleaved.
@@ -117,8 +127,16 @@ pub(super) fn select(
 }
 
 /// Decoder: the weights of candidate `k` of block `id` in pool mode.
-pub(super) fn weights(keys: &Keys, id: u64, k: u64, p_mean: &[f32], p_std: &[f32], out: &mut [f32]) {
+pub(super) fn weights(
+    keys: &Keys,
+    id: u64,
+    k: u64,
+    p_mean: &[f32],
+    p_std: &[f32],
+    out: &mut [f32],
+) -> Result<(), ChannelError> {
     let d = out.len();
+    candidates::check(k, d)?;
     let pool = Stream::with_key(keys.pool, d as u64);
     let mut z = vec![0f32; d];
     candidates::normals(&pool, k, &mut z);
@@ -128,6 +146,7 @@ pub(super) fn weights(keys: &Keys, id: u64, k: u64, p_mean: &[f32], p_std: &[f32
         let x = if tr.neg[j] { -v } else { v };
         out[j] = candidate_weight(p_mean[j], p_std[j], x);
     }
+    Ok(())
 }
 
 #[cfg(test)]

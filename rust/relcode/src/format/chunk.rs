@@ -123,6 +123,10 @@ impl<'a> Cur<'a> {
         Ok(s)
     }
     /// A count of items of `size` bytes each, checked against the bytes that remain.
+    /// The bytes not read yet (without consuming them).
+    pub(crate) fn b_rest(&self) -> &'a [u8] {
+        &self.b[self.pos..]
+    }
     pub(crate) fn take_n(&mut self, n: u64, size: usize) -> Result<&'a [u8], FormatError> {
         let bytes =
             n.checked_mul(size as u64).filter(|&b| b <= self.rest() as u64).ok_or_else(|| self.short())?;
@@ -245,20 +249,73 @@ pub fn layout_payload(g: &Group) -> Vec<u8> {
     p.extend_from_slice(&g.start.to_le_bytes());
     p.extend_from_slice(&g.count.to_le_bytes());
     p.extend_from_slice(&(g.blocks() as u32).to_le_bytes());
-    let param = match &g.rule {
-        Rule::Fixed { size } => *size,
-        _ => 0,
-    };
-    p.extend_from_slice(&param.to_le_bytes());
     match &g.rule {
-        Rule::Fixed { .. } => {}
-        Rule::Sizes { sizes } => sizes.iter().for_each(|s| p.extend_from_slice(&s.to_le_bytes())),
+        Rule::Fixed { size } => p.extend_from_slice(&size.to_le_bytes()),
+        Rule::Sizes { sizes } => {
+            let k = rice_parameter(sizes);
+            p.extend_from_slice(&k.to_le_bytes());
+            p.extend_from_slice(&rice_sizes(sizes, k));
+        }
         Rule::Explicit { sizes, members } => {
-            sizes.iter().for_each(|s| p.extend_from_slice(&s.to_le_bytes()));
+            let k = rice_parameter(sizes);
+            p.extend_from_slice(&k.to_le_bytes());
+            p.extend_from_slice(&rice_sizes(sizes, k));
             members.iter().for_each(|m| p.extend_from_slice(&m.to_le_bytes()));
         }
     }
     p
+}
+
+/// Largest Rice parameter of block sizes (sizes are 1 ..= 65535, so v = size - 1 < 2^16).
+const MAX_RICE: u32 = 15;
+
+/// The Rice parameter that codes `sizes` in the fewest bits (ties: the smaller).
+fn rice_parameter(sizes: &[u16]) -> u32 {
+    (0..=MAX_RICE)
+        .min_by_key(|&k| sizes.iter().map(|&s| ((s as u64 - 1) >> k) + 1 + k as u64).sum::<u64>())
+        .unwrap_or(0)
+}
+
+/// Block sizes as Rice codes with parameter k, MSB-first, zero-padded to a byte: for each
+/// size, v = size - 1 gives q = v >> k zero bits, a one bit, then the k low bits of v.
+fn rice_sizes(sizes: &[u16], k: u32) -> Vec<u8> {
+    let mut w = BitWriter::new();
+    for &s in sizes {
+        let v = s as u128 - 1;
+        w.write(0, (v >> k) as u32);
+        w.write(1, 1);
+        w.write(v & ((1 << k) - 1), k);
+    }
+    w.finish()
+}
+
+/// Reads `blocks` Rice-coded sizes and their zero padding.
+fn parse_rice_sizes(c: &mut Cur<'_>, blocks: u32, k: u32, id: u32) -> Result<Vec<u16>, FormatError> {
+    // every size takes at least one bit: bound the count by the bytes left before allocating
+    if blocks as u64 > 8 * c.rest() as u64 {
+        return Err(FormatError::Truncated(format!(
+            "the LAYO chunk of group {id} is too short for {blocks} sizes"
+        )));
+    }
+    let bytes = c.b_rest();
+    let mut r = BitReader::new(bytes, 8 * bytes.len() as u64);
+    let short = |_| FormatError::Malformed(format!("group {id}: malformed block sizes"));
+    let mut sizes = Vec::with_capacity(blocks as usize);
+    for _ in 0..blocks {
+        let q = r.count_zeros(u16::MAX as u32 >> k).map_err(short)?;
+        r.read(1).map_err(short)?;
+        let v = ((q as u128) << k) | r.read(k).map_err(short)?;
+        if v >= u16::MAX as u128 {
+            return Err(FormatError::Malformed(format!("group {id}: a block size above 65535")));
+        }
+        sizes.push(v as u16 + 1);
+    }
+    let used = r.position().div_ceil(8) as usize;
+    if r.read((8 * used as u64 - r.position()) as u32).map_err(short)? != 0 {
+        return Err(FormatError::Reserved(format!("padding bits of the block sizes of group {id}")));
+    }
+    c.take(used)?;
+    Ok(sizes)
 }
 
 /// Parses a LAYO payload (the group's consistency is checked by `Group::validate`).
@@ -272,9 +329,6 @@ pub fn parse_layout(payload: &[u8]) -> Result<Group, FormatError> {
     let count = c.u64()?;
     let blocks = c.u32()?;
     let param = c.u32()?;
-    let sizes = |c: &mut Cur<'_>| -> Result<Vec<u16>, FormatError> {
-        Ok(c.take_n(blocks as u64, 2)?.chunks_exact(2).map(|b| u16::from_le_bytes([b[0], b[1]])).collect())
-    };
     let rule = match rule {
         0 => {
             if param == 0 || param as usize > MAX_BLOCK_DIM {
@@ -291,10 +345,12 @@ pub fn parse_layout(payload: &[u8]) -> Result<Group, FormatError> {
             Rule::Fixed { size: param }
         }
         1 | 2 => {
-            if param != 0 {
-                return Err(FormatError::Reserved(format!("bytes 36-39 of the LAYO chunk of group {id}")));
+            if param > MAX_RICE {
+                return Err(FormatError::Malformed(format!(
+                    "group {id}: Rice parameter {param} of the block sizes is above {MAX_RICE}"
+                )));
             }
-            let s = sizes(&mut c)?;
+            let s = parse_rice_sizes(&mut c, blocks, param, id)?;
             if rule == 1 {
                 Rule::Sizes { sizes: s }
             } else {
@@ -567,4 +623,46 @@ pub fn parse_index(payload: &[u8]) -> Result<(Vec<IndexEntry>, Vec<[u8; 32]>), F
     }
     let digests = db.chunks_exact(32).map(|d| d.try_into().unwrap()).collect();
     Ok((entries, digests))
+}
+
+#[cfg(test)]
+mod rice_tests {
+    use super::*;
+
+    #[test]
+    fn rice_sizes_round_trip_for_every_parameter() {
+        let sizes: Vec<u16> =
+            (0..500u32).map(|i| (1 + (i * 7919) % 40) as u16).chain([1, 65535, 2]).collect();
+        for k in 0..=MAX_RICE {
+            let bytes = rice_sizes(&sizes, k);
+            let mut c = Cur::new(&bytes, "LAYO");
+            assert_eq!(parse_rice_sizes(&mut c, sizes.len() as u32, k, 0).unwrap(), sizes, "k = {k}");
+            assert!(c.end().is_ok());
+        }
+        // typical KL-greedy sizes: the chosen k is the shortest, far below 16 bits a size
+        let typical = &sizes[..500];
+        let k = rice_parameter(typical);
+        let len = |k: u32| rice_sizes(typical, k).len();
+        assert!((0..=MAX_RICE).all(|j| len(k) <= len(j) + 1), "k = {k} is not the shortest");
+        assert!(len(k) * 8 < typical.len() * 8, "Rice codes must beat 8 bits a size here");
+    }
+
+    #[test]
+    fn malformed_rice_sizes_are_refused() {
+        // a non-zero padding bit
+        let mut bytes = rice_sizes(&[3, 3, 3], 1);
+        *bytes.last_mut().unwrap() |= 1;
+        assert!(matches!(
+            parse_rice_sizes(&mut Cur::new(&bytes, "LAYO"), 3, 1, 0),
+            Err(FormatError::Reserved(_))
+        ));
+        // a size above 65535: 2^16 zero bits before the one (k = 0) cannot be a size
+        let long = vec![0u8; 8193];
+        assert!(parse_rice_sizes(&mut Cur::new(&long, "LAYO"), 1, 0, 0).is_err());
+        // more sizes than bits
+        assert!(matches!(
+            parse_rice_sizes(&mut Cur::new(&[0xFF], "LAYO"), 9, 0, 0),
+            Err(FormatError::Truncated(_))
+        ));
+    }
 }

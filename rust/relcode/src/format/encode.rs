@@ -138,11 +138,13 @@ pub fn check_tensor(name: &str, shape: &[u64], limits: &Limits) -> Result<u64, F
 }
 
 /// Codes the blocks of one group. `qm`, `qs`, `pm`, `ps` are the group's elements in
-/// coded-vector order; returns the messages, the decoded values (same order), the bits of
-/// each block and the steps taken.
+/// coded-vector order; block j reads stream id `gid · 2^32 + j` (`gid` is the group id, or
+/// `instance · groups + group` in a file with instances). Returns the messages, the decoded
+/// values (same order), the bits of each block and the steps taken.
 #[allow(clippy::too_many_arguments)]
 pub fn encode_group(
     g: &Group,
+    gid: u32,
     qm: &[f64],
     qs: &[f64],
     pm: &[f32],
@@ -195,19 +197,20 @@ pub fn encode_group(
         bits.push(b);
         steps += st;
     }
-    Ok((Messages { group: g.id, method, options: opts.clone(), messages }, values, bits, steps))
+    Ok((Messages { group: gid, method, options: opts.clone(), messages }, values, bits, steps))
 }
 
-/// Decodes the blocks of one group into `out` (the group's elements in coded-vector order).
+/// Decodes the blocks of one group into `out` (the group's elements in coded-vector order);
+/// `gid` is the stream group id (`msgs.group`).
 pub fn decode_group(
     g: &Group,
+    gid: u32,
     msgs: &Messages,
     pm: &[f32],
     ps: &[f32],
     seed: u64,
     out: &mut [f32],
 ) -> Result<(), FormatError> {
-    let gid = g.id;
     if msgs.messages.len() as u64 != g.blocks() {
         return Err(FormatError::Malformed(format!(
             "group {gid} has {} blocks but its MSGS chunk holds {} messages",
@@ -222,39 +225,42 @@ pub fn decode_group(
     let order = g.order();
     let keys = Keys::new(seed);
     let mut vals = vec![0f32; order.len()];
-    let mut parts: Vec<(usize, usize, &mut [f32])> = Vec::with_capacity(sizes.len());
+    // priors in block order, then fixed chunks of blocks decoded together (SIMD across blocks)
+    let bm: Vec<f32> = order.iter().map(|&k| pm[k as usize]).collect();
+    let bs: Vec<f32> = order.iter().map(|&k| ps[k as usize]).collect();
+    const BLOCKS: usize = 512;
+    let mut chunks: Vec<(usize, usize, &mut [f32])> = Vec::new();
     let mut rest: &mut [f32] = &mut vals;
     let mut off = 0usize;
-    for (j, &s) in sizes.iter().enumerate() {
-        let (a, b) = std::mem::take(&mut rest).split_at_mut(s as usize);
-        parts.push((j, off, a));
+    for (c, sz) in sizes.chunks(BLOCKS).enumerate() {
+        let n: usize = sz.iter().map(|&s| s as usize).sum();
+        let (a, b) = std::mem::take(&mut rest).split_at_mut(n);
+        chunks.push((c * BLOCKS, off, a));
         rest = b;
-        off += s as usize;
+        off += n;
     }
-    let bufs = || (Vec::<f32>::new(), Vec::<f32>::new());
-    parts.into_par_iter().with_min_len(64).try_for_each_init(bufs, |(bm, bs), (j, off, o)| {
-        let d = o.len();
-        bm.clear();
-        bs.clear();
-        for &k in &order[off..off + d] {
-            bm.push(pm[k as usize]);
-            bs.push(ps[k as usize]);
-        }
-        let (bm, bs) = (&bm[..], &bs[..]);
-        channel::decode(
+    chunks.into_par_iter().try_for_each(|(j0, off, o)| {
+        let nb = sizes.len().min(j0 + BLOCKS) - j0;
+        let ids: Vec<u64> = (j0..j0 + nb).map(|j| block_id(gid, j as u32)).collect();
+        let n = o.len();
+        channel::decode_many(
             msgs.method,
-            &msgs.messages[j],
-            bm,
-            bs,
-            &keys,
-            block_id(gid, j as u32),
             &msgs.options,
+            &keys,
+            &ids,
+            &msgs.messages[j0..j0 + nb],
+            &sizes[j0..j0 + nb],
+            &bm[off..off + n],
+            &bs[off..off + n],
             o,
         )
-        .map_err(|e| match e {
-            ChannelError::InvalidMessage(why) => FormatError::Message { group: gid, block: j as u64, why },
-            ChannelError::Unsupported(why) => FormatError::Unsupported(why),
-            e => FormatError::Message { group: gid, block: j as u64, why: e.to_string() },
+        .map_err(|(i, e)| {
+            let block = (j0 + i) as u64;
+            match e {
+                ChannelError::InvalidMessage(why) => FormatError::Message { group: gid, block, why },
+                ChannelError::Unsupported(why) => FormatError::Unsupported(why),
+                e => FormatError::Message { group: gid, block, why: e.to_string() },
+            }
         })
     })?;
     for (v, &k) in vals.iter().zip(&order) {
@@ -425,6 +431,7 @@ pub fn encode<W: Write>(out: W, input: &EncodeInput<'_>) -> Result<(W, EncodeRep
         let r = g.start as usize..(g.start + g.count) as usize;
         let (m, vals, b, st) = encode_group(
             g,
+            g.id,
             &qm[r.clone()],
             &qs[r.clone()],
             &pm[r.clone()],
@@ -517,6 +524,33 @@ pub fn write_file<W: Write>(
             c += t.numel();
         }
     }
+    if !own {
+        // Messages only. `msgs[i · G + g]` holds instance i's messages of group g; the MSGS
+        // chunk of group g holds every instance's, instance by instance.
+        let ng = groups.len();
+        let n: u64 = groups.iter().map(|g| g.count).sum();
+        let k = msgs.len().checked_div(ng).unwrap_or(0);
+        for (gi, g) in groups.iter().enumerate() {
+            let first = &msgs[gi];
+            let mut merged = Messages {
+                group: gi as u32,
+                method: first.method,
+                options: first.options.clone(),
+                messages: Vec::new(),
+            };
+            for i in 0..k {
+                let m = &msgs[i * ng + gi];
+                if m.method != first.method || m.options != first.options {
+                    return Err(bad("every instance of a group must use one method and one set of options"));
+                }
+                merged.messages.extend_from_slice(&m.messages);
+                let start = i as u64 * n + g.start;
+                w.hash_coded(start, &coded[start as usize..(start + g.count) as usize])?;
+            }
+            w.chunk(super::chunk::MSGS, 0, &super::chunk::messages_payload(&merged)?)?;
+        }
+        return w.finish();
+    }
     for (gi, g) in groups.iter().enumerate() {
         if own {
             for &(t, role, vals) in elems {
@@ -583,26 +617,38 @@ pub fn assemble<W: Write>(
         }
     }
     let n: u64 = groups.iter().map(|g| g.count).sum();
-    let mut coded = vec![0f32; if h.messages { n as usize } else { 0 }];
+    let k = h.instances.unwrap_or(1);
+    if h.instances.is_some() && h.base.is_none() {
+        return Err(bad("only a file with a base holds instances"));
+    }
+    let total =
+        k.checked_mul(n).filter(|&t| t <= limits.max_elements).ok_or_else(|| bad("too many elements"))?;
+    if k.checked_mul(groups.len() as u64).is_none_or(|m| m > u32::MAX as u64 + 1) {
+        return Err(bad("too many instances"));
+    }
+    let mut coded = vec![0f32; if h.messages { total as usize } else { 0 }];
     if h.messages {
-        if a.messages.len() != groups.len() {
+        if a.messages.len() as u64 != k * groups.len() as u64 {
             return Err(bad(format!(
-                "{} message groups for {} layout groups",
+                "{} message groups for {k} instances of {} layout groups",
                 a.messages.len(),
                 groups.len()
             )));
         }
-        for (g, m) in groups.iter().zip(&a.messages) {
+        let ng = groups.len().max(1);
+        for (mi, m) in a.messages.iter().enumerate() {
+            let g = &groups[mi % ng];
             check_method(m.method, &m.options)?;
-            if m.group != g.id {
+            if m.group as usize != mi {
                 return Err(bad("messages must be given in group order"));
             }
             let (pm, ps) = match base {
                 Some(b) if h.base.is_some() => b.prior_range(g.start, g.start + g.count)?,
                 _ => prior_of(&tensors, &a.elems, g.start, g.start + g.count)?,
             };
-            let r = g.start as usize..(g.start + g.count) as usize;
-            decode_group(g, m, &pm, &ps, h.seed, &mut coded[r]).map_err(|e| bad(e.to_string()))?;
+            let start = (mi / ng) as u64 * n + g.start;
+            let r = start as usize..(start + g.count) as usize;
+            decode_group(g, mi as u32, m, &pm, &ps, h.seed, &mut coded[r]).map_err(|e| bad(e.to_string()))?;
         }
     }
     // A file with a base hashes the base's raw tensors too (they are part of what it decodes to).

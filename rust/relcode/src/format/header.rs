@@ -142,6 +142,9 @@ pub struct Header {
     pub tensors: Vec<TensorInfo>,
     /// Number of layout groups (0 when `base` is set).
     pub groups: u64,
+    /// With a base: the number of instances of the base's coded tensors the file holds
+    /// (COMBINER: one per image patch); its coded tensors decode stacked, shape (K, ...).
+    pub instances: Option<u64>,
     /// Free-form metadata (a map, by convention).
     pub meta: Option<Value>,
 }
@@ -158,6 +161,7 @@ impl Header {
             base: None,
             tensors: Vec::new(),
             groups: 0,
+            instances: None,
             meta: None,
         }
     }
@@ -173,6 +177,9 @@ impl Header {
         ];
         if let Some(b) = self.base {
             m.push(("base", Value::Bin(b.to_vec())));
+            if let Some(k) = self.instances {
+                m.push(("instances", Value::UInt(k)));
+            }
         } else {
             m.push(("groups", Value::UInt(self.groups)));
             let ts = self.tensors.iter().map(tensor_value).collect();
@@ -240,6 +247,11 @@ impl Header {
             if !messages {
                 return Err(bad("a file with a base must hold messages"));
             }
+            let instances = match v.get("instances") {
+                None => None,
+                Some(Value::UInt(k)) if *k >= 1 => Some(*k),
+                Some(_) => return Err(bad("header field \"instances\" must be a positive integer")),
+            };
             return Ok(Header {
                 seed,
                 stream,
@@ -249,8 +261,12 @@ impl Header {
                 base,
                 tensors: Vec::new(),
                 groups: 0,
+                instances,
                 meta,
             });
+        }
+        if v.get("instances").is_some() {
+            return Err(bad("only a file with a base holds instances"));
         }
         let groups = uint("groups")?;
         let Some(Value::Array(ts)) = v.get("tensors") else {
@@ -289,7 +305,7 @@ impl Header {
         if coded == (groups == 0) {
             return Err(bad("a file has layout groups exactly when its coded tensors have elements"));
         }
-        Ok(Header { seed, stream, channel, digest, messages, base, tensors, groups, meta })
+        Ok(Header { seed, stream, channel, digest, messages, base, tensors, groups, instances: None, meta })
     }
 }
 

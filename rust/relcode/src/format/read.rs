@@ -120,6 +120,10 @@ pub struct Reader {
     msgs: Vec<usize>,
     own: Option<Arc<Model>>,
     base: Option<Arc<Reader>>,
+    /// Instances of the coded tensors (1 unless the header says otherwise).
+    instances: u64,
+    /// The decoded tensors' descriptions: coded tensors stacked to (K, ...) with instances.
+    stacked: Vec<TensorInfo>,
 }
 
 /// Everything a file decodes to.
@@ -187,6 +191,8 @@ impl Reader {
             msgs: Vec::new(),
             own: None,
             base: None,
+            instances: 1,
+            stacked: Vec::new(),
         };
         let index = reader.frame_at(index_at)?;
         if index.kind != INDX || index.end() != index_end {
@@ -200,6 +206,7 @@ impl Reader {
         reader.digests = digests;
         reader.frames = reader.walk(&entries, index_at)?;
         reader.read_header()?;
+        reader.instances = reader.header.instances.unwrap_or(1);
         if eager {
             for i in 0..reader.frames.len() {
                 let f = reader.frames[i];
@@ -482,7 +489,7 @@ impl Reader {
         }
         let groups = match self.model() {
             Some(m) => m.groups.len(),
-            None => n, // checked again when the base is attached
+            None => n, // checked when the base is attached
         };
         if n != groups {
             return Err(FormatError::Malformed(format!("{n} MSGS chunks for {groups} groups")));
@@ -517,12 +524,45 @@ impl Reader {
         if base.header.base.is_some() || base.header.messages {
             return Err(FormatError::Malformed("a base file must hold no messages and have no base".into()));
         }
-        let groups = base.model().map(|m| m.groups.len()).unwrap_or(0);
-        if self.msgs.len() != groups {
+        let (groups, coded) = base.model().map(|m| (m.groups.len() as u64, m.coded_len)).unwrap_or((0, 0));
+        let k = self.instances;
+        if self.msgs.len() as u64 != groups {
             return Err(FormatError::Malformed(format!(
                 "{} MSGS chunks for the base's {groups} groups",
                 self.msgs.len()
             )));
+        }
+        if k.checked_mul(groups).is_none_or(|m| m > 1 << 32) {
+            return Err(FormatError::Limit(format!(
+                "{k} instances of {groups} groups exceed 2^32 stream groups"
+            )));
+        }
+        let total: u64 = base.model().map(|m| m.tensors.iter().map(|t| t.numel()).sum()).unwrap_or(0);
+        if k.checked_mul(coded)
+            .and_then(|c| c.checked_add(total))
+            .is_none_or(|t| t > self.limits.max_elements)
+        {
+            return Err(FormatError::Limit(format!(
+                "{k} instances exceed {} elements in all (max_elements)",
+                self.limits.max_elements
+            )));
+        }
+        if self.header.instances.is_some() {
+            self.stacked = base
+                .model()
+                .map(|m| {
+                    m.tensors
+                        .iter()
+                        .map(|t| {
+                            let mut t = t.clone();
+                            if t.coded() {
+                                t.shape.insert(0, k);
+                            }
+                            t
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
         }
         self.base = Some(base);
         self.check_digest_count()?;
@@ -583,9 +623,16 @@ impl Reader {
     // -----------------------------------------------------------------------------------
     // What the file holds
 
-    /// The tensors (the base's when the file has one).
+    /// The tensors the file describes, as they decode: the base's when the file has one,
+    /// coded tensors stacked to shape (K, ...) when the file holds K instances.
     pub fn tensors(&self) -> Result<&[TensorInfo], FormatError> {
-        Ok(&self.need_model()?.tensors)
+        let m = self.need_model()?;
+        Ok(if self.header.instances.is_some() { &self.stacked } else { &m.tensors })
+    }
+
+    /// Instances of the coded tensors (1 unless the header records `instances`).
+    pub fn instances(&self) -> u64 {
+        self.instances
     }
 
     pub fn groups(&self) -> Result<&[Group], FormatError> {
@@ -612,15 +659,21 @@ impl Reader {
         false
     }
 
-    /// Length of the coded vector.
+    /// Length of the coded vector (all instances: instance i's element e is at
+    /// `i · N + e`, N the length of one instance).
     pub fn coded_len(&self) -> Result<u64, FormatError> {
-        Ok(self.need_model()?.coded_len)
+        Ok(self.need_model()?.coded_len * self.instances)
     }
 
-    /// The coded-vector range of tensor `t` (None for raw tensors).
-    pub fn coded_range(&self, t: usize) -> Result<Option<(u64, u64)>, FormatError> {
+    /// The coded-vector ranges of tensor `t`, one per instance (empty for raw tensors).
+    pub fn coded_ranges(&self, t: usize) -> Result<Vec<(u64, u64)>, FormatError> {
         let m = self.need_model()?;
-        Ok(m.coded_start[t].map(|s| (s, s + m.tensors[t].numel())))
+        Ok(match m.coded_start[t] {
+            None => Vec::new(),
+            Some(s) => (0..self.instances)
+                .map(|i| (i * m.coded_len + s, i * m.coded_len + s + m.tensors[t].numel()))
+                .collect(),
+        })
     }
 
     /// Indices of the tensors the file decodes to: all of them when it holds messages, the
@@ -762,55 +815,89 @@ impl Reader {
     // -----------------------------------------------------------------------------------
     // Decoding
 
-    /// Decodes group `g` into `out` (its elements, in coded-vector order).
+    /// Decodes MSGS group `g` (instance `g / G`, layout group `g mod G`) into `out` (its
+    /// elements, in coded-vector order).
     pub fn decode_group(&self, g: usize, out: &mut [f32]) -> Result<(), FormatError> {
+        let ng = self.need_model()?.groups.len().max(1);
+        let msgs = self.messages(g % ng)?;
+        self.decode_group_with(g, msgs, out)
+    }
+
+    /// `decode_group` with the MSGS chunk of layout group `g mod G` already parsed.
+    fn decode_group_with(&self, g: usize, mut msgs: Messages, out: &mut [f32]) -> Result<(), FormatError> {
         let m = self.need_model()?;
         if !self.header.messages {
             return Err(FormatError::InvalidInput("this file holds no messages (it is a base file)".into()));
         }
-        let group = &m.groups[g];
+        let ng = m.groups.len().max(1);
+        let group = &m.groups[g % ng];
         if out.len() as u64 != group.count {
             return Err(FormatError::InvalidInput("output buffer has the wrong size".into()));
         }
-        let msgs = self.messages(g)?;
-        if msgs.messages.len() as u64 != group.blocks() {
+        let b = group.blocks();
+        if msgs.messages.len() as u64 != b * self.instances {
             return Err(FormatError::Malformed(format!(
-                "group {g} has {} blocks but its MSGS chunk holds {} messages",
-                group.blocks(),
+                "group {} has {} blocks in each of {} instances but its MSGS chunk holds {} messages",
+                g % ng,
+                b,
+                self.instances,
                 msgs.messages.len()
             )));
         }
+        if self.instances > 1 {
+            let i = (g / ng) as u64;
+            msgs.messages = msgs.messages[(i * b) as usize..((i + 1) * b) as usize].to_vec();
+        }
         let (pm, ps) = self.prior_range(group.start, group.start + group.count)?;
-        super::encode::decode_group(group, &msgs, &pm, &ps, self.header.seed, out)
+        super::encode::decode_group(group, g as u32, &msgs, &pm, &ps, self.header.seed, out)
     }
 
     /// Decodes the coded-vector range [e0, e1) into `out`, group by group in parallel.
     pub fn decode_range(&self, e0: u64, e1: u64, out: &mut [f32]) -> Result<(), FormatError> {
         let m = self.need_model()?;
-        if e0 > e1 || e1 > m.coded_len || out.len() as u64 != e1 - e0 {
+        if e0 > e1 || e1 > m.coded_len * self.instances || out.len() as u64 != e1 - e0 {
             return Err(FormatError::InvalidInput("bad range or output size".into()));
         }
         // Groups overlapping the range, each with the part of `out` it fills.
-        let mut jobs: Vec<(usize, &mut [f32])> = Vec::new();
+        let mut jobs: Vec<(usize, u64, &mut [f32])> = Vec::new();
         let mut rest: &mut [f32] = out;
-        for g in &m.groups {
-            let (a, b) = (g.start.max(e0), (g.start + g.count).min(e1));
-            if a >= b {
-                continue;
+        let ng = m.groups.len();
+        for i in 0..self.instances {
+            for g in &m.groups {
+                let s = i * m.coded_len + g.start;
+                let (a, b) = (s.max(e0), (s + g.count).min(e1));
+                if a >= b {
+                    continue;
+                }
+                let (head, tail) = std::mem::take(&mut rest).split_at_mut((b - a) as usize);
+                jobs.push((i as usize * ng + g.id as usize, s, head));
+                rest = tail;
             }
-            let (head, tail) = std::mem::take(&mut rest).split_at_mut((b - a) as usize);
-            jobs.push((g.id as usize, head));
-            rest = tail;
         }
-        jobs.into_par_iter().with_max_len(1).try_for_each(|(g, o)| {
-            let group = &m.groups[g];
-            let (a, b) = (group.start.max(e0), (group.start + group.count).min(e1));
-            if a == group.start && b == group.start + group.count {
-                self.decode_group(g, o)
+        // With instances, every instance of a group shares one MSGS chunk: parse it once.
+        let mut parsed: std::collections::BTreeMap<usize, Messages> = std::collections::BTreeMap::new();
+        if self.instances > 1 {
+            for (g, _, _) in &jobs {
+                if let std::collections::btree_map::Entry::Vacant(e) = parsed.entry(g % ng) {
+                    e.insert(self.messages(g % ng)?);
+                }
+            }
+        }
+        let msgs_of = |g: usize| -> Result<Messages, FormatError> {
+            match parsed.get(&(g % ng)) {
+                Some(m) => Ok(m.clone()),
+                None => self.messages(g % ng),
+            }
+        };
+        jobs.into_par_iter().with_max_len(1).try_for_each(|(g, s, o)| {
+            let group = &m.groups[g % ng];
+            let (a, b) = (s.max(e0), (s + group.count).min(e1));
+            if a == s && b == s + group.count {
+                self.decode_group_with(g, msgs_of(g)?, o)
             } else {
                 let mut tmp = vec![0f32; group.count as usize];
-                self.decode_group(g, &mut tmp)?;
-                o.copy_from_slice(&tmp[(a - group.start) as usize..(b - group.start) as usize]);
+                self.decode_group_with(g, msgs_of(g)?, &mut tmp)?;
+                o.copy_from_slice(&tmp[(a - s) as usize..(b - s) as usize]);
                 Ok(())
             }
         })
@@ -821,19 +908,24 @@ impl Reader {
     pub fn decode_tensor(&self, t: usize) -> Result<Vec<u8>, FormatError> {
         let m = self.need_model()?;
         let info = &m.tensors[t];
-        let bytes = match self.coded_range(t)? {
-            Some((a, b)) => {
+        let ranges = self.coded_ranges(t)?;
+        let bytes = match info.coded() {
+            true => {
                 if !self.header.messages {
                     return Err(FormatError::InvalidInput(format!(
                         "{:?} has no messages in a base file",
                         info.name
                     )));
                 }
-                let mut v = vec![0f32; (b - a) as usize];
-                self.decode_range(a, b, &mut v)?;
-                f32_bytes(&v)
+                let mut out = Vec::new();
+                for (a, b) in ranges {
+                    let mut v = vec![0f32; (b - a) as usize];
+                    self.decode_range(a, b, &mut v)?;
+                    out.extend(f32_bytes(&v));
+                }
+                out
             }
-            None => {
+            false => {
                 let mut v = vec![0u8; (info.numel() * info.dtype.size()) as usize];
                 self.read_raw(t, &mut v)?;
                 v
@@ -868,7 +960,11 @@ impl Reader {
             let mut h = Sha256::new();
             let target = if self.header.digest == DigestMode::All { &mut all } else { &mut h };
             match m.coded_start[t] {
-                Some(s) => sha256_f32(target, &coded[s as usize..(s + m.tensors[t].numel()) as usize]),
+                Some(_) => {
+                    for (a, b) in self.coded_ranges(t)? {
+                        sha256_f32(target, &coded[a as usize..b as usize]);
+                    }
+                }
                 None => target
                     .update(raw[t].ok_or_else(|| FormatError::InvalidInput("missing raw bytes".into()))?),
             }
@@ -891,7 +987,7 @@ impl Reader {
     /// Decodes everything and checks every digest.
     pub fn decode_all(&self) -> Result<Decoded, FormatError> {
         let m = self.need_model()?;
-        let n = if self.header.messages { m.coded_len } else { 0 };
+        let n = if self.header.messages { m.coded_len * self.instances } else { 0 };
         let mut coded = vec![0f32; n as usize];
         if n > 0 {
             self.decode_coded(&mut coded)?;
@@ -910,7 +1006,13 @@ impl Reader {
         let mut tensors = Vec::new();
         for t in self.decoded_tensors()? {
             let bytes = match (m.coded_start[t], raw[t].take()) {
-                (Some(s), _) => f32_bytes(&coded[s as usize..(s + m.tensors[t].numel()) as usize]),
+                (Some(_), _) => {
+                    let mut v = Vec::new();
+                    for (a, b) in self.coded_ranges(t)? {
+                        v.extend(f32_bytes(&coded[a as usize..b as usize]));
+                    }
+                    v
+                }
                 (None, Some(b)) => b,
                 (None, None) => unreachable!(),
             };
@@ -922,6 +1024,14 @@ impl Reader {
     /// Checks every CRC (unknown optional chunks included), decodes everything and checks
     /// the digests.
     pub fn verify(&self) -> Result<(), FormatError> {
+        self.check_chunks()?;
+        self.decode_all().map(|_| ())
+    }
+
+    /// Reads every chunk (unknown optional chunks and the base's included) one at a time
+    /// and checks its CRC, without decoding: with a lazy open, the first half of a
+    /// bounded-memory verify.
+    pub fn check_chunks(&self) -> Result<(), FormatError> {
         for f in &self.frames {
             self.load(f)?;
         }
@@ -930,7 +1040,7 @@ impl Reader {
                 b.load(f)?;
             }
         }
-        self.decode_all().map(|_| ())
+        Ok(())
     }
 }
 

@@ -30,7 +30,14 @@ impl Lane {
 
     fn feed(&mut self, pos: u64, bytes: Vec<u8>) -> Result<(), FormatError> {
         let end = pos.checked_add(bytes.len() as u64).filter(|&e| e <= self.total);
-        if end.is_none() || pos < self.next || self.pending.contains_key(&pos) {
+        if end.is_none() || (pos < self.next && !bytes.is_empty()) {
+            return Err(FormatError::InvalidInput("decoded values were given twice or out of range".into()));
+        }
+        if bytes.is_empty() {
+            // An empty tensor starts where the next one does: nothing to hash, nothing to wait for.
+            return Ok(());
+        }
+        if self.pending.contains_key(&pos) {
             return Err(FormatError::InvalidInput("decoded values were given twice or out of range".into()));
         }
         if pos != self.next {
@@ -51,35 +58,46 @@ impl Lane {
 pub struct DigestBuilder {
     mode: DigestMode,
     /// Per decoded tensor: (tensor index, coded-vector start or None, byte offset in the
-    /// concatenation, byte length).
-    items: Vec<(usize, Option<u64>, u64, u64)>,
+    /// concatenation, byte length, elements per instance).
+    items: Vec<(usize, Option<u64>, u64, u64, u64)>,
+    /// Instances of the coded tensors (1 without instances) and the coded length of one.
+    instances: u64,
+    coded_len: u64,
     lanes: Vec<Lane>,
 }
 
 impl DigestBuilder {
-    /// `tensors` are the file's tensors; `messages` whether coded tensors are decoded.
-    pub fn new(mode: DigestMode, tensors: &[TensorInfo], messages: bool) -> DigestBuilder {
+    /// `tensors` are the file's (or its base's) tensors as stored; `messages` whether coded
+    /// tensors are decoded; `instances` the stacked instances of a file with a base.
+    pub fn new(
+        mode: DigestMode,
+        tensors: &[TensorInfo],
+        messages: bool,
+        instances: Option<u64>,
+    ) -> DigestBuilder {
+        let k = instances.unwrap_or(1);
         let mut items = Vec::new();
         let (mut coded, mut off) = (0u64, 0u64);
         for (i, t) in tensors.iter().enumerate() {
-            let bytes = t.numel() * t.dtype.size();
+            let n = t.numel();
             let start = if t.coded() {
-                coded += t.numel();
-                Some(coded - t.numel())
+                coded += n;
+                Some(coded - n)
             } else {
                 None
             };
             if t.coded() && !messages {
                 continue;
             }
-            items.push((i, start, off, bytes));
+            let bytes = if t.coded() { k * n * 4 } else { n * t.dtype.size() };
+            items.push((i, start, off, bytes, n));
             off += bytes;
         }
         let lanes = match mode {
             DigestMode::Tensor => items.iter().map(|it| Lane::new(it.3)).collect(),
             DigestMode::All => vec![Lane::new(off)],
         };
-        DigestBuilder { mode, items, lanes }
+        DigestBuilder { mode, items, instances: k, coded_len: coded, lanes }
     }
 
     fn lane(&mut self, k: usize, byte: u64, bytes: Vec<u8>) -> Result<(), FormatError> {
@@ -102,23 +120,34 @@ impl DigestBuilder {
         self.lane(k, start * itemsize, bytes.to_vec())
     }
 
-    /// Decoded coded values of the coded-vector range starting at `start`.
+    /// Decoded values of the coded vector from position `start` (instance-major: position
+    /// `i · coded_len + e` is element e of instance i).
     pub fn coded(&mut self, start: u64, values: &[f32]) -> Result<(), FormatError> {
+        let n = self.coded_len.max(1);
         let end = start + values.len() as u64;
-        for k in 0..self.items.len() {
-            let (t, s, _, bytes) = self.items[k];
-            let _ = t;
-            let Some(s) = s else { continue };
-            let e = s + bytes / 4;
-            let (a, b) = (s.max(start), e.min(end));
-            if a >= b {
-                continue;
+        if end > self.instances * self.coded_len {
+            return Err(FormatError::InvalidInput("decoded values past the coded vector".into()));
+        }
+        let mut pos = start;
+        while pos < end {
+            let inst = pos / n;
+            let seg_end = end.min((inst + 1) * n);
+            let (e0, e1) = (pos - inst * n, seg_end - inst * n);
+            for k in 0..self.items.len() {
+                let (_, s, _, _, numel) = self.items[k];
+                let Some(s) = s else { continue };
+                let (a, b) = (s.max(e0), (s + numel).min(e1));
+                if a >= b {
+                    continue;
+                }
+                let from = (a - e0 + pos - start) as usize;
+                let mut h = Vec::with_capacity(((b - a) * 4) as usize);
+                for v in &values[from..from + (b - a) as usize] {
+                    h.extend_from_slice(&v.to_le_bytes());
+                }
+                self.lane(k, (inst * numel + (a - s)) * 4, h)?;
             }
-            let mut h = Vec::with_capacity(((b - a) * 4) as usize);
-            for v in &values[(a - start) as usize..(b - start) as usize] {
-                h.extend_from_slice(&v.to_le_bytes());
-            }
-            self.lane(k, (a - s) * 4, h)?;
+            pos = seg_end;
         }
         Ok(())
     }
@@ -163,7 +192,7 @@ impl<W: Write> Writer<W> {
             out,
             pos: 0,
             entries: Vec::new(),
-            digests: DigestBuilder::new(header.digest, tensors, header.messages),
+            digests: DigestBuilder::new(header.digest, tensors, header.messages, header.instances),
             tensors: tensors.to_vec(),
         };
         let mut pre = [0u8; 16];
@@ -236,10 +265,17 @@ impl<W: Write> Writer<W> {
         self.chunk(MSGS, 0, &payload)
     }
 
+    /// Feeds decoded coded values to the digests without writing a chunk (a MSGS chunk
+    /// whose values are not contiguous: the instances of a file with a base).
+    pub fn hash_coded(&mut self, start: u64, values: &[f32]) -> Result<(), FormatError> {
+        self.digests.coded(start, values)
+    }
+
     /// Writes the index and the tail; returns the sink and the file length.
     pub fn finish(mut self) -> Result<(W, u64, Vec<[u8; 32]>), FormatError> {
         let digests =
-            std::mem::replace(&mut self.digests, DigestBuilder::new(DigestMode::All, &[], false)).finish()?;
+            std::mem::replace(&mut self.digests, DigestBuilder::new(DigestMode::All, &[], false, None))
+                .finish()?;
         let payload = chunk::index_payload(&self.entries, &digests);
         let at = self.pos;
         let f = chunk::frame(INDX, 0, &payload)?;
@@ -249,5 +285,21 @@ impl<W: Write> Writer<W> {
         self.put(&END_MAGIC)?;
         self.out.flush()?;
         Ok((self.out, self.pos, digests))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_pieces_do_not_collide_with_the_next_tensor() {
+        // An empty tensor and the tensor after it start at the same byte of the "all" digest.
+        let mut lane = Lane::new(8);
+        lane.feed(4, vec![]).unwrap();
+        lane.feed(4, vec![1, 2, 3, 4]).unwrap();
+        lane.feed(0, vec![5, 6, 7, 8]).unwrap();
+        assert_eq!(lane.next, 8);
+        assert!(lane.feed(4, vec![9]).is_err());
     }
 }

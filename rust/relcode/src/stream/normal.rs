@@ -174,6 +174,32 @@ pub(crate) mod avx2 {
         _mm256_storeu_ps(p.add(24), _mm256_permute2f128_ps::<0x31>(u2, u3));
     }
 
+    /// Normals at eight arbitrary (stream id, position) pairs under round keys `rk`.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    pub unsafe fn gather8(rk: &[[__m256i; 2]; 10], ids: &[u64], pos: &[u64], out: &mut [f32]) {
+        let mut c = [[0u32; 8]; 4];
+        let mut sel = [0u32; 8];
+        let mut odd = [0u32; 8];
+        for l in 0..8 {
+            let b = pos[l] >> 2;
+            c[0][l] = b as u32;
+            c[1][l] = (b >> 32) as u32;
+            c[2][l] = ids[l] as u32;
+            c[3][l] = (ids[l] >> 32) as u32;
+            sel[l] = if pos[l] & 2 != 0 { u32::MAX } else { 0 };
+            odd[l] = if pos[l] & 1 != 0 { u32::MAX } else { 0 };
+        }
+        let cv = c.map(|w| _mm256_loadu_si256(w.as_ptr() as *const __m256i));
+        let w = super::super::philox::avx2::philox8(cv, rk);
+        let m = _mm256_loadu_si256(sel.as_ptr() as *const __m256i);
+        let a = _mm256_blendv_epi8(w[0], w[2], m);
+        let b = _mm256_blendv_epi8(w[1], w[3], m);
+        let (zc, zs) = box_muller8(a, b);
+        let o = _mm256_castsi256_ps(_mm256_loadu_si256(odd.as_ptr() as *const __m256i));
+        _mm256_storeu_ps(out.as_mut_ptr(), _mm256_blendv_ps(zc, zs, o));
+    }
+
     /// The 32 normals of Philox blocks `b .. b+8` of stream `id` under round keys `rk`,
     /// in stream order. `b` must be a multiple of 8.
     #[inline]
@@ -305,6 +331,33 @@ pub(crate) mod avx512 {
         _mm512_storeu_ps(p.add(16), _mm512_shuffle_f32x4::<0xDD>(v0, v1));
         _mm512_storeu_ps(p.add(32), _mm512_shuffle_f32x4::<0x88>(v2, v3));
         _mm512_storeu_ps(p.add(48), _mm512_shuffle_f32x4::<0xDD>(v2, v3));
+    }
+
+    /// Normals at sixteen arbitrary (stream id, position) pairs under round keys `rk`.
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512F.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn gather16(rk: &[[__m512i; 2]; 10], ids: &[u64], pos: &[u64], out: &mut [f32]) {
+        let mut c = [[0u32; 16]; 4];
+        let mut sel = 0u16;
+        let mut odd = 0u16;
+        for l in 0..16 {
+            let b = pos[l] >> 2;
+            c[0][l] = b as u32;
+            c[1][l] = (b >> 32) as u32;
+            c[2][l] = ids[l] as u32;
+            c[3][l] = (ids[l] >> 32) as u32;
+            sel |= (((pos[l] >> 1) & 1) as u16) << l;
+            odd |= ((pos[l] & 1) as u16) << l;
+        }
+        let cv = c.map(|w| _mm512_loadu_si512(w.as_ptr() as *const _));
+        let w = super::super::philox::avx512::philox16(cv, rk);
+        let a = _mm512_mask_blend_epi32(sel, w[0], w[2]);
+        let b = _mm512_mask_blend_epi32(sel, w[1], w[3]);
+        let (zc, zs) = box_muller16(a, b);
+        _mm512_storeu_ps(out.as_mut_ptr(), _mm512_mask_blend_ps(odd, zc, zs));
     }
 
     /// The 64 normals of Philox blocks `b .. b+16` of stream `id` under round keys `rk`,
