@@ -9,9 +9,10 @@ Writes ``results.json``, ``table.md`` and ``rd.png`` to the output folder and pr
 What it measures, honestly and on the CPU (full Kodak images are GPU work):
 
 1. **Codecs** are trained on random 64x64 crops of scikit-learn's and scikit-image's sample
-   images (never a Kodak image), one per nominal rate, plus a *fixed-prior* codec for the
-   ablation (same procedure without the M-step). ``--codecs DIR`` uses existing codec files
-   instead (for example the shipped ones).
+   images (never a Kodak image), one per nominal rate, with the settings of the shipped
+   codecs, plus a *fixed-prior* codec for the ablation (same procedure without the
+   M-step). ``--codecs DIR`` uses the learned codecs in DIR instead (for example
+   ``python/relcode/inr/codecs``, which the same procedure produced).
 2. **64x64 crops**: random crops of Kodak images, each compressed as its own file at
    whole-file targets (``--crop-bpp``); JPEG (Pillow, default settings and with
    ``optimize=True``) and JPEG 2000 (Pillow/OpenJPEG) get the largest quality whose whole
@@ -140,22 +141,25 @@ def jpeg_floor(img: np.ndarray, optimize: bool) -> tuple[int, float]:
 
 
 def arch_for_rate(bpp: float):
-    """The network for a nominal message rate: RECOMBINER's 3,267-parameter patch network,
-    narrower below 0.5 bpp so that 25-parameter blocks still fit the rate."""
+    """The network for a nominal message rate (as for the shipped codecs): RECOMBINER's
+    3,267-parameter patch network, narrower at low rates so that blocks of at most 25
+    parameters still fit the rate."""
     from relcode.inr import preset
 
-    return preset("patch64") if bpp >= 0.5 else preset("patch64", dim_hid=20)
+    return preset("patch64", dim_hid=16 if bpp < 0.4 else 24 if bpp < 0.75 else 32)
 
 
-def train_codecs(args, out: Path) -> dict[str, Path]:
+def train_codecs(args, out: Path, have: dict[str, Path]) -> dict[str, Path]:
+    """Trains the learned codecs (unless ``--codecs`` gave them) and the fixed-prior codec
+    of the ablation (unless present), into ``OUT/codecs``."""
     from relcode.inr import image
 
     folder = out / "codecs"
     folder.mkdir(parents=True, exist_ok=True)
     imgs = training_images()
-    jobs = [(f"learned-{r:g}", r, True) for r in args.codec_bpp]
+    jobs = [] if have else [(f"learned-{r:g}", r, True) for r in args.codec_bpp]
     jobs.append((f"fixed-{args.kodak_bpp[0]:g}", _nearest(args.codec_bpp, args.kodak_bpp[0]), False))
-    paths = {}
+    paths = dict(have)
     for name, rate, learned in jobs:
         path = folder / f"{name}.relc"
         paths[name] = path
@@ -169,6 +173,7 @@ def train_codecs(args, out: Path) -> dict[str, Path]:
             crops=args.train_crops,
             iterations=args.iterations,
             steps=args.em_steps,
+            first_steps=args.first_steps,
             update_prior=learned,
             seed=args.seed,
             info={
@@ -187,9 +192,10 @@ def _nearest(rates, r):
 def _codec_for(codecs: dict, bpp: float, learned: bool = True):
     from relcode.inr import load_codec
 
-    names = [n for n in codecs if n.startswith("learned-" if learned else "fixed-")]
-    cs = {n: load_codec(codecs[n]) for n in names}
-    return min(cs.values(), key=lambda c: abs(math.log(c.bits_per_sample() / bpp)))
+    cs = [load_codec(p) for p in codecs.values()]
+    cs = [c for c in cs if c.kind == "image" and bool(c.info.get("learned_prior", True)) == learned]
+    feasible = [c for c in cs if c.min_bits_per_sample() * 1.02 <= bpp] or cs
+    return min(feasible, key=lambda c: abs(math.log(c.bits_per_sample() / bpp)))
 
 
 def settings(args, finetune: bool = True):
@@ -660,17 +666,22 @@ def main(argv=None) -> int:
     ap.add_argument("--out", type=Path, default=ROOT / "bench-results" / "inr")
     ap.add_argument("--kodak", type=Path, default=KODAK)
     ap.add_argument(
-        "--codecs", type=Path, help="use the codec files in this folder (learned-*.relc, fixed-*.relc)"
+        "--codecs",
+        type=Path,
+        help="use the learned image codecs in this folder (for example the shipped ones) instead of training",
     )
-    ap.add_argument("--codec-bpp", type=lambda s: [float(x) for x in s.split(",")], default=[0.3, 0.6, 1.2])
+    ap.add_argument(
+        "--codec-bpp", type=lambda s: [float(x) for x in s.split(",")], default=[0.25, 0.5, 1.0, 2.0]
+    )
     ap.add_argument("--crop-bpp", type=lambda s: [float(x) for x in s.split(",")], default=[1.0, 1.5, 2.0])
     ap.add_argument("--kodak-bpp", type=lambda s: [float(x) for x in s.split(",")], default=[0.3, 0.6])
     ap.add_argument("--crops", type=int, default=8)
     ap.add_argument("--images", type=int, default=6)
     ap.add_argument("--patches", type=int, default=4)
-    ap.add_argument("--train-crops", type=int, default=64)
-    ap.add_argument("--iterations", type=int, default=15)
+    ap.add_argument("--train-crops", type=int, default=96)
+    ap.add_argument("--iterations", type=int, default=20)
     ap.add_argument("--em-steps", type=int, default=60)
+    ap.add_argument("--first-steps", type=int, default=200)
     ap.add_argument("--fit-steps", type=int, default=1000)
     ap.add_argument("--finetune-steps", type=int, default=300)
     ap.add_argument("--rounds", type=int, default=20)
@@ -686,6 +697,7 @@ def main(argv=None) -> int:
     if args.quick:
         args.crops, args.images, args.patches, args.train_crops = 2, 1, 2, 8
         args.iterations, args.em_steps, args.fit_steps, args.finetune_steps, args.rounds = 2, 10, 20, 10, 3
+        args.first_steps = 10
         args.codec_bpp, args.crop_bpp, args.kodak_bpp = [0.3, 1.0], [1.5], [0.3]
         args.audio_kbps = [12.0]
     if not args.kodak.is_dir():
@@ -696,10 +708,9 @@ def main(argv=None) -> int:
     torch.set_num_threads(1)
     args.out.mkdir(parents=True, exist_ok=True)
     skip = set(filter(None, args.skip.split(",")))
-    if args.codecs:
-        codecs = {p.stem: p for p in sorted(args.codecs.glob("*.relc"))}
-    elif {"crops", "kodak", "timing"} - skip:
-        codecs = train_codecs(args, args.out)
+    if {"crops", "kodak", "timing"} - skip:
+        have = {p.stem: p for p in sorted(args.codecs.glob("*.relc"))} if args.codecs else {}
+        codecs = train_codecs(args, args.out, have)
     cfg = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
     res: dict = {"config": cfg}
     if "crops" not in skip:
