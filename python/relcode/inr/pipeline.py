@@ -183,7 +183,7 @@ def encode(
         with torch.no_grad():
             kl_total = float(model.kl().sum() / LN2)
         ref = float(codec.kl_bits.astype(np.float64).sum()) * P
-        scale = max(kl_total / ref, 1e-6)
+        scale = min(max(kl_total / ref, 1e-6), 1e6)
         init_beta = float(beta)
     else:
         scale, init_beta = 1.0, codec.beta
