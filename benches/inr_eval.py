@@ -140,15 +140,6 @@ def jpeg_floor(img: np.ndarray, optimize: bool) -> tuple[int, float]:
 # relcode
 
 
-def arch_for_rate(bpp: float):
-    """The network for a nominal message rate (as for the shipped codecs): RECOMBINER's
-    3,267-parameter patch network, narrower at low rates so that blocks of at most 25
-    parameters still fit the rate."""
-    from relcode.inr import preset
-
-    return preset("patch64", dim_hid=16 if bpp < 0.4 else 24 if bpp < 0.75 else 32)
-
-
 def train_codecs(args, out: Path, have: dict[str, Path]) -> dict[str, Path]:
     """Trains the learned codecs (unless ``--codecs`` gave them) and the fixed-prior codec
     of the ablation (unless present), into ``OUT/codecs``."""
@@ -169,7 +160,7 @@ def train_codecs(args, out: Path, have: dict[str, Path]) -> dict[str, Path]:
         c = image.train_codec(
             imgs,
             bpp=rate,
-            arch=arch_for_rate(rate),
+            arch=image.default_architecture(rate),
             crops=args.train_crops,
             iterations=args.iterations,
             steps=args.em_steps,

@@ -24,13 +24,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "python" / "relcode" / "inr" / "codecs"
 
-#: name -> (nominal message bits per pixel, hidden width)
-CODECS = {
-    "image-64-0.25": (0.25, 16),
-    "image-64-0.5": (0.5, 24),
-    "image-64-1": (1.0, 32),
-    "image-64-2": (2.0, 32),
-}
+#: name -> nominal message bits per pixel (the network: relcode.inr.image.default_architecture)
+CODECS = {"image-64-0.25": 0.25, "image-64-0.5": 0.5, "image-64-1": 1.0, "image-64-2": 2.0}
 
 SOURCES = [
     ("scikit-learn", "china.jpg", "CC BY 2.0 (danielbuechele on Flickr)"),
@@ -66,7 +61,7 @@ def main(argv=None) -> int:
 
     import torch
 
-    from relcode.inr import image, preset
+    from relcode.inr import image
 
     torch.set_num_threads(1)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -74,12 +69,12 @@ def main(argv=None) -> int:
     rows = []
     names = args.only.split(",") if args.only else list(CODECS)
     for name in names:
-        bpp, hid = CODECS[name]
+        bpp = CODECS[name]
         t = time.perf_counter()
         codec = image.train_codec(
             imgs,
             bpp=bpp,
-            arch=preset("patch64", dim_hid=hid),
+            arch=image.default_architecture(bpp),
             crops=args.crops,
             iterations=args.iterations,
             steps=args.steps,
@@ -96,7 +91,9 @@ def main(argv=None) -> int:
         sha = codec.save(args.out / f"{name}.relc")
         secs = time.perf_counter() - t
         size = (args.out / f"{name}.relc").stat().st_size
-        rows.append((name, bpp, hid, codec.arch.num_params, size, secs, codec.info["final_psnr"], sha))
+        rows.append(
+            (name, bpp, codec.arch.dim_hid, codec.arch.num_params, size, secs, codec.info["final_psnr"], sha)
+        )
         print(f"{name}: {size} bytes, {secs:.0f} s, sha256 {sha}", file=sys.stderr, flush=True)
     if not args.only:
         write_readme(args, rows)

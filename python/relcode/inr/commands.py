@@ -8,6 +8,7 @@ signals, a missing or mismatched codec, a corrupt file), 2 for usage errors.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import time
@@ -57,10 +58,14 @@ def _cmd_train(args: argparse.Namespace) -> int:
     over = {
         k: v for k, v in (("dim_hid", args.hidden), ("layers", args.layers), ("dim_emb", args.features)) if v
     }
-    arch = siren.preset(args.preset, **over)
+    rate = args.bpp if kind == "image" else args.kbps
+    if args.preset is None:  # the rate's default network
+        base = image.default_architecture(rate) if kind == "image" else siren.preset("audio")
+        arch = dataclasses.replace(base, **over)
+    else:
+        arch = siren.preset(args.preset, **over)
     if arch.kind != kind:
         raise_usage(f"preset {args.preset!r} is for {arch.kind}, not {kind}")
-    rate = args.bpp if kind == "image" else args.kbps
     prog = None
     if not args.quiet:
         from tqdm.auto import tqdm
@@ -224,8 +229,9 @@ def add_parsers(sub: Any) -> None:
         )
         p.add_argument(
             "--preset",
-            default="patch64" if kind == "image" else "audio",
-            help="architecture preset (patch64, cifar, kodak, audio)",
+            default=None,
+            help="architecture preset: patch64, cifar, kodak, audio (default: "
+            + ("patch64, 16/24/32 hidden units below 0.4/0.75 bpp/above)" if kind == "image" else "audio)"),
         )
         p.add_argument("--hidden", type=int, help="override the hidden width")
         p.add_argument("--layers", type=int, help="override the number of linear layers")

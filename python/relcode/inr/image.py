@@ -33,7 +33,15 @@ from .codec import Codec, load_codec, shipped_codecs
 from .pipeline import EncodeReport, EncodeSettings, decode, encode
 from .signals import MAX_PATCHES, from_patches, image_to_patches, random_crops, to_pixels
 
-__all__ = ["check_image", "compress", "decompress", "read_image", "train_codec", "write_png"]
+__all__ = [
+    "check_image",
+    "compress",
+    "decompress",
+    "default_architecture",
+    "read_image",
+    "train_codec",
+    "write_png",
+]
 
 
 def check_image(image: Any) -> np.ndarray:
@@ -164,11 +172,21 @@ def decompress(source: Any, *, codec: Codec | str | os.PathLike | None = None, c
     return to_pixels(from_patches(recon, grid, arch.patch, sf.shape))
 
 
+def default_architecture(bpp: float):
+    """The 64x64-patch network for a nominal message rate: RECOMBINER's 3,267-parameter
+    SIREN (32 hidden units) from 0.75 bpp, 24 hidden units (2,067 parameters) from 0.4 bpp
+    and 16 (1,123) below, so that blocks of at most 25 parameters still reach the rate
+    (a network of N parameters needs at least ceil(N / 25) blocks of 16 bits per patch)."""
+    from .siren import preset
+
+    return preset("patch64", dim_hid=16 if bpp < 0.4 else 24 if bpp < 0.75 else 32)
+
+
 def train_codec(
     images: list[Any],
     *,
     bpp: float,
-    arch: Any = "patch64",
+    arch: Any = None,
     crops: int = 64,
     seed: int = 0,
     progress: Any = None,
@@ -176,11 +194,13 @@ def train_codec(
 ) -> Codec:
     """Learns an image codec for ``bpp`` message bits per pixel from ``crops`` random
     patch-sized crops of training images (paths or uint8 arrays). ``arch`` is a preset name
-    or an :class:`~relcode.inr.siren.Architecture`; other arguments go to
-    :func:`relcode.inr.train.train_codec`."""
+    or an :class:`~relcode.inr.siren.Architecture` (default: :func:`default_architecture`);
+    other arguments go to :func:`relcode.inr.train.train_codec`."""
     from .siren import Architecture, preset
     from .train import train_codec as _train
 
+    if arch is None:
+        arch = default_architecture(bpp)
     a = preset(arch) if isinstance(arch, str) else arch
     if not isinstance(a, Architecture) or a.kind != "image":
         raise InputError("an image codec needs an image architecture")
