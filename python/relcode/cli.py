@@ -13,6 +13,9 @@ FILE`` decodes it a few groups at a time and checks every CRC32C and SHA-256;
 ``relcode decode FILE -o OUT`` writes the decoded tensors to OUT (``.safetensors``,
 ``.npz`` or a torch state_dict ``.pt``), tensor by tensor. Files that reference a base file
 find it with ``--base FILE`` or ``--base-dir DIR`` (and in their own directory).
+
+``relcode image train-prior|compress|decompress`` and ``relcode audio ...`` compress images
+and 16 kHz speech with COMBINER (:mod:`relcode.inr`).
 """
 
 from __future__ import annotations
@@ -278,6 +281,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-q", "--quiet", action="store_true", help="print nothing on success")
     p.add_argument("--progress", action="store_true", help="show progress even when stderr is not a terminal")
     p.set_defaults(func=_cmd_decode)
+
+    from .inr.commands import add_parsers as _inr_parsers
+
+    _inr_parsers(sub)  # relcode image ..., relcode audio ...
 
     p = sub.add_parser("bench", help="benchmarks against numpy/torch baselines, printed as ratios")
     p.add_argument("names", nargs="*", default=["all"], help="which benchmarks (default: all)")
