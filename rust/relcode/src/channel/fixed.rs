@@ -105,6 +105,24 @@ pub(super) fn prefix(v: &[f64; GROUP], carry: f64) -> [f64; GROUP] {
     out
 }
 
+/// Slack for `could_win`: far above the error of `logf` (under 2 ulp, so under 1e-5 for the
+/// times that occur), so that log T_first - SKIP_SLACK <= logf(T_l) for every later lane.
+const SKIP_SLACK: f32 = 1e-3;
+
+/// Whether any lane's key `score - logf(T_l)` can exceed that lane's best, given `log_first`
+/// = logf(T_first) <= log T_l. Conservative: with lo = log_first - SKIP_SLACK < logf(T_l),
+/// fl(score - logf(T_l)) <= fl(score - lo) because rounding is monotone, so a lane whose
+/// key would win also passes this test. Keys equal to the best never replace it.
+#[inline(always)]
+fn could_win(score: &[f32; GROUP], log_first: f32, best: &Best) -> bool {
+    let lo = log_first - SKIP_SLACK;
+    let mut any = false;
+    for l in 0..GROUP {
+        any |= score[l] - lo > best.val[l];
+    }
+    any
+}
+
 /// Running best key per lane, reduced at the end to the first maximum.
 pub(super) struct Best {
     val: [f32; GROUP],
@@ -211,6 +229,10 @@ fn select_body(
                     sc[g][l] -= logf(ex[g][l]);
                 }
             }
+            for (g, key) in sc[..ng].iter().enumerate() {
+                let kbase = (g0 + g as u64) * GROUP as u64;
+                best.update(key, kbase, (n - kbase).min(GROUP as u64) as usize);
+            }
         } else {
             for g in 0..ng {
                 let kbase = (g0 + g as u64) * GROUP as u64;
@@ -230,14 +252,19 @@ fn select_body(
                 }
             }
             for g in 0..ng {
-                for l in 0..GROUP {
-                    sc[g][l] -= logf(ex[g][l]);
+                let kbase = (g0 + g as u64) * GROUP as u64;
+                // The times T grow along the candidates, so log T of the group's first lane
+                // bounds every lane's noise term from below: when even that bound cannot lift
+                // a lane above its best key, no key of the group can (see `could_win`), and
+                // the sixteen logarithms are skipped. The keys that are computed, and hence
+                // the selected index, are exactly those of the plain loop.
+                if could_win(&sc[g], logf(ex[g][0]), &best) {
+                    for l in 0..GROUP {
+                        sc[g][l] -= logf(ex[g][l]);
+                    }
+                    best.update(&sc[g], kbase, (n - kbase).min(GROUP as u64) as usize);
                 }
             }
-        }
-        for (g, key) in sc[..ng].iter().enumerate() {
-            let kbase = (g0 + g as u64) * GROUP as u64;
-            best.update(key, kbase, (n - kbase).min(GROUP as u64) as usize);
         }
         g0 += ng as u64;
     }
@@ -320,5 +347,117 @@ pub(super) fn decode(
         super::pool::weights(keys, id, message.index, p_mean, p_std, out)
     } else {
         candidates::weights(&Stream::with_key(keys.cand, id), message.index, p_mean, p_std, out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stream::{philox4x32_10, Backend, Stream};
+
+    /// The plain loop: every key computed, in candidate order, first maximum kept.
+    fn naive(a: &[f32], b: &[f32], cand: Stream, noise: Stream, bits: u32, rule: Rule) -> u64 {
+        let d = a.len();
+        let n = 1usize << bits;
+        let mut z = vec![0f32; n * d];
+        cand.fill_normals(0, &mut z, Backend::Scalar);
+        let mut w = vec![0u32; n];
+        noise.fill_words(0, &mut w, Backend::Scalar);
+        let (mut best, mut arg, mut carry) = (f32::NEG_INFINITY, 0u64, 0f64);
+        for g in 0..n / GROUP {
+            let s = score_group(&z[g * GROUP * d..(g + 1) * GROUP * d], a, b);
+            let e = exponentials(&w[g * GROUP..(g + 1) * GROUP]);
+            let mut inc = [0f64; GROUP];
+            for l in 0..GROUP {
+                let k = (g * GROUP + l) as f64;
+                inc[l] = match rule {
+                    Rule::Orc => e[l] as f64 / (n as f64 - k).max(1.0),
+                    _ => e[l] as f64,
+                };
+            }
+            let t = prefix(&inc, carry);
+            carry = t[GROUP - 1];
+            for l in 0..GROUP {
+                let key = match rule {
+                    Rule::Mrc => s[l] - logf(e[l]),
+                    _ => s[l] - logf(t[l] as f32),
+                };
+                if key > best {
+                    best = key;
+                    arg = (g * GROUP + l) as u64;
+                }
+            }
+        }
+        arg
+    }
+
+    #[test]
+    fn selection_equals_the_plain_loop() {
+        // random blocks from a Philox counter: means, stds from near-prior to very narrow
+        let mut ctr = 0u32;
+        let mut uniform = || {
+            ctr += 1;
+            (philox4x32_10([ctr, 7, 0, 0], [1, 2])[0] as f64 + 0.5) / 4294967296.0
+        };
+        let mut checked = 0;
+        for &d in &[1usize, 2, 3, 16] {
+            for trial in 0..24u64 {
+                let qm: Vec<f64> = (0..d).map(|_| (uniform() - 0.5) * 4.0 / (d as f64).sqrt()).collect();
+                // narrow targets (large score gaps) and wide ones (close calls between keys)
+                let (lo, width) = if trial % 2 == 0 { (0.02, 0.9) } else { (0.6, 0.38) };
+                let qs: Vec<f64> = (0..d).map(|_| lo + width * uniform()).collect();
+                let block = Block::new(&qm, &qs, &vec![0.0; d], &vec![1.0; d]);
+                let (a, b) = coefficients(&block);
+                for rule in [Rule::Mrc, Rule::Orc, Rule::Pfr] {
+                    for bits in [6u32, 12] {
+                        let cand = Stream::with_key([11, 12], trial);
+                        let noise = Stream::with_key([13, 14], trial);
+                        let want = naive(&a, &b, cand, noise, bits, rule);
+                        for backend in [Backend::Scalar, Backend::Auto] {
+                            let got = select(&a, &b, Source::Stream(cand), noise, bits, rule, backend);
+                            assert_eq!(got, want, "d {d} trial {trial} {rule:?} bits {bits} {backend:?}");
+                        }
+                        checked += 1;
+                    }
+                }
+            }
+        }
+        assert_eq!(checked, 4 * 24 * 3 * 2);
+    }
+
+    #[test]
+    fn the_skip_test_never_drops_a_winning_lane() {
+        // keys just above and just below each lane's best, times from tiny to huge
+        let mut ctr = 0u32;
+        let mut uniform = || {
+            ctr += 1;
+            (philox4x32_10([ctr, 9, 0, 0], [3, 4])[0] as f64 + 0.5) / 4294967296.0
+        };
+        let mut winners = 0;
+        for _ in 0..20000 {
+            let first = (10f64).powf(-3.0 + 9.0 * uniform()) as f32;
+            let mut t = [0f32; GROUP];
+            let mut acc = first as f64;
+            for tl in t.iter_mut() {
+                *tl = acc as f32;
+                acc += acc * 1e-6 * uniform(); // close times: the bound is nearly tight
+            }
+            let mut score = [0f32; GROUP];
+            let mut best = Best::new();
+            let mut any = false;
+            for l in 0..GROUP {
+                score[l] = (uniform() as f32 - 0.5) * 20.0;
+                let key = score[l] - logf(t[l]);
+                let above = uniform() < 0.05;
+                let step = key.abs().max(1.0) * f32::EPSILON * (1.0 + 4.0 * uniform() as f32);
+                best.val[l] = if above { key - step } else { key + step };
+                any |= key > best.val[l];
+            }
+            if any {
+                winners += 1;
+                assert!(could_win(&score, logf(t[0]), &best), "dropped a winner: {t:?} {score:?}");
+            }
+        }
+        assert!(winners > 10000, "{winners}");
     }
 }
