@@ -30,7 +30,9 @@ setup: build
 # PYTHONPATH=python (handy in extra git worktrees that share one environment).
 inplace:
 	cargo build --release -p relcode-py
-	cp target/release/lib_native.so python/relcode/_native.abi3.so
+	# copy then rename: a process that has the old module loaded keeps its (unchanged) file
+	cp target/release/lib_native.so python/relcode/_native.abi3.so.tmp
+	mv -f python/relcode/_native.abi3.so.tmp python/relcode/_native.abi3.so
 
 demo: setup
 	$(PY) -m relcode demo
