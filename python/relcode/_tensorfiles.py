@@ -20,7 +20,6 @@ import json
 import math
 import os
 import struct
-import tempfile
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -29,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from . import _checks
 from .errors import InputError
 
 __all__ = [
@@ -86,7 +86,7 @@ class AtomicFile:
         parent = self.dest.parent if str(self.dest.parent) else Path(".")
         if not parent.is_dir():
             raise FileNotFoundError(f"{parent}: no such directory")
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.dest.name}.", suffix=suffix, dir=parent)
+        fd, tmp = _checks.temp_file(self.dest, suffix)
         os.close(fd)
         self.path = Path(tmp)
         self.done = False

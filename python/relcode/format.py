@@ -34,7 +34,6 @@ import contextlib
 import hashlib
 import math
 import os
-import tempfile
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -652,7 +651,7 @@ def _write_atomic(dest: Any, data: bytes) -> None:
     success; or to a binary file object."""
     if isinstance(dest, (str, os.PathLike)):
         dest = Path(dest)
-        fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent or ".")
+        fd, tmp = _checks.temp_file(dest)
         try:
             with os.fdopen(fd, "wb") as f:
                 f.write(data)
@@ -1210,7 +1209,7 @@ class StreamWriter:
             spec["shape"] = shape
             self.specs[n] = spec
         self.groups: list[tuple[int, int]] = Layout._ranges(coded_len, chunk_size) if coded_len else []
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.dest.name}.", suffix=".tmp", dir=self.dest.parent)
+        fd, tmp = _checks.temp_file(self.dest)
         os.close(fd)
         self._tmp = Path(tmp)
         try:

@@ -169,6 +169,23 @@ def test_failed_encode_leaves_no_file(tmp_path: Path) -> None:
     assert dest.read_bytes() == b"old" and len(list(tmp_path.iterdir())) == 1
 
 
+def test_written_files_get_the_mode_open_gives(tmp_path: Path, rng) -> None:
+    # atomic writes go through a temporary file; the result must not stay owner-only (0o600)
+    import os
+
+    mask = os.umask(0o027)
+    try:
+        x = rng.normal(size=40).astype(np.float32)
+        relcode.encode(tmp_path / "a.relc", {"x": (x, 0.5, 0.0, 1.0)}, seed=0, bits_per_block=8)
+        with relcode.StreamEncoder(tmp_path / "b.relc", seed=0, bits_per_block=8, progress=False) as enc:
+            enc.add("x", x, 0.5, prior_std=1.0)
+        relcode.open_decoder(tmp_path / "a.relc").write(tmp_path / "c.safetensors")
+    finally:
+        os.umask(mask)
+    for name in ("a.relc", "b.relc", "c.safetensors"):
+        assert (tmp_path / name).stat().st_mode & 0o777 == 0o640, name
+
+
 def test_base_files_share_priors_and_layout(tmp_path: Path, rng) -> None:
     lay = F.Layout.kl({"a": rng.uniform(0, 2, (8, 9))}, 16, seed=3)
     sha = F.write_base(
