@@ -124,7 +124,8 @@ def _channel_row(d: int, bits: int, torch) -> dict[str, float]:
     from . import channel
 
     n = 1 << bits
-    blocks = max(2, min(64, (1 << 22) // (n * d)))
+    # real models have many blocks, and pools score them in bundles
+    blocks = max(16, min(64, (1 << 22) // (n * d)))
     qm, qs = _targets(blocks, d)
     a, b = _coefficients(qm, qs)
     work = blocks * n * d

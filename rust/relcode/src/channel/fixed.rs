@@ -168,6 +168,164 @@ pub(super) enum Source<'a> {
     Pool(&'a [f32]),
 }
 
+/// A selection's running state: the best keys per lane and the last arrival time.
+struct State {
+    best: Best,
+    carry: f64,
+}
+
+/// Scores groups g0 .. g0 + ng of one block (candidates in `tile`, ng groups of d rows),
+/// updating its state `st`; `w`, `sc` and `ex` are scratch of at least ng groups.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn feed(
+    a: &[f32],
+    b: &[f32],
+    noise: Stream,
+    n: u64,
+    rule: Rule,
+    st: &mut State,
+    w: &mut [u32],
+    sc: &mut [[f32; GROUP]],
+    ex: &mut [[f32; GROUP]],
+    tile: &[f32],
+    g0: u64,
+    ng: usize,
+    backend: Backend,
+) {
+    let d = a.len();
+    let nf = n as f64;
+    let mut carry = st.carry;
+    let best = &mut st.best;
+    noise.fill_words(g0 * GROUP as u64, &mut w[..ng * GROUP], backend);
+    // Independent passes over the tile's groups keep many groups in flight at once;
+    // four groups share each pass over the dimensions (four accumulator chains).
+    let mut g = 0;
+    while g + 4 <= ng {
+        let q = score_groups4(&tile[g * GROUP * d..(g + 4) * GROUP * d], a, b);
+        sc[g..g + 4].copy_from_slice(&q);
+        g += 4;
+    }
+    while g < ng {
+        sc[g] = score_group(&tile[g * GROUP * d..(g + 1) * GROUP * d], a, b);
+        g += 1;
+    }
+    for g in 0..ng {
+        ex[g] = exponentials(&w[g * GROUP..(g + 1) * GROUP]);
+    }
+    if rule == Rule::Mrc {
+        for g in 0..ng {
+            for l in 0..GROUP {
+                sc[g][l] -= logf(ex[g][l]);
+            }
+        }
+        for (g, key) in sc[..ng].iter().enumerate() {
+            let kbase = (g0 + g as u64) * GROUP as u64;
+            best.update(key, kbase, (n - kbase).min(GROUP as u64) as usize);
+        }
+    } else {
+        for g in 0..ng {
+            let kbase = (g0 + g as u64) * GROUP as u64;
+            let mut inc = [0f64; GROUP];
+            for l in 0..GROUP {
+                inc[l] = if rule == Rule::Pfr {
+                    ex[g][l] as f64
+                } else {
+                    // the k-th order statistic of n exponentials: sum of E_j / (n - j)
+                    ex[g][l] as f64 / (nf - (kbase + l as u64) as f64).max(1.0)
+                };
+            }
+            let t = prefix(&inc, carry);
+            carry = t[GROUP - 1];
+            for l in 0..GROUP {
+                ex[g][l] = t[l] as f32;
+            }
+        }
+        for g in 0..ng {
+            let kbase = (g0 + g as u64) * GROUP as u64;
+            // The times T grow along the candidates, so log T of the group's first lane
+            // bounds every lane's noise term from below: when even that bound cannot lift
+            // a lane above its best key, no key of the group can (see `could_win`), and
+            // the sixteen logarithms are skipped. The keys that are computed, and hence
+            // the selected index, are exactly those of the plain loop.
+            if could_win(&sc[g], logf(ex[g][0]), best) {
+                for l in 0..GROUP {
+                    sc[g][l] -= logf(ex[g][l]);
+                }
+                best.update(&sc[g], kbase, (n - kbase).min(GROUP as u64) as usize);
+            }
+        }
+    }
+    st.carry = carry;
+}
+
+/// One block's selection in progress: its coefficients, encoder noise, best keys so far and
+/// the running arrival time, fed the candidates a tile at a time. The result depends only
+/// on the block and its candidates, never on how the candidates are cut into tiles.
+struct Selector<'a> {
+    a: &'a [f32],
+    b: &'a [f32],
+    noise: Stream,
+    n: u64,
+    rule: Rule,
+    best: Best,
+    carry: f64,
+    w: Vec<u32>,
+    sc: Vec<[f32; GROUP]>,
+    ex: Vec<[f32; GROUP]>,
+}
+
+impl<'a> Selector<'a> {
+    fn new(
+        a: &'a [f32],
+        b: &'a [f32],
+        noise: Stream,
+        bits: u32,
+        rule: Rule,
+        per_tile: usize,
+    ) -> Selector<'a> {
+        Selector {
+            a,
+            b,
+            noise,
+            n: 1u64 << bits,
+            rule,
+            best: Best::new(),
+            carry: 0.0,
+            w: vec![0u32; per_tile * GROUP],
+            sc: vec![[0f32; GROUP]; per_tile],
+            ex: vec![[0f32; GROUP]; per_tile],
+        }
+    }
+
+    /// Scores groups g0 .. g0 + ng, whose candidates `tile` holds (ng groups of d rows).
+    #[inline(always)]
+    fn feed(&mut self, tile: &[f32], g0: u64, ng: usize, backend: Backend) {
+        let mut st = State { best: Best { val: self.best.val, idx: self.best.idx }, carry: self.carry };
+        feed(
+            self.a,
+            self.b,
+            self.noise,
+            self.n,
+            self.rule,
+            &mut st,
+            &mut self.w,
+            &mut self.sc,
+            &mut self.ex,
+            tile,
+            g0,
+            ng,
+            backend,
+        );
+        self.best = st.best;
+        self.carry = st.carry;
+    }
+
+    fn index(&self) -> u64 {
+        self.best.index().unwrap_or(0)
+    }
+}
+
 /// The best key's candidate index under `rule`, scoring `n = 2^bits` candidates of `source`
 /// with coefficients (a, b) and the block's own encoder noise.
 #[inline(always)]
@@ -181,22 +339,20 @@ fn select_body(
     backend: Backend,
 ) -> u64 {
     let d = a.len();
-    let n: u64 = 1u64 << bits;
-    let groups = n.div_ceil(GROUP as u64);
-    let per_tile = (TILE_NORMALS / (GROUP * d)).max(1) as u64;
+    let groups = (1u64 << bits).div_ceil(GROUP as u64);
+    let per_tile = (TILE_NORMALS / (GROUP * d)).max(1);
     let mut z = match source {
-        Source::Stream(_) => vec![0f32; per_tile as usize * GROUP * d],
+        Source::Stream(_) => vec![0f32; per_tile * GROUP * d],
         Source::Pool(_) => Vec::new(),
     };
-    let mut w = vec![0u32; per_tile as usize * GROUP];
-    let mut sc = vec![[0f32; GROUP]; per_tile as usize];
-    let mut ex = vec![[0f32; GROUP]; per_tile as usize];
-    let mut best = Best::new();
-    let mut carry = 0f64;
-    let nf = n as f64;
+    let n = 1u64 << bits;
+    let mut w = vec![0u32; per_tile * GROUP];
+    let mut sc = vec![[0f32; GROUP]; per_tile];
+    let mut ex = vec![[0f32; GROUP]; per_tile];
+    let mut st = State { best: Best::new(), carry: 0.0 };
     let mut g0 = 0u64;
     while g0 < groups {
-        let ng = per_tile.min(groups - g0) as usize;
+        let ng = (per_tile as u64).min(groups - g0) as usize;
         let tile: &[f32] = match source {
             Source::Stream(cand) => {
                 cand.fill_normals(g0 * (GROUP * d) as u64, &mut z[..ng * GROUP * d], backend);
@@ -207,68 +363,71 @@ fn select_body(
                 &pool[from..from + ng * GROUP * d]
             }
         };
-        noise.fill_words(g0 * GROUP as u64, &mut w[..ng * GROUP], backend);
-        // Independent passes over the tile's groups keep many groups in flight at once;
-        // four groups share each pass over the dimensions (four accumulator chains).
-        let mut g = 0;
-        while g + 4 <= ng {
-            let q = score_groups4(&tile[g * GROUP * d..(g + 4) * GROUP * d], a, b);
-            sc[g..g + 4].copy_from_slice(&q);
-            g += 4;
-        }
-        while g < ng {
-            sc[g] = score_group(&tile[g * GROUP * d..(g + 1) * GROUP * d], a, b);
-            g += 1;
-        }
-        for g in 0..ng {
-            ex[g] = exponentials(&w[g * GROUP..(g + 1) * GROUP]);
-        }
-        if rule == Rule::Mrc {
-            for g in 0..ng {
-                for l in 0..GROUP {
-                    sc[g][l] -= logf(ex[g][l]);
-                }
-            }
-            for (g, key) in sc[..ng].iter().enumerate() {
-                let kbase = (g0 + g as u64) * GROUP as u64;
-                best.update(key, kbase, (n - kbase).min(GROUP as u64) as usize);
-            }
-        } else {
-            for g in 0..ng {
-                let kbase = (g0 + g as u64) * GROUP as u64;
-                let mut inc = [0f64; GROUP];
-                for l in 0..GROUP {
-                    inc[l] = if rule == Rule::Pfr {
-                        ex[g][l] as f64
-                    } else {
-                        // the k-th order statistic of n exponentials: sum of E_j / (n - j)
-                        ex[g][l] as f64 / (nf - (kbase + l as u64) as f64).max(1.0)
-                    };
-                }
-                let t = prefix(&inc, carry);
-                carry = t[GROUP - 1];
-                for l in 0..GROUP {
-                    ex[g][l] = t[l] as f32;
-                }
-            }
-            for g in 0..ng {
-                let kbase = (g0 + g as u64) * GROUP as u64;
-                // The times T grow along the candidates, so log T of the group's first lane
-                // bounds every lane's noise term from below: when even that bound cannot lift
-                // a lane above its best key, no key of the group can (see `could_win`), and
-                // the sixteen logarithms are skipped. The keys that are computed, and hence
-                // the selected index, are exactly those of the plain loop.
-                if could_win(&sc[g], logf(ex[g][0]), &best) {
-                    for l in 0..GROUP {
-                        sc[g][l] -= logf(ex[g][l]);
-                    }
-                    best.update(&sc[g], kbase, (n - kbase).min(GROUP as u64) as usize);
-                }
-            }
+        feed(a, b, noise, n, rule, &mut st, &mut w, &mut sc, &mut ex, tile, g0, ng, backend);
+        g0 += ng as u64;
+    }
+    st.best.index().unwrap_or(0)
+}
+
+/// Pool mode for several blocks at once: each tile of the shared pool is scored against
+/// every block while it is in cache, so the pool streams from memory once per bundle rather
+/// than once per block. Each block's index equals what `select` returns for it alone.
+#[inline(always)]
+fn select_bundle_body(coefs: &[Coefs], pool: &[f32], bits: u32, rule: Rule, backend: Backend) -> Vec<u64> {
+    let Some(first) = coefs.first() else { return Vec::new() };
+    let d = first.a.len();
+    let groups = (1u64 << bits).div_ceil(GROUP as u64);
+    let per_tile = (TILE_NORMALS / (GROUP * d)).max(1);
+    let mut sels: Vec<Selector<'_>> =
+        coefs.iter().map(|c| Selector::new(&c.a, &c.b, c.noise, bits, rule, per_tile)).collect();
+    let mut g0 = 0u64;
+    while g0 < groups {
+        let ng = (per_tile as u64).min(groups - g0) as usize;
+        let from = g0 as usize * GROUP * d;
+        let tile = &pool[from..from + ng * GROUP * d];
+        for sel in sels.iter_mut() {
+            sel.feed(tile, g0, ng, backend);
         }
         g0 += ng as u64;
     }
-    best.index().unwrap_or(0)
+    sels.iter().map(Selector::index).collect()
+}
+
+/// A block's pool-mode scoring coefficients (the block's transform folded in) and noise.
+pub(super) struct Coefs {
+    pub a: Vec<f32>,
+    pub b: Vec<f32>,
+    pub noise: Stream,
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn select_bundle_avx512(coefs: &[Coefs], pool: &[f32], bits: u32, rule: Rule) -> Vec<u64> {
+    select_bundle_body(coefs, pool, bits, rule, Backend::Avx512)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn select_bundle_avx2(coefs: &[Coefs], pool: &[f32], bits: u32, rule: Rule) -> Vec<u64> {
+    select_bundle_body(coefs, pool, bits, rule, Backend::Avx2)
+}
+
+/// The selected index of each block of a bundle (all of one dimension) in pool mode.
+pub(super) fn select_bundle(
+    coefs: &[Coefs],
+    pool: &[f32],
+    bits: u32,
+    rule: Rule,
+    backend: Backend,
+) -> Vec<u64> {
+    debug_assert!(coefs.iter().all(|c| c.a.len() == coefs[0].a.len() && c.b.len() == c.a.len()));
+    match backend.resolve() {
+        #[cfg(target_arch = "x86_64")]
+        Backend::Avx512 => unsafe { select_bundle_avx512(coefs, pool, bits, rule) },
+        #[cfg(target_arch = "x86_64")]
+        Backend::Avx2 => unsafe { select_bundle_avx2(coefs, pool, bits, rule) },
+        _ => select_bundle_body(coefs, pool, bits, rule, Backend::Scalar),
+    }
 }
 
 #[cfg(target_arch = "x86_64")]

@@ -11,7 +11,7 @@
 //! Encoder noise stays per block (a shared noise sequence would correlate blocks' choices).
 
 use super::candidates::{self, GROUP};
-use super::fixed::{coefficients, Rule, Source};
+use super::fixed::{coefficients, Coefs, Rule, Source};
 use super::gaussian::Block;
 use super::{ChannelError, Keys};
 use crate::stream::{candidate_weight, Backend, Stream};
@@ -102,6 +102,21 @@ pub fn prepare(keys: &Keys, d: usize, bits: u32, backend: Backend) -> Result<(),
     table(keys, d, 1u64 << bits, backend).map(|_| ())
 }
 
+/// A block's scoring coefficients against the pool, its transform folded in:
+/// score_j(x_j) with x_j = s_j z[p(j)], so pool dimension i = p(j) gets (a_j, s_j b_j).
+pub(super) fn coefs(block: &Block, keys: &Keys, id: u64) -> Coefs {
+    let d = block.dims.len();
+    let (a, b) = coefficients(block);
+    let tr = transform(keys, id, d);
+    let mut ap = vec![0f32; d];
+    let mut bp = vec![0f32; d];
+    for j in 0..d {
+        ap[tr.perm[j]] = a[j];
+        bp[tr.perm[j]] = if tr.neg[j] { -b[j] } else { b[j] };
+    }
+    Coefs { a: ap, b: bp, noise: Stream::with_key(keys.noise, id) }
+}
+
 /// Pool-mode selection for one block.
 pub(super) fn select(
     block: &Block,
@@ -113,17 +128,21 @@ pub(super) fn select(
 ) -> Result<u64, ChannelError> {
     let d = block.dims.len();
     let t = table(keys, d, 1u64 << bits, backend)?;
-    let (a, b) = coefficients(block);
-    let tr = transform(keys, id, d);
-    // score_j(x_j) with x_j = s_j z[p(j)]: pool dimension i = p(j) gets (a_j, s_j b_j)
-    let mut ap = vec![0f32; d];
-    let mut bp = vec![0f32; d];
-    for j in 0..d {
-        ap[tr.perm[j]] = a[j];
-        bp[tr.perm[j]] = if tr.neg[j] { -b[j] } else { b[j] };
-    }
-    let noise = Stream::with_key(keys.noise, id);
-    Ok(super::fixed::select(&ap, &bp, Source::Pool(&t.z), noise, bits, rule, backend))
+    let c = coefs(block, keys, id);
+    Ok(super::fixed::select(&c.a, &c.b, Source::Pool(&t.z), c.noise, bits, rule, backend))
+}
+
+/// Pool-mode selection for a bundle of blocks of one dimension (see `fixed::select_bundle`).
+pub(super) fn select_bundle(
+    coefs: &[Coefs],
+    keys: &Keys,
+    bits: u32,
+    rule: Rule,
+    backend: Backend,
+) -> Result<Vec<u64>, ChannelError> {
+    let Some(first) = coefs.first() else { return Ok(Vec::new()) };
+    let t = table(keys, first.a.len(), 1u64 << bits, backend)?;
+    Ok(super::fixed::select_bundle(coefs, &t.z, bits, rule, backend))
 }
 
 /// Decoder: the weights of candidate `k` of block `id` in pool mode.
