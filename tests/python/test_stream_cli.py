@@ -120,7 +120,8 @@ def test_ctrl_c_leaves_no_partial_file(tmp_path: Path, rng) -> None:
         "-o",
         str(out / "m.relc"),
     ]
-    cmd += ["--prior-std", "0.1", "--bits-per-block", "12", "--chunk-size", "65536", "--workers", "1", "-q"]
+    # 16-bit blocks: many seconds of work, so the interrupt always lands mid-encode
+    cmd += ["--prior-std", "0.1", "--bits-per-block", "16", "--chunk-size", "65536", "--workers", "1", "-q"]
     proc = subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 120
