@@ -122,7 +122,15 @@ def test_ctrl_c_leaves_no_partial_file(tmp_path: Path, rng) -> None:
     ]
     # 16-bit blocks: many seconds of work, so the interrupt always lands mid-encode
     cmd += ["--prior-std", "0.1", "--bits-per-block", "16", "--chunk-size", "65536", "--workers", "1", "-q"]
-    proc = subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE, text=True)
+    # the child must get SIGINT's default disposition whatever the test process inherited or
+    # set (an ignored SIGINT would be inherited through exec and the encode would run to the end)
+    proc = subprocess.Popen(
+        cmd,
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     try:
         deadline = time.monotonic() + 120
         while not any(out.iterdir()) and proc.poll() is None and time.monotonic() < deadline:
@@ -135,6 +143,6 @@ def test_ctrl_c_leaves_no_partial_file(tmp_path: Path, rng) -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    assert proc.returncode == 130, err
+    assert proc.returncode == 130, (err, signal.getsignal(signal.SIGINT))
     assert "interrupted" in err
     assert list(out.iterdir()) == []
