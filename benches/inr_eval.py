@@ -71,6 +71,16 @@ def kodak(i: int, folder: Path) -> np.ndarray:
         return np.asarray(im.convert("RGB"))
 
 
+def _portable(path: Path) -> str:
+    """A path as recorded in results: relative to the repository root where possible (results
+    are shared, this machine's directories are not)."""
+    try:
+        rel = os.path.relpath(path.resolve(), ROOT)
+    except ValueError:
+        return path.name
+    return path.name if rel.startswith(os.path.join("..", "..")) else rel
+
+
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
     mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
     return 10 * math.log10(255.0**2 / mse) if mse > 0 else float("inf")
@@ -702,7 +712,7 @@ def main(argv=None) -> int:
     if {"crops", "kodak", "timing"} - skip:
         have = {p.stem: p for p in sorted(args.codecs.glob("*.relc"))} if args.codecs else {}
         codecs = train_codecs(args, args.out, have)
-    cfg = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
+    cfg = {k: (_portable(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
     res: dict = {"config": cfg}
     if "crops" not in skip:
         res["crops"] = crops_experiment(args, codecs, args.kodak)
