@@ -11,6 +11,7 @@ import pytest
 
 pytest.importorskip("torch")
 PIL = pytest.importorskip("PIL")
+pytest.importorskip("PIL.Image")  # binds PIL.Image (PIL alone does not)
 
 from relcode.inr import EncodeSettings, files, image, shipped_codecs  # noqa: E402
 from relcode.inr.signals import psnr  # noqa: E402
