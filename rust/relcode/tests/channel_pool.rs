@@ -3,10 +3,11 @@
 //! size) and thread count, with errors reported for the right problem.
 
 use relcode::channel::{encode, encode_batch, Batch, Keys, Method, Options, Target};
-use relcode::stream::philox4x32_10;
+use relcode::stream::Stream;
 
-fn uniforms(n: usize, tag: u32) -> Vec<f64> {
-    (0..n as u32).map(|i| (philox4x32_10([i, tag, 0, 0], [5, 6])[0] as f64 + 0.5) / 4294967296.0).collect()
+fn uniforms(n: usize, tag: u64) -> Vec<f64> {
+    let u = Stream::with_key([5, 6], tag);
+    (0..n as u64).map(|i| u.uniform_f64(i)).collect()
 }
 
 fn threads(n: usize) -> rayon::ThreadPool {
@@ -18,7 +19,7 @@ fn bundled_pool_batches_equal_blocks_coded_alone() {
     let methods = [("mrc", Method::Mrc, None), ("orc", Method::Orc, None), ("pfr", Method::Pfr, Some(10u32))];
     for &d in &[1usize, 5, 16] {
         for &n in &[1usize, 7, 41] {
-            let u = uniforms(2 * n * d, (d * 100 + n) as u32);
+            let u = uniforms(2 * n * d, (d * 100 + n) as u64);
             let q_mean: Vec<f64> = u[..n * d].iter().map(|x| (x - 0.5) * 3.0).collect();
             let q_std: Vec<f64> = u[n * d..].iter().map(|x| 0.05 + 0.9 * x).collect();
             let p_mean = vec![0.1f32; n * d];

@@ -124,6 +124,7 @@ fn could_win(score: &[f32; GROUP], log_first: f32, best: &Best) -> bool {
 }
 
 /// Running best key per lane, reduced at the end to the first maximum.
+#[derive(Clone, Copy)]
 pub(super) struct Best {
     val: [f32; GROUP],
     idx: [u64; GROUP],
@@ -195,8 +196,8 @@ fn feed(
 ) {
     let d = a.len();
     let nf = n as f64;
-    let mut carry = st.carry;
-    let best = &mut st.best;
+    // the running state in locals (registers), written back once per tile
+    let (mut best, mut carry) = (st.best, st.carry);
     noise.fill_words(g0 * GROUP as u64, &mut w[..ng * GROUP], backend);
     // Independent passes over the tile's groups keep many groups in flight at once;
     // four groups share each pass over the dimensions (four accumulator chains).
@@ -248,7 +249,7 @@ fn feed(
             // a lane above its best key, no key of the group can (see `could_win`), and
             // the sixteen logarithms are skipped. The keys that are computed, and hence
             // the selected index, are exactly those of the plain loop.
-            if could_win(&sc[g], logf(ex[g][0]), best) {
+            if could_win(&sc[g], logf(ex[g][0]), &best) {
                 for l in 0..GROUP {
                     sc[g][l] -= logf(ex[g][l]);
                 }
@@ -256,6 +257,7 @@ fn feed(
             }
         }
     }
+    st.best = best;
     st.carry = carry;
 }
 
@@ -268,8 +270,7 @@ struct Selector<'a> {
     noise: Stream,
     n: u64,
     rule: Rule,
-    best: Best,
-    carry: f64,
+    st: State,
     w: Vec<u32>,
     sc: Vec<[f32; GROUP]>,
     ex: Vec<[f32; GROUP]>,
@@ -290,8 +291,7 @@ impl<'a> Selector<'a> {
             noise,
             n: 1u64 << bits,
             rule,
-            best: Best::new(),
-            carry: 0.0,
+            st: State { best: Best::new(), carry: 0.0 },
             w: vec![0u32; per_tile * GROUP],
             sc: vec![[0f32; GROUP]; per_tile],
             ex: vec![[0f32; GROUP]; per_tile],
@@ -301,28 +301,12 @@ impl<'a> Selector<'a> {
     /// Scores groups g0 .. g0 + ng, whose candidates `tile` holds (ng groups of d rows).
     #[inline(always)]
     fn feed(&mut self, tile: &[f32], g0: u64, ng: usize, backend: Backend) {
-        let mut st = State { best: Best { val: self.best.val, idx: self.best.idx }, carry: self.carry };
-        feed(
-            self.a,
-            self.b,
-            self.noise,
-            self.n,
-            self.rule,
-            &mut st,
-            &mut self.w,
-            &mut self.sc,
-            &mut self.ex,
-            tile,
-            g0,
-            ng,
-            backend,
-        );
-        self.best = st.best;
-        self.carry = st.carry;
+        let (w, sc, ex) = (&mut self.w, &mut self.sc, &mut self.ex);
+        feed(self.a, self.b, self.noise, self.n, self.rule, &mut self.st, w, sc, ex, tile, g0, ng, backend);
     }
 
     fn index(&self) -> u64 {
-        self.best.index().unwrap_or(0)
+        self.st.best.index().unwrap_or(0)
     }
 }
 
@@ -512,7 +496,7 @@ pub(super) fn decode(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::stream::{philox4x32_10, Backend, Stream};
+    use crate::stream::{Backend, Stream};
 
     /// The plain loop: every key computed, in candidate order, first maximum kept.
     fn naive(a: &[f32], b: &[f32], cand: Stream, noise: Stream, bits: u32, rule: Rule) -> u64 {
@@ -553,10 +537,10 @@ mod tests {
     #[test]
     fn selection_equals_the_plain_loop() {
         // random blocks from a Philox counter: means, stds from near-prior to very narrow
-        let mut ctr = 0u32;
+        let (u, mut at) = (Stream::with_key([1, 2], 7), 0u64);
         let mut uniform = || {
-            ctr += 1;
-            (philox4x32_10([ctr, 7, 0, 0], [1, 2])[0] as f64 + 0.5) / 4294967296.0
+            at += 1;
+            u.uniform_f64(at)
         };
         let mut checked = 0;
         for &d in &[1usize, 2, 3, 16] {
@@ -587,10 +571,10 @@ mod tests {
     #[test]
     fn the_skip_test_never_drops_a_winning_lane() {
         // keys just above and just below each lane's best, times from tiny to huge
-        let mut ctr = 0u32;
+        let (u, mut at) = (Stream::with_key([3, 4], 9), 0u64);
         let mut uniform = || {
-            ctr += 1;
-            (philox4x32_10([ctr, 9, 0, 0], [3, 4])[0] as f64 + 0.5) / 4294967296.0
+            at += 1;
+            u.uniform_f64(at)
         };
         let mut winners = 0;
         for _ in 0..20000 {

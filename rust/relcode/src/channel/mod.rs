@@ -571,6 +571,19 @@ pub struct Batch<'a> {
     pub ids: &'a [u64],
 }
 
+impl<'a> Batch<'a> {
+    /// Problem `i` of the batch.
+    pub fn target(&self, i: usize) -> Target<'a> {
+        let r = i * self.d..(i + 1) * self.d;
+        Target {
+            q_mean: &self.q_mean[r.clone()],
+            q_std: &self.q_std[r.clone()],
+            p_mean: &self.p_mean[r.clone()],
+            p_std: &self.p_std[r],
+        }
+    }
+}
+
 /// Encodes a batch in parallel on the current rayon pool. Results (and the first error, by
 /// problem index) never depend on the number of threads.
 pub fn encode_batch(
@@ -594,16 +607,7 @@ pub fn encode_batch(
         .par_chunks_mut(d)
         .with_max_len(1)
         .enumerate()
-        .map(|(i, s)| {
-            let r = i * d..(i + 1) * d;
-            let t = Target {
-                q_mean: &b.q_mean[r.clone()],
-                q_std: &b.q_std[r.clone()],
-                p_mean: &b.p_mean[r.clone()],
-                p_std: &b.p_std[r],
-            };
-            encode(method, &t, &keys, b.ids[i], opts, s)
-        })
+        .map(|(i, s)| encode(method, &b.target(i), &keys, b.ids[i], opts, s))
         .collect();
     debug_assert_eq!(out.len(), n);
     out.into_iter().enumerate().map(|(i, r)| r.map_err(|e| (i, e))).collect()
@@ -629,26 +633,17 @@ fn encode_pool_batch(
     };
     // enough bundles to keep every thread busy; at most POOL_BUNDLE blocks share a tile
     let per = n.div_ceil(4 * rayon::current_num_threads()).clamp(1, POOL_BUNDLE);
-    let target = |i: usize| {
-        let r = i * d..(i + 1) * d;
-        Target {
-            q_mean: &b.q_mean[r.clone()],
-            q_std: &b.q_std[r.clone()],
-            p_mean: &b.p_mean[r.clone()],
-            p_std: &b.p_std[r],
-        }
-    };
     let out: Vec<Vec<Result<Encoded, ChannelError>>> = samples
         .par_chunks_mut(d * per)
         .with_max_len(1)
         .enumerate()
         .map(|(c, chunk)| {
             let first = c * per;
-            let m = chunk.len() / d.max(1);
+            let m = chunk.len() / d; // d > 0: validated
             let mut errs: Vec<Option<ChannelError>> = Vec::with_capacity(m);
             let mut ok: Vec<fixed::Coefs> = Vec::with_capacity(m);
             for i in first..first + m {
-                match check_target(method, &target(i), opts) {
+                match check_target(method, &b.target(i), opts) {
                     Ok(block) => {
                         ok.push(pool::coefs(&block, keys, b.ids[i]));
                         errs.push(None);
@@ -661,7 +656,7 @@ fn encode_pool_batch(
                 Err(e) => return (0..m).map(|_| Err(e.clone())).collect(),
             };
             errs.into_iter()
-                .zip(chunk.chunks_mut(d.max(1)))
+                .zip(chunk.chunks_mut(d))
                 .enumerate()
                 .map(|(j, (err, s))| {
                     if let Some(e) = err {
@@ -669,10 +664,10 @@ fn encode_pool_batch(
                     }
                     let i = first + j;
                     let message = Message::new(ks.next().expect("one index per valid block"));
-                    let t = target(i);
+                    let t = b.target(i);
                     decode(method, &message, t.p_mean, t.p_std, keys, b.ids[i], opts, s)?;
-                    let bits = message_bits(method, opts, &message)?;
-                    Ok(Encoded { message, steps: 1u64 << opts.bits.expect("validated"), bits })
+                    let len = message_bits(method, opts, &message)?;
+                    Ok(Encoded { message, steps: 1u64 << bits, bits: len })
                 })
                 .collect()
         })
