@@ -30,7 +30,6 @@ tensor by tensor; :func:`decode`, :func:`verify` and :func:`inspect` read whole 
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import math
 import os
@@ -43,6 +42,7 @@ import numpy as np
 
 from . import _checks, _native
 from . import channel as _channel
+from ._tensorfiles import AtomicFile
 from .errors import FormatError, InputError
 
 __all__ = [
@@ -650,18 +650,12 @@ def _write_atomic(dest: Any, data: bytes) -> None:
     """Writes ``data`` to a path through a temporary file in the same directory, renamed on
     success; or to a binary file object."""
     if isinstance(dest, (str, os.PathLike)):
-        dest = Path(dest)
-        fd, tmp = _checks.temp_file(dest)
-        try:
-            with os.fdopen(fd, "wb") as f:
+        with AtomicFile(dest) as out:
+            with out.path.open("wb") as f:
                 f.write(data)
                 f.flush()
                 os.fsync(f.fileno())
-            os.replace(tmp, dest)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
+            out.commit()
     elif hasattr(dest, "write"):
         dest.write(data)
     else:
@@ -1209,15 +1203,13 @@ class StreamWriter:
             spec["shape"] = shape
             self.specs[n] = spec
         self.groups: list[tuple[int, int]] = Layout._ranges(coded_len, chunk_size) if coded_len else []
-        fd, tmp = _checks.temp_file(self.dest)
-        os.close(fd)
-        self._tmp = Path(tmp)
+        self._out = AtomicFile(self.dest)
         try:
             self._w = _native.FormatStreamWriter(
-                str(tmp), self.seed, args, len(self.groups), digest, metadata
+                str(self._out.path), self.seed, args, len(self.groups), digest, metadata
             )
         except BaseException:
-            self._tmp.unlink(missing_ok=True)
+            self._out.discard()
             raise
         self._next_group = 0
         self.bits = 0
@@ -1329,7 +1321,7 @@ class StreamWriter:
             raise InputError(f"{len(self.groups) - self._next_group} groups were not written")
         try:
             digests = self._w.finish()
-            os.replace(self._tmp, self.dest)
+            self._out.commit()
         except BaseException:
             self.abort()
             raise
@@ -1338,7 +1330,7 @@ class StreamWriter:
     def abort(self) -> None:
         """Discards everything written; nothing appears at the destination."""
         self._w.abort()
-        self._tmp.unlink(missing_ok=True)
+        self._out.discard()
 
     def __enter__(self) -> StreamWriter:
         return self
@@ -1346,7 +1338,7 @@ class StreamWriter:
     def __exit__(self, exc_type: Any, *rest: Any) -> None:
         if exc_type is not None:
             self.abort()
-        elif self._tmp.exists() and self._next_group == len(self.groups):
+        elif not self._out.done and self._next_group == len(self.groups):
             self.close()
 
 
