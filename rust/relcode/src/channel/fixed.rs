@@ -18,6 +18,9 @@ use super::gaussian::Block;
 use super::{ChannelError, Keys, Message, Options};
 use crate::stream::{fine_uniform, math::logf, Backend, Stream};
 
+#[cfg(target_arch = "x86_64")]
+mod avx512;
+
 /// The selection rule.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Rule {
@@ -89,20 +92,50 @@ pub(super) fn exponentials(w: &[u32]) -> [f32; GROUP] {
 /// Inclusive prefix sums of sixteen values in a fixed (Hillis-Steele) order, offset by `carry`.
 #[inline(always)]
 pub(super) fn prefix(v: &[f64; GROUP], carry: f64) -> [f64; GROUP] {
-    let mut x = *v;
-    let mut s = 1;
-    while s < GROUP {
-        let prev = x;
-        for l in s..GROUP {
-            x[l] = prev[l] + prev[l - s];
-        }
-        s *= 2;
-    }
+    let x = prefix_step::<8>(prefix_step::<4>(prefix_step::<2>(prefix_step::<1>(*v))));
     let mut out = [0f64; GROUP];
     for l in 0..GROUP {
         out[l] = carry + x[l];
     }
     out
+}
+
+/// One Hillis-Steele step: x[l] + x[l - S] for l >= S (a constant shift, so it vectorises).
+#[inline(always)]
+fn prefix_step<const S: usize>(x: [f64; GROUP]) -> [f64; GROUP] {
+    let mut y = x;
+    for l in S..GROUP {
+        y[l] = x[l] + x[l - S];
+    }
+    y
+}
+
+/// Lane numbers 0..16 as float64.
+const LANES_F64: [f64; GROUP] = {
+    let mut v = [0f64; GROUP];
+    let mut l = 0;
+    while l < GROUP {
+        v[l] = l as f64;
+        l += 1;
+    }
+    v
+};
+
+/// Slack for `mrc_floor`, far above the rounding of the bound and of the two logarithms.
+const MRC_SLACK: f32 = 1e-3;
+
+/// A lower bound of `logf(-logf(u))`, u the fine uniform of noise word `w`, without a
+/// logarithm: the MRC key `score - logf(-logf(u))` is then at most `score - mrc_floor(w)`.
+/// With j = w >> 9 and m = 2^23 - j >= 1: for j > 0, u = (j + 0.5) 2^-23, so
+/// 1 - u = (m - 0.5) 2^-23 >= m 2^-24; for j = 0, u < 2^-23 and 1 - u >= 1/2 = m 2^-24.
+/// As -ln u >= 1 - u, ln(-ln u) >= ln m - 24 ln 2 >= (e - 24) ln 2, e = floor(log2 m) read
+/// from the exponent of m as float32 (exact: m <= 2^23). The slack covers the rounding of
+/// this product and the few ulp of error of the two `logf` (checked for every j by a test).
+#[inline(always)]
+fn mrc_floor(w: u32) -> f32 {
+    let m = (1u32 << 23) - (w >> 9);
+    let e = ((m as f32).to_bits() >> 23) as i32 - 127;
+    (e - 24) as f32 * core::f32::consts::LN_2 - MRC_SLACK
 }
 
 /// Slack for `could_win`: far above the error of `logf` (under 2 ulp, so under 1e-5 for the
@@ -211,30 +244,62 @@ fn feed(
         sc[g] = score_group(&tile[g * GROUP * d..(g + 1) * GROUP * d], a, b);
         g += 1;
     }
-    for g in 0..ng {
-        ex[g] = exponentials(&w[g * GROUP..(g + 1) * GROUP]);
-    }
-    if rule == Rule::Mrc {
-        for g in 0..ng {
-            for l in 0..GROUP {
-                sc[g][l] -= logf(ex[g][l]);
+    #[cfg(target_arch = "x86_64")]
+    if backend == Backend::Avx512 {
+        // SAFETY: callers pass Avx512 only where the CPU has it (`Backend::available`)
+        unsafe {
+            let (sc, w) = (&sc[..ng], &w[..ng * GROUP]);
+            match rule {
+                Rule::Mrc => avx512::mrc(sc, w, ex, &mut best, g0, n),
+                _ => avx512::timed(sc, w, ex, &mut best, &mut carry, g0, n, rule == Rule::Orc),
             }
         }
-        for (g, key) in sc[..ng].iter().enumerate() {
-            let kbase = (g0 + g as u64) * GROUP as u64;
-            best.update(key, kbase, (n - kbase).min(GROUP as u64) as usize);
+        st.best = best;
+        st.carry = carry;
+        return;
+    }
+    if rule == Rule::Mrc {
+        // An upper bound of each key from a cheap lower bound of its noise term: a group
+        // whose bounds all stay at or below their lanes' best keys cannot change the
+        // selection, and its thirty-two logarithms are skipped (most groups, once the best
+        // keys have grown). Computed keys, hence the index, are exactly the plain loop's.
+        for g in 0..ng {
+            for l in 0..GROUP {
+                ex[g][l] = sc[g][l] - mrc_floor(w[g * GROUP + l]);
+            }
+        }
+        for g in 0..ng {
+            let mut any = false;
+            for l in 0..GROUP {
+                any |= ex[g][l] > best.val[l];
+            }
+            if any {
+                let e = exponentials(&w[g * GROUP..(g + 1) * GROUP]);
+                for l in 0..GROUP {
+                    sc[g][l] -= logf(e[l]);
+                }
+                let kbase = (g0 + g as u64) * GROUP as u64;
+                best.update(&sc[g], kbase, (n - kbase).min(GROUP as u64) as usize);
+            }
         }
     } else {
         for g in 0..ng {
+            ex[g] = exponentials(&w[g * GROUP..(g + 1) * GROUP]);
+        }
+        for g in 0..ng {
             let kbase = (g0 + g as u64) * GROUP as u64;
             let mut inc = [0f64; GROUP];
-            for l in 0..GROUP {
-                inc[l] = if rule == Rule::Pfr {
-                    ex[g][l] as f64
-                } else {
-                    // the k-th order statistic of n exponentials: sum of E_j / (n - j)
-                    ex[g][l] as f64 / (nf - (kbase + l as u64) as f64).max(1.0)
-                };
+            if rule == Rule::Pfr {
+                for l in 0..GROUP {
+                    inc[l] = ex[g][l] as f64;
+                }
+            } else {
+                // the k-th order statistic of n exponentials: sum of E_j / (n - j); the
+                // integers are exact in float64, so n - (kbase + l) = (n - kbase) - l
+                let left = nf - kbase as f64;
+                for l in 0..GROUP {
+                    inc[l] = ex[g][l] as f64 / (left - LANES_F64[l]).max(1.0);
+                }
             }
             let t = prefix(&inc, carry);
             carry = t[GROUP - 1];
@@ -502,12 +567,13 @@ mod tests {
     fn naive(a: &[f32], b: &[f32], cand: Stream, noise: Stream, bits: u32, rule: Rule) -> u64 {
         let d = a.len();
         let n = 1usize << bits;
-        let mut z = vec![0f32; n * d];
+        let groups = n.div_ceil(GROUP); // the last group is partial below 16 candidates
+        let mut z = vec![0f32; groups * GROUP * d];
         cand.fill_normals(0, &mut z, Backend::Scalar);
-        let mut w = vec![0u32; n];
+        let mut w = vec![0u32; groups * GROUP];
         noise.fill_words(0, &mut w, Backend::Scalar);
         let (mut best, mut arg, mut carry) = (f32::NEG_INFINITY, 0u64, 0f64);
-        for g in 0..n / GROUP {
+        for g in 0..groups {
             let s = score_group(&z[g * GROUP * d..(g + 1) * GROUP * d], a, b);
             let e = exponentials(&w[g * GROUP..(g + 1) * GROUP]);
             let mut inc = [0f64; GROUP];
@@ -525,7 +591,7 @@ mod tests {
                     Rule::Mrc => s[l] - logf(e[l]),
                     _ => s[l] - logf(t[l] as f32),
                 };
-                if key > best {
+                if g * GROUP + l < n && key > best {
                     best = key;
                     arg = (g * GROUP + l) as u64;
                 }
@@ -552,11 +618,14 @@ mod tests {
                 let block = Block::new(&qm, &qs, &vec![0.0; d], &vec![1.0; d]);
                 let (a, b) = coefficients(&block);
                 for rule in [Rule::Mrc, Rule::Orc, Rule::Pfr] {
-                    for bits in [6u32, 12] {
+                    for bits in [3u32, 6, 12, 13] {
                         let cand = Stream::with_key([11, 12], trial);
                         let noise = Stream::with_key([13, 14], trial);
                         let want = naive(&a, &b, cand, noise, bits, rule);
-                        for backend in [Backend::Scalar, Backend::Auto] {
+                        for backend in [Backend::Scalar, Backend::Avx2, Backend::Avx512] {
+                            if !backend.available() {
+                                continue;
+                            }
                             let got = select(&a, &b, Source::Stream(cand), noise, bits, rule, backend);
                             assert_eq!(got, want, "d {d} trial {trial} {rule:?} bits {bits} {backend:?}");
                         }
@@ -565,7 +634,23 @@ mod tests {
                 }
             }
         }
-        assert_eq!(checked, 4 * 24 * 3 * 2);
+        assert_eq!(checked, 4 * 24 * 3 * 4);
+    }
+
+    #[test]
+    fn the_mrc_floor_bounds_every_noise_term() {
+        // u depends on the word only through j = w >> 9, except for j = 0 (the fine tail):
+        // so these words cover every value the noise term can take
+        let mut tight = f32::INFINITY;
+        let words = (1u32..1 << 23).map(|j| j << 9).chain(0..512);
+        for w in words {
+            let term = logf(-logf(fine_uniform(w)));
+            let floor = mrc_floor(w);
+            assert!(floor <= term, "word {w:#x}: floor {floor} above {term}");
+            tight = tight.min(term - floor);
+        }
+        // the slack is what keeps the bound safe where it is tightest (u next to 1)
+        assert!(tight < 2.0 * MRC_SLACK, "{tight}");
     }
 
     #[test]

@@ -253,9 +253,9 @@ pub(crate) mod avx512 {
         _mm512_add_ps(s, _mm512_mul_ps(ef, _mm512_set1_ps(LN2_HI_F)))
     }
 
-    /// `normal::box_muller` on sixteen lanes.
+    /// `normal::fine_uniform` on sixteen lanes.
     #[inline(always)]
-    pub unsafe fn box_muller16(a: __m512i, b: __m512i) -> (__m512, __m512) {
+    pub unsafe fn fine_uniform16(a: __m512i) -> __m512 {
         let two_m23 = _mm512_set1_ps(1.0 / 8_388_608.0);
         let two_m32 = _mm512_set1_ps(1.0 / 4_294_967_296.0);
         let half = _mm512_set1_ps(0.5);
@@ -264,8 +264,15 @@ pub(crate) mod avx512 {
         let xm = _mm512_mul_ps(_mm512_add_ps(_mm512_cvtepi32_ps(j), half), two_m23);
         let low = _mm512_and_si512(a, _mm512_set1_epi32(0x1FF));
         let xt = _mm512_mul_ps(_mm512_add_ps(_mm512_cvtepi32_ps(low), half), two_m32);
-        let x = _mm512_mask_blend_ps(jz, xm, xt);
-        let r = _mm512_sqrt_ps(_mm512_mul_ps(logf16(x), _mm512_set1_ps(-2.0)));
+        _mm512_mask_blend_ps(jz, xm, xt)
+    }
+
+    /// `normal::box_muller` on sixteen lanes.
+    #[inline(always)]
+    pub unsafe fn box_muller16(a: __m512i, b: __m512i) -> (__m512, __m512) {
+        let two_m23 = _mm512_set1_ps(1.0 / 8_388_608.0);
+        let half = _mm512_set1_ps(0.5);
+        let r = _mm512_sqrt_ps(_mm512_mul_ps(logf16(fine_uniform16(a)), _mm512_set1_ps(-2.0)));
 
         let o = _mm512_srli_epi32::<29>(b);
         let one = _mm512_set1_epi32(1);
