@@ -169,6 +169,30 @@ def channel_bench(bits: int = 16, dims: tuple[int, ...] = (1, 3, 16, 64)) -> str
         lines.append(f"{d:>12}  " + "  ".join(cells))
     lines.append("torch table: one shared candidate table for every block (its build time excluded).")
     lines.append(_pool_build_line(bits))
+    lines.append("")
+    lines.append(_rules_table(bits))
+    return "\n".join(lines)
+
+
+def _rules_table(bits: int, dims: tuple[int, ...] = (1, 2, 3)) -> str:
+    """The three fixed-budget rules per block at small d, where the encoder noise (one draw
+    per candidate, and for orc/pfr the arrival-time chain) weighs most against the normals."""
+    from functools import partial
+
+    from . import channel
+
+    n = 1 << bits
+    lines = [f"per-block rules at small d (2^{bits} candidates, one thread), candidate-dimensions/s"]
+    lines.append("  ".join(f"{h:>12}" for h in ("d", "mrc", "orc", "pfr")))
+    for d in dims:
+        blocks = max(16, min(64, (1 << 22) // (n * d)))
+        qm, qs = _targets(blocks, d)
+        pm, ps = np.zeros((blocks, d), np.float32), np.ones((blocks, d), np.float32)
+        cells = []
+        for method in ("mrc", "orc", "pfr"):
+            run = partial(channel.encode, qm, qs, pm, ps, method=method, bits=bits, threads=1)
+            cells.append(f"{blocks * n * d / best_time(run, repeat=5) / 1e6:10.1f} M")
+        lines.append(f"{d:>12}  " + "  ".join(cells))
     return "\n".join(lines)
 
 
