@@ -347,19 +347,22 @@ pub(crate) mod avx512 {
     #[inline]
     #[target_feature(enable = "avx512f")]
     pub unsafe fn gather16(rk: &[[__m512i; 2]; 10], ids: &[u64], pos: &[u64], out: &mut [f32]) {
-        let mut c = [[0u32; 16]; 4];
-        let mut sel = 0u16;
-        let mut odd = 0u16;
-        for l in 0..16 {
-            let b = pos[l] >> 2;
-            c[0][l] = b as u32;
-            c[1][l] = (b >> 32) as u32;
-            c[2][l] = ids[l] as u32;
-            c[3][l] = (ids[l] >> 32) as u32;
-            sel |= (((pos[l] >> 1) & 1) as u16) << l;
-            odd |= ((pos[l] & 1) as u16) << l;
-        }
-        let cv = c.map(|w| _mm512_loadu_si512(w.as_ptr() as *const _));
+        assert!(ids.len() >= 16 && pos.len() >= 16 && out.len() >= 16);
+        // counters (block = pos >> 2, stream id) split into 32-bit words, eight lanes at a time
+        let p =
+            [_mm512_loadu_si512(pos.as_ptr() as *const _), _mm512_loadu_si512(pos[8..].as_ptr() as *const _)];
+        let i =
+            [_mm512_loadu_si512(ids.as_ptr() as *const _), _mm512_loadu_si512(ids[8..].as_ptr() as *const _)];
+        let b = p.map(|x| _mm512_srli_epi64::<2>(x));
+        let join = |lo: __m256i, hi: __m256i| _mm512_inserti64x4::<1>(_mm512_castsi256_si512(lo), hi);
+        let low = |x: [__m512i; 2]| join(_mm512_cvtepi64_epi32(x[0]), _mm512_cvtepi64_epi32(x[1]));
+        let high = |x: [__m512i; 2]| low(x.map(|v| _mm512_srli_epi64::<32>(v)));
+        let cv = [low(b), high(b), low(i), high(i)];
+        let mask = |bit: i64| {
+            let m = _mm512_set1_epi64(bit);
+            (_mm512_test_epi64_mask(p[0], m) as u16) | ((_mm512_test_epi64_mask(p[1], m) as u16) << 8)
+        };
+        let (sel, odd) = (mask(2), mask(1));
         let w = super::super::philox::avx512::philox16(cv, rk);
         let a = _mm512_mask_blend_epi32(sel, w[0], w[2]);
         let b = _mm512_mask_blend_epi32(sel, w[1], w[3]);
