@@ -485,8 +485,16 @@ pub fn write_message(
 
 /// Reads one message.
 pub fn read_message(method: Method, opts: &Options, r: &mut BitReader<'_>) -> Result<Message, ChannelError> {
+    read_message_with(&message_codes(method, opts), r)
+}
+
+/// `read_message` given the method's `message_codes` (readers of many messages look them up once).
+pub fn read_message_with(
+    codes: &[(Field, IndexCode)],
+    r: &mut BitReader<'_>,
+) -> Result<Message, ChannelError> {
     let mut m = Message::default();
-    for (f, code) in message_codes(method, opts) {
+    for &(f, code) in codes {
         let v = code.read(r)?;
         match f {
             Field::Index => m.index = v,
@@ -731,9 +739,27 @@ pub fn decode_many(
     {
         return Err((0, ChannelError::InvalidInput("decode_many: inconsistent lengths".into())));
     }
-    let mut sid = Vec::with_capacity(total);
-    let mut pos = Vec::with_capacity(total);
-    let mut neg = Vec::new();
+    // Priors in one pass (vectorisable, no early exit); a bad one is reported at its block
+    // below, so errors come in block order as if each block were checked on its own.
+    let bad_prior = |(&m, &s): (&f32, &f32)| !(m.is_finite() && s > 0.0 && s.is_finite());
+    let prior_ok = p_mean.iter().zip(p_std).fold(true, |ok, e| ok & !bad_prior(e));
+    let bad_block = if prior_ok {
+        usize::MAX
+    } else {
+        let e = p_mean.iter().zip(p_std).position(bad_prior).unwrap_or(0);
+        let mut end = 0usize;
+        sizes
+            .iter()
+            .position(|&s| {
+                end += s as usize;
+                e < end
+            })
+            .unwrap_or(usize::MAX)
+    };
+    let mut sid: Vec<u64> = Vec::with_capacity(total);
+    let mut pos: Vec<u64> = Vec::with_capacity(total);
+    let mut neg: Vec<u32> = Vec::new(); // sign bits to flip (pool mode)
+    let mut from_candidates = vec![false; sizes.len()];
     let mut off = 0usize;
     let mut valid_d = 0usize; // the last dimension validated (0: none yet)
     let mut scratch = Vec::new();
@@ -750,11 +776,7 @@ pub fn decode_many(
         for &(f, code) in &codes {
             code.len(field(m, f)).map_err(|e| (i, e.into()))?;
         }
-        if p_mean[range.clone()]
-            .iter()
-            .zip(&p_std[range.clone()])
-            .any(|(&m, &s)| !(m.is_finite() && s > 0.0 && s.is_finite()))
-        {
+        if i == bad_block {
             return Err((
                 i,
                 ChannelError::InvalidInput("prior means must be finite and stds positive".into()),
@@ -786,19 +808,18 @@ pub fn decode_many(
             }
         }
         candidates::check(k, d).map_err(|e| (i, e))?;
+        from_candidates[i] = true;
         if opts.pool {
             pool::transform_into(keys, ids[i], d, &mut scratch, &mut tr);
-            for j in 0..d {
-                sid.push(d as u64);
-                pos.push(candidates::position(k, tr.perm[j], d));
-            }
-            neg.resize(sid.len() - d, false);
-            neg.extend_from_slice(&tr.neg);
+            sid.resize(sid.len() + d, d as u64);
+            pos.extend(tr.perm.iter().map(|&j| candidates::position(k, j, d)));
+            neg.resize(sid.len() - d, 0);
+            neg.extend(tr.neg.iter().map(|&n| (n as u32) << 31));
         } else {
-            for j in 0..d {
-                sid.push(ids[i]);
-                pos.push(candidates::position(k, j, d));
-            }
+            // normal j of candidate k sits at base + 16 j (candidates::position)
+            let base = candidates::position(k, 0, d);
+            sid.resize(sid.len() + d, ids[i]);
+            pos.extend((0..d as u64).map(|j| base + GROUP_STRIDE * j));
         }
     }
     if sid.is_empty() {
@@ -808,22 +829,30 @@ pub fn decode_many(
     let mut z = vec![0f32; sid.len()];
     let key = if opts.pool { keys.pool } else { keys.cand };
     crate::stream::normals_at(key, &sid, &pos, &mut z, opts.backend);
-    neg.resize(z.len(), false);
-    let mut zi = 0usize;
-    let mut off = 0usize;
-    for (&s, m) in sizes.iter().zip(messages) {
+    if opts.pool {
+        neg.resize(z.len(), 0);
+        for (x, &n) in z.iter_mut().zip(&neg) {
+            *x = f32::from_bits(x.to_bits() ^ n);
+        }
+    }
+    let (mut zi, mut off) = (0usize, 0usize);
+    for (&s, &cand) in sizes.iter().zip(&from_candidates) {
         let d = s as usize;
-        if candidate_index(method, opts, m).is_some() {
-            for e in off..off + d {
-                let x = if neg[zi] { -z[zi] } else { z[zi] };
-                out[e] = crate::stream::candidate_weight(p_mean[e], p_std[e], x);
-                zi += 1;
+        if cand {
+            let (o, m, sd, x) =
+                (&mut out[off..off + d], &p_mean[off..off + d], &p_std[off..off + d], &z[zi..zi + d]);
+            for e in 0..d {
+                o[e] = crate::stream::candidate_weight(m[e], sd[e], x[e]);
             }
+            zi += d;
         }
         off += d;
     }
     Ok(())
 }
+
+/// Stream distance between consecutive normals of one candidate (the interleaving group).
+const GROUP_STRIDE: u64 = candidates::GROUP as u64;
 
 /// Decodes a batch in parallel.
 #[allow(clippy::too_many_arguments)]

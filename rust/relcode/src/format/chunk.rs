@@ -559,8 +559,9 @@ pub fn parse_messages(payload: &[u8], max_depth: usize) -> Result<Messages, Form
     }
     let mut r = BitReader::new(bits, nbits);
     let mut messages = Vec::with_capacity(blocks as usize);
+    let codes = channel::message_codes(method, &options);
     for j in 0..blocks {
-        let msg = channel::read_message(method, &options, &mut r).map_err(|e| FormatError::Message {
+        let msg = channel::read_message_with(&codes, &mut r).map_err(|e| FormatError::Message {
             group,
             block: j as u64,
             why: e.to_string(),

@@ -226,8 +226,7 @@ pub fn decode_group(
     let keys = Keys::new(seed);
     let mut vals = vec![0f32; order.len()];
     // priors in block order, then fixed chunks of blocks decoded together (SIMD across blocks)
-    let bm: Vec<f32> = order.iter().map(|&k| pm[k as usize]).collect();
-    let bs: Vec<f32> = order.iter().map(|&k| ps[k as usize]).collect();
+    let (bm, bs) = (in_block_order(pm, &order), in_block_order(ps, &order));
     const BLOCKS: usize = 512;
     let mut chunks: Vec<(usize, usize, &mut [f32])> = Vec::new();
     let mut rest: &mut [f32] = &mut vals;
@@ -267,6 +266,16 @@ pub fn decode_group(
         out[k as usize] = *v;
     }
     Ok(())
+}
+
+/// `v` permuted into block order; a constant `v` (a per-layer prior) needs no gather.
+fn in_block_order(v: &[f32], order: &[u32]) -> Vec<f32> {
+    match v.first() {
+        Some(&c) if v.iter().fold(true, |same, x| same & (x.to_bits() == c.to_bits())) => {
+            vec![c; order.len()]
+        }
+        _ => order.iter().map(|&k| v[k as usize]).collect(),
+    }
 }
 
 /// Block sizes of a fixed layout that gives about `bits_per_block` of KL per block.

@@ -778,15 +778,16 @@ impl Reader {
                 }
             }
         }
-        for i in 0..n {
-            if !(pm[i].is_finite() && ps[i].is_finite() && ps[i] > 0.0) {
-                return Err(FormatError::Malformed(format!(
-                    "coded element {}: prior ({}, {}) needs a finite mean and a positive finite std",
-                    e0 + i as u64,
-                    pm[i],
-                    ps[i]
-                )));
-            }
+        // one pass without early exit (it vectorises); the offending element only on failure
+        let bad = |(&m, &s): (&f32, &f32)| !(m.is_finite() && s.is_finite() && s > 0.0);
+        if !pm.iter().zip(&ps).fold(true, |ok, e| ok & !bad(e)) {
+            let i = pm.iter().zip(&ps).position(bad).unwrap_or(0);
+            return Err(FormatError::Malformed(format!(
+                "coded element {}: prior ({}, {}) needs a finite mean and a positive finite std",
+                e0 + i as u64,
+                pm[i],
+                ps[i]
+            )));
         }
         Ok((pm, ps))
     }
