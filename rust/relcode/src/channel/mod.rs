@@ -732,6 +732,68 @@ pub fn decode_many(
     p_std: &[f32],
     out: &mut [f32],
 ) -> Result<(), (usize, ChannelError)> {
+    // the same code compiled for the widest vectors here (its loops over weights vectorise;
+    // no fused multiply-add either way, so every build gives the same bits)
+    match opts.backend.resolve() {
+        #[cfg(target_arch = "x86_64")]
+        Backend::Avx512 => unsafe {
+            decode_many_avx512(method, opts, keys, ids, messages, sizes, p_mean, p_std, out)
+        },
+        #[cfg(target_arch = "x86_64")]
+        Backend::Avx2 => unsafe {
+            decode_many_avx2(method, opts, keys, ids, messages, sizes, p_mean, p_std, out)
+        },
+        _ => decode_many_body(method, opts, keys, ids, messages, sizes, p_mean, p_std, out),
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn decode_many_avx512(
+    method: Method,
+    opts: &Options,
+    keys: &Keys,
+    ids: &[u64],
+    messages: &[Message],
+    sizes: &[u32],
+    p_mean: &[f32],
+    p_std: &[f32],
+    out: &mut [f32],
+) -> Result<(), (usize, ChannelError)> {
+    decode_many_body(method, opts, keys, ids, messages, sizes, p_mean, p_std, out)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn decode_many_avx2(
+    method: Method,
+    opts: &Options,
+    keys: &Keys,
+    ids: &[u64],
+    messages: &[Message],
+    sizes: &[u32],
+    p_mean: &[f32],
+    p_std: &[f32],
+    out: &mut [f32],
+) -> Result<(), (usize, ChannelError)> {
+    decode_many_body(method, opts, keys, ids, messages, sizes, p_mean, p_std, out)
+}
+
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn decode_many_body(
+    method: Method,
+    opts: &Options,
+    keys: &Keys,
+    ids: &[u64],
+    messages: &[Message],
+    sizes: &[u32],
+    p_mean: &[f32],
+    p_std: &[f32],
+    out: &mut [f32],
+) -> Result<(), (usize, ChannelError)> {
     let total: usize = sizes.iter().map(|&s| s as usize).sum();
     if ids.len() != sizes.len()
         || messages.len() != sizes.len()

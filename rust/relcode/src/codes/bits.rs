@@ -100,6 +100,26 @@ impl<'a> BitReader<'a> {
         Ok(v)
     }
 
+    /// A Rice code with parameter `k` (k <= 16; `q` zeros, a one, then k low bits): the value
+    /// (q << k) | low with q <= `max_q`; errors as `count_zeros` then `read` would give them.
+    #[inline]
+    pub fn read_rice(&mut self, k: u32, max_q: u32) -> Result<u64, CodeError> {
+        debug_assert!(k <= 16);
+        if self.remaining() >= 56 {
+            // the whole code usually lies in one 56-bit window
+            let w = self.peek(self.pos, 56);
+            let q = w.leading_zeros() - 8;
+            if w != 0 && q <= max_q && q + 1 + k <= 56 {
+                let low = (w >> (56 - q - 1 - k)) & ((1u64 << k) - 1);
+                self.pos += (q + 1 + k) as u64;
+                return Ok(((q as u64) << k) | low);
+            }
+        }
+        let q = self.count_zeros(max_q)?;
+        self.read(1)?;
+        Ok(((q as u64) << k) | self.read(k)? as u64)
+    }
+
     /// Counts zero bits up to the next one (not consumed), failing beyond `max` zeros (then
     /// the reader stands after zero max + 1) or at the end (then it stands at the end).
     pub fn count_zeros(&mut self, max: u32) -> Result<u32, CodeError> {
@@ -189,7 +209,15 @@ mod tests {
             for len in [0u64, 1, 7, 8, 9, 63, 64, 65, 200, 313, 320] {
                 let (mut a, mut b) = (BitReader::new(&bytes, len), Plain { bytes: &bytes, pos: 0, len });
                 for _ in 0..60 {
-                    let (ra, rb) = if next() % 2 == 0 {
+                    let op = next() % 3;
+                    let (ra, rb) = if op == 2 {
+                        let (k, max) = ((next() % 17) as u32, (next() % 70) as u32);
+                        let rb = b.count_zeros(max).and_then(|q| {
+                            b.read(1)?;
+                            Ok(((q as u128) << k) | b.read(k)?)
+                        });
+                        (a.read_rice(k, max).map(u128::from), rb)
+                    } else if op == 0 {
                         let n = (next() % 130) as u32 % 129;
                         (a.read(n), b.read(n))
                     } else {

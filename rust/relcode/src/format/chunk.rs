@@ -302,10 +302,8 @@ fn parse_rice_sizes(c: &mut Cur<'_>, blocks: u32, k: u32, id: u32) -> Result<Vec
     let short = |_| FormatError::Malformed(format!("group {id}: malformed block sizes"));
     let mut sizes = Vec::with_capacity(blocks as usize);
     for _ in 0..blocks {
-        let q = r.count_zeros(u16::MAX as u32 >> k).map_err(short)?;
-        r.read(1).map_err(short)?;
-        let v = ((q as u128) << k) | r.read(k).map_err(short)?;
-        if v >= u16::MAX as u128 {
+        let v = r.read_rice(k, u16::MAX as u32 >> k).map_err(short)?;
+        if v >= u16::MAX as u64 {
             return Err(FormatError::Malformed(format!("group {id}: a block size above 65535")));
         }
         sizes.push(v as u16 + 1);
