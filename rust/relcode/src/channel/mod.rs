@@ -818,6 +818,38 @@ fn decode_many_body(
             })
             .unwrap_or(usize::MAX)
     };
+    // The common case first: fixed-budget methods, candidates from each block's own stream.
+    // Anything unusual (a bad size, index or prior) leaves it for the general loop below,
+    // which then reports the first problem exactly as it always does.
+    if let (Some(bits), false, true) = (opts.bits, opts.pool, method.is_fixed_budget(opts)) {
+        if bad_block == usize::MAX && validate(method, opts, 1).is_ok() {
+            let mut sid = vec![0u64; total];
+            let mut pos = vec![0u64; total];
+            let mut at = 0usize;
+            let ok = sizes.iter().zip(messages).zip(ids).all(|((&s, m), &id)| {
+                let (d, k) = (s as usize, m.index);
+                if d == 0 || k >> bits != 0 || candidates::check(k, d).is_err() {
+                    return false;
+                }
+                let base = candidates::position(k, 0, d);
+                let (si, po) = (&mut sid[at..at + d], &mut pos[at..at + d]);
+                for j in 0..d {
+                    si[j] = id;
+                    po[j] = base + GROUP_STRIDE * j as u64;
+                }
+                at += d;
+                true
+            });
+            if ok {
+                let mut z = vec![0f32; total];
+                crate::stream::normals_at(keys.cand, &sid, &pos, &mut z, opts.backend);
+                for e in 0..total {
+                    out[e] = crate::stream::candidate_weight(p_mean[e], p_std[e], z[e]);
+                }
+                return Ok(());
+            }
+        }
+    }
     let mut sid: Vec<u64> = Vec::with_capacity(total);
     let mut pos: Vec<u64> = Vec::with_capacity(total);
     let mut neg: Vec<u32> = Vec::new(); // sign bits to flip (pool mode)
