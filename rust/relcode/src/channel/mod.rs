@@ -823,24 +823,32 @@ fn decode_many_body(
     // which then reports the first problem exactly as it always does.
     if let (Some(bits), false, true) = (opts.bits, opts.pool, method.is_fixed_budget(opts)) {
         if bad_block == usize::MAX && validate(method, opts, 1).is_ok() {
-            let mut sid = vec![0u64; total];
-            let mut pos = vec![0u64; total];
+            // every element is written below before the lengths are set (no zeroing pass)
+            let (mut sid, mut pos) = (Vec::<u64>::with_capacity(total), Vec::<u64>::with_capacity(total));
+            let (si, po) = (&mut sid.spare_capacity_mut()[..total], &mut pos.spare_capacity_mut()[..total]);
             let mut at = 0usize;
-            let ok = sizes.iter().zip(messages).zip(ids).all(|((&s, m), &id)| {
+            let mut ok = true;
+            for ((&s, m), &id) in sizes.iter().zip(messages).zip(ids) {
                 let (d, k) = (s as usize, m.index);
                 if d == 0 || k >> bits != 0 || candidates::check(k, d).is_err() {
-                    return false;
+                    ok = false;
+                    break;
                 }
                 let base = candidates::position(k, 0, d);
-                let (si, po) = (&mut sid[at..at + d], &mut pos[at..at + d]);
+                let (si, po) = (&mut si[at..at + d], &mut po[at..at + d]);
                 for j in 0..d {
-                    si[j] = id;
-                    po[j] = base + GROUP_STRIDE * j as u64;
+                    si[j].write(id);
+                    po[j].write(base + GROUP_STRIDE * j as u64);
                 }
                 at += d;
-                true
-            });
+            }
             if ok {
+                debug_assert_eq!(at, total);
+                // SAFETY: the loop wrote elements 0..total of both (the sizes add up to total)
+                unsafe {
+                    sid.set_len(total);
+                    pos.set_len(total);
+                }
                 let mut z = vec![0f32; total];
                 crate::stream::normals_at(keys.cand, &sid, &pos, &mut z, opts.backend);
                 for e in 0..total {
