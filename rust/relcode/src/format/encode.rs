@@ -200,14 +200,21 @@ pub fn encode_group(
     Ok((Messages { group: gid, method, options: opts.clone(), messages }, values, bits, steps))
 }
 
+/// A group's coding distribution: one (mean, std) for all its elements (per-layer priors),
+/// or one per element, in coded-vector order.
+#[derive(Clone, Copy, Debug)]
+pub enum GroupPrior<'a> {
+    Constant(f32, f32),
+    PerElement(&'a [f32], &'a [f32]),
+}
+
 /// Decodes the blocks of one group into `out` (the group's elements in coded-vector order);
 /// `gid` is the stream group id (`msgs.group`).
 pub fn decode_group(
     g: &Group,
     gid: u32,
     msgs: &Messages,
-    pm: &[f32],
-    ps: &[f32],
+    prior: GroupPrior<'_>,
     seed: u64,
     out: &mut [f32],
 ) -> Result<(), FormatError> {
@@ -226,7 +233,10 @@ pub fn decode_group(
     let keys = Keys::new(seed);
     let mut vals = vec![0f32; order.len()];
     // priors in block order, then fixed chunks of blocks decoded together (SIMD across blocks)
-    let (bm, bs) = (in_block_order(pm, &order), in_block_order(ps, &order));
+    let (bm, bs) = match prior {
+        GroupPrior::Constant(m, s) => (vec![m; order.len()], vec![s; order.len()]),
+        GroupPrior::PerElement(pm, ps) => (in_block_order(pm, &order), in_block_order(ps, &order)),
+    };
     const BLOCKS: usize = 512;
     let mut chunks: Vec<(usize, usize, &mut [f32])> = Vec::new();
     let mut rest: &mut [f32] = &mut vals;
@@ -657,7 +667,8 @@ pub fn assemble<W: Write>(
             };
             let start = (mi / ng) as u64 * n + g.start;
             let r = start as usize..(start + g.count) as usize;
-            decode_group(g, mi as u32, m, &pm, &ps, h.seed, &mut coded[r]).map_err(|e| bad(e.to_string()))?;
+            decode_group(g, mi as u32, m, GroupPrior::PerElement(&pm, &ps), h.seed, &mut coded[r])
+                .map_err(|e| bad(e.to_string()))?;
         }
     }
     // A file with a base hashes the base's raw tensors too (they are part of what it decodes to).

@@ -9,7 +9,8 @@
 //! function of its group and position), so the output never depends on the thread count.
 
 use super::chunk::{self, Frame, IndexEntry, Messages, Role, DATA, DATA_PREFIX, HEAD, INDX, LAYO, MSGS};
-use super::header::{DigestMode, Dtype, Header, PriorValue, TensorInfo};
+use super::encode::GroupPrior;
+use super::header::{DigestMode, Dtype, Header, Prior, PriorValue, TensorInfo};
 use super::layout::Group;
 use super::{
     hex, sha256_f32, FormatError, Limits, END_MAGIC, FRAME_LEN, MAGIC, PREAMBLE_LEN, TAIL_LEN, VERSION_MAJOR,
@@ -752,6 +753,31 @@ impl Reader {
         Ok(())
     }
 
+    /// The prior of the coded-vector range [e0, e1) when one valid (mean, std) covers all of
+    /// it (tensors with equal per-layer priors); `None` otherwise, `prior_range` then applies.
+    pub fn constant_prior(&self, e0: u64, e1: u64) -> Result<Option<(f32, f32)>, FormatError> {
+        let m = self.need_model()?;
+        let (mut found, mut covered) = (None::<(f32, f32)>, 0u64);
+        for (t, info) in m.tensors.iter().enumerate() {
+            let Some(s) = m.coded_start[t] else { continue };
+            let (a, b) = (s.max(e0), (s + info.numel()).min(e1));
+            if a >= b {
+                continue;
+            }
+            let Some(Prior { mean: PriorValue::Scalar(pm), std: PriorValue::Scalar(ps) }) = info.prior else {
+                return Ok(None);
+            };
+            match found {
+                Some((fm, fs)) if fm.to_bits() != pm.to_bits() || fs.to_bits() != ps.to_bits() => {
+                    return Ok(None)
+                }
+                _ => found = Some((pm, ps)),
+            }
+            covered += b - a;
+        }
+        Ok(found.filter(|&(pm, ps)| covered == e1 - e0 && pm.is_finite() && ps.is_finite() && ps > 0.0))
+    }
+
     /// The per-element prior of the coded-vector range [e0, e1) (float32 means and stds).
     pub fn prior_range(&self, e0: u64, e1: u64) -> Result<(Vec<f32>, Vec<f32>), FormatError> {
         let m = self.need_model()?;
@@ -849,8 +875,16 @@ impl Reader {
             let i = (g / ng) as u64;
             msgs.messages = msgs.messages[(i * b) as usize..((i + 1) * b) as usize].to_vec();
         }
-        let (pm, ps) = self.prior_range(group.start, group.start + group.count)?;
-        super::encode::decode_group(group, g as u32, &msgs, &pm, &ps, self.header.seed, out)
+        let (e0, e1) = (group.start, group.start + group.count);
+        let owned;
+        let prior = match self.constant_prior(e0, e1)? {
+            Some((m, s)) => GroupPrior::Constant(m, s),
+            None => {
+                owned = self.prior_range(e0, e1)?;
+                GroupPrior::PerElement(&owned.0, &owned.1)
+            }
+        };
+        super::encode::decode_group(group, g as u32, &msgs, prior, self.header.seed, out)
     }
 
     /// Decodes the coded-vector range [e0, e1) into `out`, group by group in parallel.
