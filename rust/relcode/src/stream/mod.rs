@@ -306,6 +306,10 @@ pub fn normals_at(key: [u32; 2], ids: &[u64], pos: &[u64], out: &mut [f32], back
         #[cfg(target_arch = "x86_64")]
         Backend::Avx512 => unsafe {
             let rk = philox::avx512::round_keys(key);
+            while n - i >= 32 {
+                normal::avx512::gather32(&rk, &ids[i..i + 32], &pos[i..i + 32], &mut out[i..i + 32]);
+                i += 32;
+            }
             while n - i >= 16 {
                 normal::avx512::gather16(&rk, &ids[i..i + 16], &pos[i..i + 16], &mut out[i..i + 16]);
                 i += 16;
@@ -395,17 +399,20 @@ mod tests {
     #[test]
     fn normals_at_matches_random_access_for_all_backends() {
         let key = derive_key(77, purpose::CANDIDATES);
-        let ids: Vec<u64> = (0..203u64).map(|i| i.wrapping_mul(0x9E37_79B9_7F4A_7C15)).collect();
-        let pos: Vec<u64> = (0..203u64).map(|i| i.wrapping_mul(0xD1B5_4A32_D192_ED03) ^ (i << 60)).collect();
-        let want: Vec<u32> =
-            ids.iter().zip(&pos).map(|(&s, &p)| Stream::with_key(key, s).normal(p).to_bits()).collect();
-        for b in [Backend::Scalar, Backend::Avx2, Backend::Avx512, Backend::Auto] {
-            if !b.available() {
-                continue;
+        // lengths that leave every SIMD step and the scalar tail something to do
+        for n in [203u64, 240, 7] {
+            let ids: Vec<u64> = (0..n).map(|i| i.wrapping_mul(0x9E37_79B9_7F4A_7C15)).collect();
+            let pos: Vec<u64> = (0..n).map(|i| i.wrapping_mul(0xD1B5_4A32_D192_ED03) ^ (i << 60)).collect();
+            let want: Vec<u32> =
+                ids.iter().zip(&pos).map(|(&s, &p)| Stream::with_key(key, s).normal(p).to_bits()).collect();
+            for b in [Backend::Scalar, Backend::Avx2, Backend::Avx512, Backend::Auto] {
+                if !b.available() {
+                    continue;
+                }
+                let mut out = vec![0f32; ids.len()];
+                normals_at(key, &ids, &pos, &mut out, b);
+                assert_eq!(out.iter().map(|x| x.to_bits()).collect::<Vec<_>>(), want, "{b:?} n {n}");
             }
-            let mut out = vec![0f32; ids.len()];
-            normals_at(key, &ids, &pos, &mut out, b);
-            assert_eq!(out.iter().map(|x| x.to_bits()).collect::<Vec<_>>(), want, "{b:?}");
         }
     }
 

@@ -340,15 +340,12 @@ pub(crate) mod avx512 {
         _mm512_storeu_ps(p.add(48), _mm512_shuffle_f32x4::<0xDD>(v2, v3));
     }
 
-    /// Normals at sixteen arbitrary (stream id, position) pairs under round keys `rk`.
-    ///
-    /// # Safety
-    /// The CPU must support AVX-512F.
-    #[inline]
-    #[target_feature(enable = "avx512f")]
-    pub unsafe fn gather16(rk: &[[__m512i; 2]; 10], ids: &[u64], pos: &[u64], out: &mut [f32]) {
-        assert!(ids.len() >= 16 && pos.len() >= 16 && out.len() >= 16);
-        // counters (block = pos >> 2, stream id) split into 32-bit words, eight lanes at a time
+    /// Philox counters (block = pos >> 2, stream id; word i of each in c[i]) of sixteen
+    /// (id, position) pairs, and the masks of positions using words 2-3 and the sine.
+    #[inline(always)]
+    unsafe fn counters16(ids: &[u64], pos: &[u64]) -> ([__m512i; 4], u16, u16) {
+        assert!(ids.len() >= 16 && pos.len() >= 16);
+        // 64-bit halves split into 32-bit words, eight lanes at a time
         let p =
             [_mm512_loadu_si512(pos.as_ptr() as *const _), _mm512_loadu_si512(pos[8..].as_ptr() as *const _)];
         let i =
@@ -357,17 +354,48 @@ pub(crate) mod avx512 {
         let join = |lo: __m256i, hi: __m256i| _mm512_inserti64x4::<1>(_mm512_castsi256_si512(lo), hi);
         let low = |x: [__m512i; 2]| join(_mm512_cvtepi64_epi32(x[0]), _mm512_cvtepi64_epi32(x[1]));
         let high = |x: [__m512i; 2]| low(x.map(|v| _mm512_srli_epi64::<32>(v)));
-        let cv = [low(b), high(b), low(i), high(i)];
         let mask = |bit: i64| {
             let m = _mm512_set1_epi64(bit);
             (_mm512_test_epi64_mask(p[0], m) as u16) | ((_mm512_test_epi64_mask(p[1], m) as u16) << 8)
         };
-        let (sel, odd) = (mask(2), mask(1));
-        let w = super::super::philox::avx512::philox16(cv, rk);
+        ([low(b), high(b), low(i), high(i)], mask(2), mask(1))
+    }
+
+    /// The normal each lane asks for, from its Philox block `w`.
+    #[inline(always)]
+    unsafe fn pick16(w: [__m512i; 4], sel: u16, odd: u16) -> __m512 {
         let a = _mm512_mask_blend_epi32(sel, w[0], w[2]);
         let b = _mm512_mask_blend_epi32(sel, w[1], w[3]);
         let (zc, zs) = box_muller16(a, b);
-        _mm512_storeu_ps(out.as_mut_ptr(), _mm512_mask_blend_ps(odd, zc, zs));
+        _mm512_mask_blend_ps(odd, zc, zs)
+    }
+
+    /// Normals at sixteen arbitrary (stream id, position) pairs under round keys `rk`.
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512F.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn gather16(rk: &[[__m512i; 2]; 10], ids: &[u64], pos: &[u64], out: &mut [f32]) {
+        assert!(out.len() >= 16);
+        let (c, sel, odd) = counters16(ids, pos);
+        let w = super::super::philox::avx512::philox16(c, rk);
+        _mm512_storeu_ps(out.as_mut_ptr(), pick16(w, sel, odd));
+    }
+
+    /// `gather16` on thirty-two pairs, the two Philox chains interleaved.
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512F.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn gather32(rk: &[[__m512i; 2]; 10], ids: &[u64], pos: &[u64], out: &mut [f32]) {
+        assert!(ids.len() >= 32 && pos.len() >= 32 && out.len() >= 32);
+        let (c0, sel0, odd0) = counters16(ids, pos);
+        let (c1, sel1, odd1) = counters16(&ids[16..], &pos[16..]);
+        let [w0, w1] = super::super::philox::avx512::philox16x2(c0, c1, rk);
+        _mm512_storeu_ps(out.as_mut_ptr(), pick16(w0, sel0, odd0));
+        _mm512_storeu_ps(out[16..].as_mut_ptr(), pick16(w1, sel1, odd1));
     }
 
     /// The 64 normals of Philox blocks `b .. b+16` of stream `id` under round keys `rk`,
