@@ -270,6 +270,11 @@ impl Stream {
         let mut p = start.wrapping_add(head as u64);
         if wide {
             let rk = philox::avx512::round_keys(self.key);
+            while n - i >= 2 * STEP {
+                philox::avx512::words128(&rk, self.id, p >> 2, out[i..i + 2 * STEP].as_mut_ptr());
+                i += 2 * STEP;
+                p = p.wrapping_add(2 * STEP as u64);
+            }
             while n - i >= STEP {
                 philox::avx512::words64(&rk, self.id, p >> 2, out[i..i + STEP].as_mut_ptr());
                 i += STEP;

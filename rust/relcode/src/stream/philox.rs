@@ -136,11 +136,10 @@ pub(crate) mod avx512 {
         rk
     }
 
-    /// Words of Philox blocks `b .. b+16` of stream `id` (b % 16 == 0), stored in stream order.
-    #[inline]
-    #[target_feature(enable = "avx512f")]
-    pub unsafe fn words64(rk: &[[__m512i; 2]; 10], id: u64, b: u64, out: *mut u32) {
-        let c = [
+    /// Counters of Philox blocks `b .. b+16` of stream `id`.
+    #[inline(always)]
+    unsafe fn counters(id: u64, b: u64) -> [__m512i; 4] {
+        [
             _mm512_add_epi32(
                 _mm512_set1_epi32(b as u32 as i32),
                 _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
@@ -148,8 +147,12 @@ pub(crate) mod avx512 {
             _mm512_set1_epi32((b >> 32) as u32 as i32),
             _mm512_set1_epi32(id as u32 as i32),
             _mm512_set1_epi32((id >> 32) as u32 as i32),
-        ];
-        let w = philox16(c, rk);
+        ]
+    }
+
+    /// The 64 words of sixteen blocks (word i of each in w[i]) stored in stream order.
+    #[inline(always)]
+    unsafe fn store_words(w: [__m512i; 4], out: *mut u32) {
         let z = w.map(|x| _mm512_castsi512_ps(x));
         let t0 = _mm512_unpacklo_ps(z[0], z[1]);
         let t1 = _mm512_unpackhi_ps(z[0], z[1]);
@@ -168,6 +171,22 @@ pub(crate) mod avx512 {
         _mm512_storeu_ps(p.add(16), _mm512_shuffle_f32x4::<0xDD>(v0, v1));
         _mm512_storeu_ps(p.add(32), _mm512_shuffle_f32x4::<0x88>(v2, v3));
         _mm512_storeu_ps(p.add(48), _mm512_shuffle_f32x4::<0xDD>(v2, v3));
+    }
+
+    /// Words of Philox blocks `b .. b+16` of stream `id` (b % 16 == 0), stored in stream order.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn words64(rk: &[[__m512i; 2]; 10], id: u64, b: u64, out: *mut u32) {
+        store_words(philox16(counters(id, b), rk), out);
+    }
+
+    /// `words64` of blocks `b .. b+32`, the two Philox chains interleaved.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn words128(rk: &[[__m512i; 2]; 10], id: u64, b: u64, out: *mut u32) {
+        let [w0, w1] = philox16x2(counters(id, b), counters(id, b.wrapping_add(16)), rk);
+        store_words(w0, out);
+        store_words(w1, out.add(64));
     }
 
     /// Philox4x32-10 on sixteen counters (c[i] holds word i of each), given `round_keys`.
