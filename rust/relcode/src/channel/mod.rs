@@ -732,68 +732,46 @@ pub fn decode_many(
     p_std: &[f32],
     out: &mut [f32],
 ) -> Result<(), (usize, ChannelError)> {
+    let blocks = ManyBlocks { method, opts, keys, ids, messages, sizes, p_mean, p_std };
     // the same code compiled for the widest vectors here (its loops over weights vectorise;
     // no fused multiply-add either way, so every build gives the same bits)
     match opts.backend.resolve() {
         #[cfg(target_arch = "x86_64")]
-        Backend::Avx512 => unsafe {
-            decode_many_avx512(method, opts, keys, ids, messages, sizes, p_mean, p_std, out)
-        },
+        Backend::Avx512 => unsafe { decode_many_avx512(&blocks, out) },
         #[cfg(target_arch = "x86_64")]
-        Backend::Avx2 => unsafe {
-            decode_many_avx2(method, opts, keys, ids, messages, sizes, p_mean, p_std, out)
-        },
-        _ => decode_many_body(method, opts, keys, ids, messages, sizes, p_mean, p_std, out),
+        Backend::Avx2 => unsafe { decode_many_avx2(&blocks, out) },
+        _ => decode_many_body(&blocks, out),
     }
+}
+
+/// `decode_many`'s input: everything but the output.
+#[derive(Clone, Copy)]
+struct ManyBlocks<'a> {
+    method: Method,
+    opts: &'a Options,
+    keys: &'a Keys,
+    ids: &'a [u64],
+    messages: &'a [Message],
+    sizes: &'a [u32],
+    p_mean: &'a [f32],
+    p_std: &'a [f32],
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-#[allow(clippy::too_many_arguments)]
-unsafe fn decode_many_avx512(
-    method: Method,
-    opts: &Options,
-    keys: &Keys,
-    ids: &[u64],
-    messages: &[Message],
-    sizes: &[u32],
-    p_mean: &[f32],
-    p_std: &[f32],
-    out: &mut [f32],
-) -> Result<(), (usize, ChannelError)> {
-    decode_many_body(method, opts, keys, ids, messages, sizes, p_mean, p_std, out)
+unsafe fn decode_many_avx512(blocks: &ManyBlocks<'_>, out: &mut [f32]) -> Result<(), (usize, ChannelError)> {
+    decode_many_body(blocks, out)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-#[allow(clippy::too_many_arguments)]
-unsafe fn decode_many_avx2(
-    method: Method,
-    opts: &Options,
-    keys: &Keys,
-    ids: &[u64],
-    messages: &[Message],
-    sizes: &[u32],
-    p_mean: &[f32],
-    p_std: &[f32],
-    out: &mut [f32],
-) -> Result<(), (usize, ChannelError)> {
-    decode_many_body(method, opts, keys, ids, messages, sizes, p_mean, p_std, out)
+unsafe fn decode_many_avx2(blocks: &ManyBlocks<'_>, out: &mut [f32]) -> Result<(), (usize, ChannelError)> {
+    decode_many_body(blocks, out)
 }
 
 #[inline(always)]
-#[allow(clippy::too_many_arguments)]
-fn decode_many_body(
-    method: Method,
-    opts: &Options,
-    keys: &Keys,
-    ids: &[u64],
-    messages: &[Message],
-    sizes: &[u32],
-    p_mean: &[f32],
-    p_std: &[f32],
-    out: &mut [f32],
-) -> Result<(), (usize, ChannelError)> {
+fn decode_many_body(blocks: &ManyBlocks<'_>, out: &mut [f32]) -> Result<(), (usize, ChannelError)> {
+    let ManyBlocks { method, opts, keys, ids, messages, sizes, p_mean, p_std } = *blocks;
     let total: usize = sizes.iter().map(|&s| s as usize).sum();
     if ids.len() != sizes.len()
         || messages.len() != sizes.len()
