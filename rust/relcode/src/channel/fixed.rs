@@ -19,6 +19,8 @@ use super::{ChannelError, Keys, Message, Options};
 use crate::stream::{fine_uniform, math::logf, Backend, Stream};
 
 #[cfg(target_arch = "x86_64")]
+mod avx2;
+#[cfg(target_arch = "x86_64")]
 mod avx512;
 
 /// The selection rule.
@@ -31,6 +33,9 @@ pub enum Rule {
 
 /// Normals per tile (about 16 KiB of float32), so a tile stays in L1.
 const TILE_NORMALS: usize = 4096;
+
+/// Most groups in a tile (dimension 1).
+const TILE_GROUPS: usize = TILE_NORMALS / GROUP;
 
 /// Score coefficients of log r(z) = sum_j (a_j z_j + b_j) z_j + const, in float32.
 pub(super) fn coefficients(block: &Block) -> (Vec<f32>, Vec<f32>) {
@@ -245,13 +250,15 @@ fn feed(
         g += 1;
     }
     #[cfg(target_arch = "x86_64")]
-    if backend == Backend::Avx512 {
-        // SAFETY: callers pass Avx512 only where the CPU has it (`Backend::available`)
+    if matches!(backend, Backend::Avx512 | Backend::Avx2) {
+        let (sc, w, orc) = (&sc[..ng], &w[..ng * GROUP], rule == Rule::Orc);
+        // SAFETY: callers pass a SIMD backend only where the CPU has it (`Backend::available`)
         unsafe {
-            let (sc, w) = (&sc[..ng], &w[..ng * GROUP]);
-            match rule {
-                Rule::Mrc => avx512::mrc(sc, w, ex, &mut best, g0, n),
-                _ => avx512::timed(sc, w, ex, &mut best, &mut carry, g0, n, rule == Rule::Orc),
+            match (backend, rule) {
+                (Backend::Avx512, Rule::Mrc) => avx512::mrc(sc, w, ex, &mut best, g0, n),
+                (Backend::Avx512, _) => avx512::timed(sc, w, ex, &mut best, &mut carry, g0, n, orc),
+                (_, Rule::Mrc) => avx2::mrc(sc, w, ex, &mut best, g0, n),
+                _ => avx2::timed(sc, w, ex, &mut best, &mut carry, g0, n, orc),
             }
         }
         st.best = best;

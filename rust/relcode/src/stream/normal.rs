@@ -97,9 +97,9 @@ pub(crate) mod avx2 {
         _mm256_add_ps(s, _mm256_mul_ps(ef, _mm256_set1_ps(LN2_HI_F)))
     }
 
-    /// `normal::box_muller` on eight lanes.
+    /// `normal::fine_uniform` on eight lanes.
     #[inline(always)]
-    pub unsafe fn box_muller8(a: __m256i, b: __m256i) -> (__m256, __m256) {
+    pub unsafe fn fine_uniform8(a: __m256i) -> __m256 {
         let two_m23 = _mm256_set1_ps(1.0 / 8_388_608.0);
         let two_m32 = _mm256_set1_ps(1.0 / 4_294_967_296.0);
         let half = _mm256_set1_ps(0.5);
@@ -108,8 +108,15 @@ pub(crate) mod avx2 {
         let xm = _mm256_mul_ps(_mm256_add_ps(_mm256_cvtepi32_ps(j), half), two_m23);
         let low = _mm256_and_si256(a, _mm256_set1_epi32(0x1FF));
         let xt = _mm256_mul_ps(_mm256_add_ps(_mm256_cvtepi32_ps(low), half), two_m32);
-        let x = _mm256_blendv_ps(xm, xt, jz);
-        let r = _mm256_sqrt_ps(_mm256_mul_ps(logf8(x), _mm256_set1_ps(-2.0)));
+        _mm256_blendv_ps(xm, xt, jz)
+    }
+
+    /// `normal::box_muller` on eight lanes.
+    #[inline(always)]
+    pub unsafe fn box_muller8(a: __m256i, b: __m256i) -> (__m256, __m256) {
+        let two_m23 = _mm256_set1_ps(1.0 / 8_388_608.0);
+        let half = _mm256_set1_ps(0.5);
+        let r = _mm256_sqrt_ps(_mm256_mul_ps(logf8(fine_uniform8(a)), _mm256_set1_ps(-2.0)));
 
         let o = _mm256_srli_epi32::<29>(b);
         let one = _mm256_set1_epi32(1);

@@ -2,7 +2,7 @@
 //! same operations as the portable loops, in the same order, so the keys and the selected
 //! index are identical; the running best keys and the arrival-time chain stay in registers.
 
-use super::{Best, GROUP, MRC_SLACK, SKIP_SLACK};
+use super::{Best, GROUP, MRC_SLACK, SKIP_SLACK, TILE_GROUPS};
 use crate::stream::normal::avx512::{fine_uniform16, logf16};
 use core::arch::x86_64::*;
 
@@ -102,9 +102,6 @@ unsafe fn shift<const S: i32, const R: i32>(lo: __m512d, hi: __m512d) -> (__m512
     )
 }
 
-/// Most groups per call of `timed` (a tile of dimension 1).
-pub(super) const MAX_GROUPS: usize = super::TILE_NORMALS / GROUP;
-
 /// ORC or truncated PFR over the groups of `sc` (first group g0), with the running arrival
 /// time `carry`: increments, the Hillis-Steele prefix of `fixed::prefix`, float32 times,
 /// the `could_win` test and the keys, as the portable passes compute them. In passes over
@@ -122,7 +119,7 @@ pub(super) unsafe fn timed(
     orc: bool,
 ) {
     let ng = sc.len();
-    assert!(w.len() >= ng * GROUP && ex.len() >= ng && ng <= MAX_GROUPS);
+    assert!(w.len() >= ng * GROUP && ex.len() >= ng && ng <= TILE_GROUPS);
     for (g, e) in ex[..ng].iter_mut().enumerate() {
         let words = _mm512_loadu_si512(w.as_ptr().add(g * GROUP) as *const __m512i);
         _mm512_storeu_ps(e.as_mut_ptr(), exponentials16(words));
@@ -133,7 +130,7 @@ pub(super) unsafe fn timed(
     let one = _mm512_set1_pd(1.0);
     let last = _mm512_set1_epi64(7);
     // logf of each group's first time, sixteen groups to a register
-    let mut firsts = [0f32; MAX_GROUPS];
+    let mut firsts = [0f32; TILE_GROUPS];
     let mut c = _mm512_set1_pd(*carry);
     for (g, e) in ex[..ng].iter_mut().enumerate() {
         let kbase = (g0 + g as u64) * GROUP as u64;
