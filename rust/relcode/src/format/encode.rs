@@ -208,6 +208,17 @@ pub enum GroupPrior<'a> {
     PerElement(&'a [f32], &'a [f32]),
 }
 
+impl<'a> GroupPrior<'a> {
+    /// Per-element values as a group prior: `Constant` when every element has the same one.
+    pub fn from_elements(pm: &'a [f32], ps: &'a [f32]) -> GroupPrior<'a> {
+        let same = |v: &[f32]| v.iter().fold(true, |same, x| same & (x.to_bits() == v[0].to_bits()));
+        match (pm.first(), ps.first()) {
+            (Some(&m), Some(&s)) if same(pm) && same(ps) => GroupPrior::Constant(m, s),
+            _ => GroupPrior::PerElement(pm, ps),
+        }
+    }
+}
+
 /// Decodes the blocks of one group into `out` (the group's elements in coded-vector order);
 /// `gid` is the stream group id (`msgs.group`).
 pub fn decode_group(
@@ -235,7 +246,10 @@ pub fn decode_group(
     // priors in block order, then fixed chunks of blocks decoded together (SIMD across blocks)
     let (bm, bs) = match prior {
         GroupPrior::Constant(m, s) => (vec![m; order.len()], vec![s; order.len()]),
-        GroupPrior::PerElement(pm, ps) => (in_block_order(pm, &order), in_block_order(ps, &order)),
+        GroupPrior::PerElement(pm, ps) => {
+            let gather = |v: &[f32]| order.iter().map(|&k| v[k as usize]).collect::<Vec<f32>>();
+            (gather(pm), gather(ps))
+        }
     };
     const BLOCKS: usize = 512;
     let mut chunks: Vec<(usize, usize, &mut [f32])> = Vec::new();
@@ -276,16 +290,6 @@ pub fn decode_group(
         out[k as usize] = *v;
     }
     Ok(())
-}
-
-/// `v` permuted into block order; a constant `v` (a per-layer prior) needs no gather.
-fn in_block_order(v: &[f32], order: &[u32]) -> Vec<f32> {
-    match v.first() {
-        Some(&c) if v.iter().fold(true, |same, x| same & (x.to_bits() == c.to_bits())) => {
-            vec![c; order.len()]
-        }
-        _ => order.iter().map(|&k| v[k as usize]).collect(),
-    }
 }
 
 /// Block sizes of a fixed layout that gives about `bits_per_block` of KL per block.
@@ -667,7 +671,7 @@ pub fn assemble<W: Write>(
             };
             let start = (mi / ng) as u64 * n + g.start;
             let r = start as usize..(start + g.count) as usize;
-            decode_group(g, mi as u32, m, GroupPrior::PerElement(&pm, &ps), h.seed, &mut coded[r])
+            decode_group(g, mi as u32, m, GroupPrior::from_elements(&pm, &ps), h.seed, &mut coded[r])
                 .map_err(|e| bad(e.to_string()))?;
         }
     }

@@ -881,7 +881,7 @@ impl Reader {
             Some((m, s)) => GroupPrior::Constant(m, s),
             None => {
                 owned = self.prior_range(e0, e1)?;
-                GroupPrior::PerElement(&owned.0, &owned.1)
+                GroupPrior::from_elements(&owned.0, &owned.1)
             }
         };
         super::encode::decode_group(group, g as u32, &msgs, prior, self.header.seed, out)
