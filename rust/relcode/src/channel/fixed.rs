@@ -570,6 +570,15 @@ mod tests {
     use super::*;
     use crate::stream::{Backend, Stream};
 
+    /// Successive uniforms of a test stream.
+    fn uniforms(key: [u32; 2], id: u64) -> impl FnMut() -> f64 {
+        let (u, mut at) = (Stream::with_key(key, id), 0u64);
+        move || {
+            at += 1;
+            u.uniform_f64(at)
+        }
+    }
+
     /// The plain loop: every key computed, in candidate order, first maximum kept.
     fn naive(a: &[f32], b: &[f32], cand: Stream, noise: Stream, bits: u32, rule: Rule) -> u64 {
         let d = a.len();
@@ -610,11 +619,7 @@ mod tests {
     #[test]
     fn selection_equals_the_plain_loop() {
         // random blocks from a Philox counter: means, stds from near-prior to very narrow
-        let (u, mut at) = (Stream::with_key([1, 2], 7), 0u64);
-        let mut uniform = || {
-            at += 1;
-            u.uniform_f64(at)
-        };
+        let mut uniform = uniforms([1, 2], 7);
         let mut checked = 0;
         for &d in &[1usize, 2, 3, 16] {
             for trial in 0..24u64 {
@@ -663,11 +668,7 @@ mod tests {
     #[test]
     fn the_skip_test_never_drops_a_winning_lane() {
         // keys just above and just below each lane's best, times from tiny to huge
-        let (u, mut at) = (Stream::with_key([3, 4], 9), 0u64);
-        let mut uniform = || {
-            at += 1;
-            u.uniform_f64(at)
-        };
+        let mut uniform = uniforms([3, 4], 9);
         let mut winners = 0;
         for _ in 0..20000 {
             let first = (10f64).powf(-3.0 + 9.0 * uniform()) as f32;
