@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numbers
 import operator
 import os
 import tempfile
@@ -34,6 +35,19 @@ def threads(value: Any) -> int | None:
     v = uint64(value, "threads")
     if not 1 <= v <= 1024:
         raise InputError(f"threads must be between 1 and 1024, got {v}")
+    return v
+
+
+def max_excess(value: Any) -> float | None:
+    """``None`` or a number of bits (any real but NaN): how far a block's KL may exceed a
+    fixed budget before the encoder refuses it."""
+    if value is None:
+        return None
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise InputError(f"max_excess must be a number of bits or None, got {type(value).__name__}")
+    v = float(value)
+    if v != v:
+        raise InputError("max_excess must be a number of bits or None, got NaN")
     return v
 
 

@@ -86,6 +86,8 @@ _GroupArg = tuple[int, str, int, int, int, int, npt.NDArray[np.uint16] | None, n
 _TensorArg = tuple[str, list[int], str, bool, float | None, float | None]
 # (group, method name, index, aux, options)
 _MsgArg = tuple[int, str, npt.NDArray[np.uint64], npt.NDArray[np.uint64], dict[str, Any]]
+# (tensor name, first element of the tensor in the group, count)
+_SpanArg = tuple[str, int, int]
 # float32 for coded tensors, little-endian bytes for raw ones
 _Decoded = npt.NDArray[np.float32] | npt.NDArray[np.uint8]
 
@@ -102,6 +104,7 @@ def format_encode(
     digest: str,
     meta: Any = None,
     threads: int | None = None,
+    max_excess: float | None = None,
     **kwargs: Any,
 ) -> tuple[bytes, dict[str, Any]]: ...
 def format_encode_group(
@@ -117,8 +120,27 @@ def format_encode_group(
     size: int,
     bits_per_block: float,
     threads: int | None = None,
+    tensors: list[_SpanArg] | None = None,
+    max_excess: float | None = None,
     **kwargs: Any,
 ) -> tuple[bytes, bytes, npt.NDArray[np.float32], dict[str, Any]]: ...  # (LAYO, MSGS, values, report)
+def format_check_group(
+    g: int,
+    seed: int,
+    start: int,
+    q_mean: npt.NDArray[np.float64],
+    q_std: npt.NDArray[np.float64],
+    p_mean: npt.NDArray[np.float32],
+    p_std: npt.NDArray[np.float32],
+    method_name: str,
+    layout: str,
+    size: int,
+    bits_per_block: float,
+    max_excess: float | None,
+    threads: int | None = None,
+    tensors: list[_SpanArg] | None = None,
+    **kwargs: Any,
+) -> int | None: ...  # the budget in bits
 def format_assemble(
     seed: int,
     tensors: list[_TensorArg],

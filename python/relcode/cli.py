@@ -179,7 +179,7 @@ def _cmd_encode(args: argparse.Namespace) -> int:
     common = dict(
         seed=args.seed, method=args.method, bits_per_block=args.bits_per_block, layout=args.layout,
         block_size=args.block_size, max_block_size=args.max_block_size, chunk_size=args.chunk_size,
-        digest=args.digest, progress=_progress_arg(args), **options,
+        digest=args.digest, progress=_progress_arg(args), max_excess=args.max_excess, **options,
     )  # fmt: skip
     if args.scheduler:
         from distributed import Client
@@ -197,8 +197,16 @@ def _cmd_encode(args: argparse.Namespace) -> int:
         rep = enc.report
         assert rep is not None
     if args.json:
-        keys = ("blocks", "groups", "bits", "bytes", "kl", "sha256", "file_sha256", "steps")
+        keys = ("blocks", "groups", "bits", "bytes", "kl", "sha256", "file_sha256", "steps", "rate")
         print(json.dumps({k: getattr(rep, k) for k in keys}, indent=2))
+    for name, r in rep.over_budget.items():  # a warning, even with --quiet
+        print(
+            f"relcode encode: warning: tensor {name!r}: {r['over_budget_blocks']} of {r['blocks']} blocks "
+            f"exceed their fixed budget (the worst by {r['worst_excess_bits']:.1f} bits); their samples are "
+            "approximate and may lie far from the posterior. Raise --bits-per-block, or refuse such "
+            "files with --max-excess 0",
+            file=sys.stderr,
+        )
     if not args.quiet:
         print(
             f"relcode encode: wrote {args.output}: {rep.bytes} bytes, {rep.blocks} blocks, "
@@ -262,8 +270,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--digest", choices=("tensor", "all"), default="tensor", help="SHA-256 per tensor or one")
     p.add_argument("--workers", type=int, default=None, help="chunks encoded at once (default: all cores)")
     p.add_argument("--scheduler", metavar="ADDRESS", help="encode on the Dask cluster at ADDRESS")
+    p.add_argument(
+        "--max-excess", type=float, default=None, metavar="BITS",
+        help="fail (exit 1, no file written) when a block's KL exceeds its fixed budget (mrc, orc, pfr with "
+        "bits, dad_star) by more than BITS; checked before any block is coded. Without it such blocks are "
+        "coded approximately and reported with a warning",
+    )  # fmt: skip
+    p.add_argument(
+        "--strict-budget", dest="max_excess", action="store_const", const=0.0, help="--max-excess 0"
+    )
     p.add_argument("--json", action="store_true", help="print the report as JSON on stdout")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
+    p.add_argument(
+        "-q", "--quiet", action="store_true", help="no progress bar or summary (warnings are still printed)"
+    )
     p.add_argument("--progress", action="store_true", help="show progress even when stderr is not a terminal")
     p.set_defaults(func=_cmd_encode)
 

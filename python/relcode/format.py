@@ -53,6 +53,7 @@ __all__ = [
     "Report",
     "StreamWriter",
     "Writer",
+    "check_group_budget",
     "decode",
     "encode",
     "encode_group_payloads",
@@ -682,11 +683,51 @@ class Report:
     decoded: dict[str, np.ndarray] = field(repr=False, default_factory=dict)
     #: Proposals the encoder examined.
     steps: int = 0
+    #: Rate accounting per coded tensor, computed by the native encoder (empty when the
+    #: encoder was not given Q): ``kl_bits`` (its KL), ``message_bits`` (the bits of its
+    #: blocks; a block shared by several tensors splits its bits in proportion to their KL
+    #: in it), ``blocks`` (blocks holding its elements), ``over_budget_blocks`` (of those,
+    #: the blocks whose KL exceeds their fixed budget, coded approximately; always 0 for
+    #: exact methods, which have no budget) and ``worst_excess_bits`` (the largest block KL
+    #: minus message bits, negative when every block has slack; None without blocks).
+    rate: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def overhead_bytes(self) -> int:
         """Bytes that are not message bits (header, layout, priors, framing, index)."""
         return self.bytes - (self.bits + 7) // 8
+
+    @property
+    def over_budget(self) -> dict[str, dict[str, Any]]:
+        """The rows of :attr:`rate` with at least one block over its budget."""
+        return {n: r for n, r in self.rate.items() if r["over_budget_blocks"]}
+
+
+_RATE_KEYS = ("kl_bits", "message_bits", "blocks", "over_budget_blocks", "worst_excess_bits")
+
+
+def _rate_row(row: Mapping[str, Any]) -> dict[str, Any]:
+    w = row["worst_excess_bits"]
+    return {
+        "kl_bits": float(row["kl_bits"]),
+        "message_bits": float(row["message_bits"]),
+        "blocks": int(row["blocks"]),
+        "over_budget_blocks": int(row["over_budget_blocks"]),
+        "worst_excess_bits": None if w is None else float(w),
+    }
+
+
+def _merge_rate(into: dict[str, dict[str, Any]], name: str, row: Mapping[str, Any]) -> None:
+    """Adds one group's row of a tensor (native accounting) to its running total."""
+    row = _rate_row(row)
+    t = into.get(name)
+    if t is None:
+        into[name] = row
+        return
+    for k in ("kl_bits", "message_bits", "blocks", "over_budget_blocks"):
+        t[k] += row[k]
+    ws = [w for w in (t["worst_excess_bits"], row["worst_excess_bits"]) if w is not None]
+    t["worst_excess_bits"] = max(ws) if ws else None
 
 
 def _as_posterior(name: str, value: Any) -> tuple[np.ndarray, ...] | np.ndarray:
@@ -742,6 +783,7 @@ def encode(
     digest: str = "tensor",
     metadata: Any = None,
     threads: int | None = None,
+    max_excess: float | None = None,
     **options: Any,
 ) -> Report:
     """Codes tensors into a file.
@@ -760,6 +802,15 @@ def encode(
     options go to the method (see :func:`relcode.channel.methods`). Groups hold at most
     ``chunk_size`` elements; ``digest="all"`` records one SHA-256 for all tensors instead of
     one per tensor (32 bytes per file instead of 32 per tensor).
+
+    Rate control: the methods with a fixed budget (mrc, orc, pfr with ``bits``: ``bits``
+    bits, 2^bits candidates; dad_star: ``depth + 1`` bits) code a block whose KL exceeds the
+    budget anyway, approximately, and its sample may land many posterior stds away. The
+    report's :attr:`Report.rate` counts such blocks per tensor; ``max_excess=B`` (bits;
+    ``0.0``: strict) instead refuses, with an :class:`InputError` naming the tensor, the
+    block, its KL and its budget, any block over budget by more than ``B`` bits, before any
+    block is coded and without writing ``dest``. Exact methods have no budget and are never
+    refused.
     """
     if not isinstance(tensors, Mapping):
         raise InputError("tensors must map names to (q_mean, q_std, p_mean, p_std) or arrays")
@@ -808,11 +859,14 @@ def encode(
         digest,
         meta=metadata,
         threads=_checks.threads(threads),
+        max_excess=_checks.max_excess(max_excess),
         **options,
     )
     data = bytes(nat_bytes)
     _write_atomic(dest, data)
-    return _report(rep["names"], shapes, rep, data, kl=rep["kl"])
+    report = _report(rep["names"], shapes, rep, data, kl=rep["kl"])
+    report.rate = {n: _rate_row(r) for n, r in zip(rep["names"], rep["rate"]) if r is not None}
+    return report
 
 
 def _report(names, shapes, rep, data, kl=None) -> Report:
@@ -1342,6 +1396,35 @@ class StreamWriter:
             self.close()
 
 
+def _group_args(
+    q_mean: Any, q_std: Any, p_mean: Any, p_std: Any, method: str, bits_per_block: float, layout: str,
+    max_block_size: int, block_size: int | None, options: dict[str, Any],
+) -> tuple[tuple, dict[str, Any]]:  # fmt: skip
+    """The native arguments of one streaming group: (q_mean, q_std, p_mean, p_std, method,
+    layout, size, bits_per_block) and the method's options."""
+    qm = np.ascontiguousarray(q_mean, dtype=np.float64).reshape(-1)
+    n = qm.size
+    arr = lambda x, dt: np.ascontiguousarray(np.broadcast_to(np.asarray(x, dtype=dt), (n,)))  # noqa: E731
+    if layout == "fixed":
+        if block_size is None:
+            raise InputError("the fixed layout needs block_size when streaming")
+        size = _checks.uint64(block_size, "block_size")
+    else:
+        size = _checks.uint64(max_block_size, "max_block_size")
+    options = _split_options(method, float(bits_per_block), options)
+    args = (
+        qm, arr(q_std, np.float64), arr(p_mean, np.float32), arr(p_std, np.float32), method, layout, size,
+        float(bits_per_block),
+    )  # fmt: skip
+    return args, options
+
+
+def _spans(tensors: Sequence[tuple[str, int, int]] | None) -> list[tuple[str, int, int]] | None:
+    if tensors is None:
+        return None
+    return [(str(n), _checks.uint64(a, "first"), _checks.uint64(c, "count")) for n, a, c in tensors]
+
+
 def encode_group_payloads(
     g: int,
     seed: int,
@@ -1357,26 +1440,59 @@ def encode_group_payloads(
     max_block_size: int = 25,
     block_size: int | None = None,
     threads: int | None = None,
+    tensors: Sequence[tuple[str, int, int]] | None = None,
+    max_excess: float | None = None,
     **options: Any,
-) -> tuple[bytes, bytes, np.ndarray, dict[str, int]]:
+) -> tuple[bytes, bytes, np.ndarray, dict[str, Any]]:
     """Encodes one group anywhere (a pure function of its arguments): returns its LAYO and
-    MSGS payloads, its decoded values and a report, for :meth:`StreamWriter.write_group`."""
-    qm = np.ascontiguousarray(q_mean, dtype=np.float64).reshape(-1)
-    n = qm.size
-    arr = lambda x, dt: np.ascontiguousarray(np.broadcast_to(np.asarray(x, dtype=dt), (n,)))  # noqa: E731
-    if layout == "fixed":
-        if block_size is None:
-            raise InputError("the fixed layout needs block_size when streaming")
-        size = _checks.uint64(block_size, "block_size")
-    else:
-        size = _checks.uint64(max_block_size, "max_block_size")
-    options = _split_options(method, float(bits_per_block), options)
+    MSGS payloads, its decoded values and a report, for :meth:`StreamWriter.write_group`.
+
+    The report holds ``blocks``, ``bits``, ``steps``, ``count`` and ``rate``: the native
+    rate accounting (the keys of :attr:`Report.rate`) as one row per tensor piece named by
+    ``tensors`` (``(name, first element of the tensor, count)`` in group order, tiling the
+    group; each row also carries ``name``, ``first`` and ``count``), or one row for the
+    whole group (``name`` None). ``max_excess`` refuses a block over its budget by more
+    than that many bits before any block is coded (see :func:`encode`)."""
+    args, options = _group_args(
+        q_mean, q_std, p_mean, p_std, method, bits_per_block, layout, max_block_size, block_size, options
+    )
     layo, msgs, vals, rep = _native.format_encode_group(
-        int(g), _checks.uint64(seed, "seed"), int(start), qm, arr(q_std, np.float64), arr(p_mean, np.float32),
-        arr(p_std, np.float32), method, layout, size, float(bits_per_block), threads=_checks.threads(threads),
-        **options,
+        int(g), _checks.uint64(seed, "seed"), int(start), *args, threads=_checks.threads(threads),
+        tensors=_spans(tensors), max_excess=_checks.max_excess(max_excess), **options,
     )  # fmt: skip
     return bytes(layo), bytes(msgs), vals, dict(rep)
+
+
+def check_group_budget(
+    g: int,
+    seed: int,
+    start: int,
+    q_mean: Any,
+    q_std: Any,
+    p_mean: Any,
+    p_std: Any,
+    *,
+    max_excess: float | None,
+    method: str = "pfr",
+    bits_per_block: float = 16,
+    layout: str = "kl",
+    max_block_size: int = 25,
+    block_size: int | None = None,
+    threads: int | None = None,
+    tensors: Sequence[tuple[str, int, int]] | None = None,
+    **options: Any,
+) -> int | None:
+    """Checks one group against its method's budget without coding it: the arguments of
+    :func:`encode_group_payloads`; raises :class:`InputError` for a block whose KL exceeds
+    the budget by more than ``max_excess`` bits (nothing is checked for exact methods, or
+    with ``max_excess=None``). Returns the budget in bits, None for exact methods."""
+    args, options = _group_args(
+        q_mean, q_std, p_mean, p_std, method, bits_per_block, layout, max_block_size, block_size, options
+    )
+    return _native.format_check_group(
+        int(g), _checks.uint64(seed, "seed"), int(start), *args, _checks.max_excess(max_excess),
+        threads=_checks.threads(threads), tensors=_spans(tensors), **options,
+    )  # fmt: skip
 
 
 def write_base(

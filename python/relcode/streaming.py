@@ -77,7 +77,6 @@ __all__ = [
 DEFAULT_CHUNK_SIZE = fmt.DEFAULT_CHUNK_SIZE
 _RAW_PIECE = 1 << 20  # raw tensors are written in DATA chunks of this many elements
 _CHECK_PIECE = 1 << 20  # elements read at a time by the input checks
-_LN2 = math.log(2.0)
 _FLOAT_ST = ("F16", "BF16", "F32", "F64")
 _SUFFIXES = (".mean", ".std", ".prior_mean", ".prior_std")
 
@@ -335,6 +334,7 @@ class ChunkSpec:
     options: dict[str, Any]
     threads: int | None = None
     labels: list[str] = field(default_factory=list)  # coded tensor names, for messages
+    max_excess: float | None = None  # refuse blocks this far over a fixed budget (bits)
 
 
 @dataclass
@@ -345,23 +345,17 @@ class ChunkResult:
     values: np.ndarray
     p_mean: np.ndarray | float
     p_std: np.ndarray | float
-    report: dict[str, int]
+    report: dict[str, Any]  # encode_group_payloads' report: blocks, bits, steps, count, rate
     kl: list[tuple[int, float]]  # (tensor position, KL bits of its elements in the group)
 
 
-def _kl_bits(qm: np.ndarray, qs: np.ndarray, pm: np.ndarray, ps: np.ndarray) -> float:
-    """KL(Q || P) in bits summed over elements, in small pieces (few temporaries)."""
-    total = 0.0
-    for a in range(0, qm.size, 1 << 16):
-        s = slice(a, a + (1 << 16))
-        p = ps[s].astype(np.float64)
-        nats = np.log(p / qs[s]) + (np.square(qs[s]) + np.square(qm[s] - pm[s])) / (2 * p * p) - 0.5
-        total += float(nats.sum())
-    return total / _LN2
+def _label(spec: ChunkSpec, k: int) -> str:
+    return spec.labels[k] if k < len(spec.labels) else f"coded tensor {k}"
 
 
-def encode_chunk(spec: ChunkSpec) -> ChunkResult:
-    """Reads and encodes one group (what a worker thread or a Dask task runs)."""
+def _read_chunk(spec: ChunkSpec) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, bool]:
+    """Reads and checks group ``spec.g``: (q_mean, q_std, p_mean, p_std, whether the prior
+    is one scalar pair for the whole group)."""
     n = spec.count
     qm = np.empty(n, dtype=np.float64)
     qs = np.empty(n, dtype=np.float64)
@@ -369,7 +363,6 @@ def encode_chunk(spec: ChunkSpec) -> ChunkResult:
     ps = np.empty(n, dtype=np.float32)
     uniform = True
     first: tuple[Any, Any] | None = None
-    kl = []
     off = 0
     for k, a, c, (r_qm, r_qs, r_pm, r_ps) in spec.pieces:
         s = slice(off, off + c)
@@ -385,34 +378,57 @@ def encode_chunk(spec: ChunkSpec) -> ChunkResult:
         ok &= ps[s] > 0
         if not ok.all():
             i = int(np.flatnonzero(~ok)[0])
-            name = spec.labels[k] if k < len(spec.labels) else f"coded tensor {k}"
             raise InputError(
-                f"{name!r} element {a + i}: means must be finite and stds positive and finite "
+                f"{_label(spec, k)!r} element {a + i}: means must be finite and stds positive and finite "
                 f"(posterior {qm[off + i]} ± {qs[off + i]}, prior {pm[off + i]} ± {ps[off + i]})"
             )
-        kl.append((k, _kl_bits(qm[s], qs[s], pm[s], ps[s])))
         off += c
-    layo, msgs, vals, rep = fmt.encode_group_payloads(
-        spec.g, spec.seed, spec.start, qm, qs, pm, ps, method=spec.method,
-        bits_per_block=spec.bits_per_block, layout=spec.layout, max_block_size=spec.max_block_size,
-        block_size=spec.block_size, threads=spec.threads, **spec.options,
+    return qm, qs, pm, ps, uniform and first is not None
+
+
+def _group_kwargs(spec: ChunkSpec) -> dict[str, Any]:
+    """The keywords of :func:`relcode.format.encode_group_payloads` for the group."""
+    return dict(
+        method=spec.method, bits_per_block=spec.bits_per_block, layout=spec.layout,
+        max_block_size=spec.max_block_size, block_size=spec.block_size, threads=spec.threads,
+        tensors=[(_label(spec, k), a, c) for k, a, c, _ in spec.pieces], max_excess=spec.max_excess,
+        **spec.options,
     )  # fmt: skip
-    if uniform and first is not None:
+
+
+def encode_chunk(spec: ChunkSpec) -> ChunkResult:
+    """Reads and encodes one group (what a worker thread or a Dask task runs)."""
+    qm, qs, pm, ps, uniform = _read_chunk(spec)
+    layo, msgs, vals, rep = fmt.encode_group_payloads(
+        spec.g, spec.seed, spec.start, qm, qs, pm, ps, **_group_kwargs(spec)
+    )
+    # the group's KL per tensor, from the native rate accounting (one row per piece)
+    kl = [(k, float(row["kl_bits"])) for (k, *_), row in zip(spec.pieces, rep["rate"])]
+    if uniform:
         pm_out, ps_out = float(pm[0]), float(ps[0])
     else:
         pm_out, ps_out = pm, ps
     return ChunkResult(spec.g, layo, msgs, vals, pm_out, ps_out, rep, kl)
 
 
-def _run_threads(specs: Iterator[ChunkSpec], workers: int) -> Iterator[ChunkResult]:
-    """Results in group order; at most ``workers + 1`` groups in flight, so memory is
-    bounded whatever the number of groups."""
+def check_chunk(spec: ChunkSpec) -> int:
+    """Reads group ``spec.g`` and checks its blocks against the method's budget without
+    coding them (the strict pass of ``max_excess``); returns the group."""
+    qm, qs, pm, ps, _ = _read_chunk(spec)
+    fmt.check_group_budget(spec.g, spec.seed, spec.start, qm, qs, pm, ps, **_group_kwargs(spec))
+    return spec.g
+
+
+def _run_threads(specs: Iterator[ChunkSpec], workers: int, fn: Any = None) -> Iterator[Any]:
+    """``fn`` (default :func:`encode_chunk`) of every spec, in group order; at most
+    ``workers + 1`` groups in flight, so memory is bounded whatever the number of groups."""
+    fn = fn or encode_chunk
     ex = cf.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="relcode-encode")
     queue: collections.deque[cf.Future] = collections.deque()
     clean = False
     try:
         for spec in specs:
-            queue.append(ex.submit(encode_chunk, spec))
+            queue.append(ex.submit(fn, spec))
             if len(queue) > workers:
                 yield queue.popleft().result()
         while queue:
@@ -451,12 +467,16 @@ def _disabled(enabled: bool | None) -> bool | None:
 
 
 class _Stats:
-    """What the encoder reports: message bits, blocks, steps, KL per coded tensor and, for
-    files with one digest for everything, each tensor's SHA-256 (hashed as it is written)."""
+    """What the encoder reports: message bits, blocks, steps, KL and rate accounting per
+    coded tensor (the groups' native rows, added up) and, for files with one digest for
+    everything, each tensor's SHA-256 (hashed as it is written)."""
 
-    def __init__(self, n_coded: int, hash_names: list[str]):
+    def __init__(self, coded_names: list[str], hash_names: list[str]):
         self.bits = self.blocks = self.steps = 0
-        self.kl = [0.0] * n_coded
+        self.kl = [0.0] * len(coded_names)
+        self.rate: dict[str, dict[str, Any]] = {}
+        for n in coded_names:  # tensors without elements have no blocks
+            fmt._merge_rate(self.rate, n, _NO_BLOCKS)
         self._hashes = {n: hashlib.sha256() for n in hash_names}
 
     def add(self, res: ChunkResult) -> None:
@@ -465,6 +485,9 @@ class _Stats:
         self.steps += int(res.report["steps"])
         for k, v in res.kl:
             self.kl[k] += v
+        for row in res.report.get("rate", ()):
+            if row.get("name") is not None:
+                fmt._merge_rate(self.rate, row["name"], row)
 
     def hash(self, name: str, data: np.ndarray) -> None:
         if name in self._hashes:
@@ -472,6 +495,11 @@ class _Stats:
 
     def hexdigests(self) -> dict[str, str]:
         return {n: h.hexdigest() for n, h in self._hashes.items()}
+
+
+_NO_BLOCKS = {
+    "kl_bits": 0.0, "message_bits": 0.0, "blocks": 0, "over_budget_blocks": 0, "worst_excess_bits": None,
+}  # fmt: skip
 
 
 class StreamEncoder:
@@ -495,6 +523,13 @@ class StreamEncoder:
     ``client`` runs the groups as tasks on a Dask cluster (:mod:`relcode.distributed`).
     The file appears at ``dest`` only when everything succeeded; an error or an interrupt
     (Ctrl-C) leaves nothing there.
+
+    The report's :attr:`~relcode.format.Report.rate` counts, per tensor, the blocks whose
+    KL exceeds a fixed budget (mrc, orc, pfr with ``bits``, dad_star), which are coded
+    approximately. ``max_excess=B`` (bits; ``0.0``: strict) refuses them instead, as
+    :func:`relcode.encode` does: a first pass reads every group and checks its blocks
+    against the budget before any group is coded (it raises :class:`InputError` naming the
+    tensor, the block, its KL and its budget, and nothing is written).
     """
 
     def __init__(
@@ -515,6 +550,7 @@ class StreamEncoder:
         progress: bool | None = None,
         check: bool = True,
         client: Any = None,
+        max_excess: float | None = None,
         **options: Any,
     ):
         if not isinstance(dest, (str, os.PathLike)):
@@ -543,6 +579,7 @@ class StreamEncoder:
         self.progress = progress
         self.check = check
         self.client = client
+        self.max_excess = _checks.max_excess(max_excess)
         self._dask_options: dict[str, Any] = {}  # set by relcode.distributed.encode
         self.options = fmt._split_options(method, self.bits_per_block, options)
         self._coded: dict[str, _Coded] = {}
@@ -668,16 +705,29 @@ class StreamEncoder:
                 j += 1
             yield ChunkSpec(
                 g, self.seed, start, count, pieces, self.method, self.bits_per_block, self.layout,
-                self.block_size, self.max_block_size, self.options, nthreads, labels,
+                self.block_size, self.max_block_size, self.options, nthreads, labels, self.max_excess,
             )  # fmt: skip
 
-    def _preflight(self) -> None:
-        """Checks the method and options on a one-element group before any output."""
-        fmt.encode_group_payloads(
-            0, self.seed, 0, np.zeros(1), np.full(1, 0.5), 0.0, 1.0, method=self.method,
-            bits_per_block=self.bits_per_block, layout=self.layout, max_block_size=self.max_block_size,
-            block_size=self.block_size, threads=1, **self.options,
+    def _preflight(self) -> int | None:
+        """Checks the method and options on a one-element group before any output; returns
+        the method's budget in bits (None: an exact method)."""
+        kw = dict(
+            method=self.method, bits_per_block=self.bits_per_block, layout=self.layout,
+            max_block_size=self.max_block_size, block_size=self.block_size, threads=1, **self.options,
         )  # fmt: skip
+        one = (0, self.seed, 0, np.zeros(1), np.full(1, 0.5), 0.0, 1.0)
+        fmt.encode_group_payloads(*one, **kw)
+        return fmt.check_group_budget(*one, max_excess=None, **kw)
+
+    def _check_budget(self, coded: list[_Coded], total: int) -> None:
+        """The strict pass of ``max_excess``: every group's blocks against the budget, before
+        any group is coded (on local threads; it reads the inputs once more)."""
+        groups = fmt.Layout._ranges(total, self.chunk_size)
+        with _progress(total, "checking budget", self.progress) as bar:
+            results = _run_threads(self._specs(coded, groups, ship=None), self.workers, check_chunk)
+            with contextlib.closing(results):
+                for g in results:
+                    bar.update(groups[g][1])
 
     def close(self) -> fmt.Report:
         """Checks the inputs, encodes, writes the file (atomically) and returns the report
@@ -693,12 +743,14 @@ class StreamEncoder:
                     _check_coded(t)
                     bar.update(t.size)
         if total_coded:
-            self._preflight()
+            budget = self._preflight()
+            if self.max_excess is not None and budget is not None:
+                self._check_budget(coded, total_coded)
         sw = fmt.StreamWriter(
             self.dest, specs, seed=self.seed, chunk_size=self.chunk_size, digest=self.digest,
             metadata=self.metadata,
         )  # fmt: skip
-        stats = _Stats(len(coded), sw.names if self.digest == "all" else [])
+        stats = _Stats([t.name for t in coded], sw.names if self.digest == "all" else [])
         try:
             with _progress(total_coded + sum(r.size for r in raw), "encoding", self.progress) as bar:
                 for r in raw:
@@ -722,6 +774,7 @@ class StreamEncoder:
             sha256=sha,
             file_sha256=h.hexdigest(),
             steps=stats.steps,
+            rate=stats.rate,
         )
         return self.report
 

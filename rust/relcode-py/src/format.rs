@@ -162,7 +162,7 @@ fn prior_arg<'a>(a: &'a [f32]) -> PriorArg<'a> {
 
 /// Encodes coded and raw tensors into file bytes; returns (bytes, report dict).
 #[pyfunction]
-#[pyo3(signature = (coded, raw, seed, method_name, bits_per_block, layout, block_size, max_block_size, chunk_size, digest, meta=None, threads=None, **kwargs))]
+#[pyo3(signature = (coded, raw, seed, method_name, bits_per_block, layout, block_size, max_block_size, chunk_size, digest, meta=None, threads=None, max_excess=None, **kwargs))]
 #[allow(clippy::too_many_arguments)]
 fn format_encode<'py>(
     py: Python<'py>,
@@ -178,6 +178,7 @@ fn format_encode<'py>(
     digest: &str,
     meta: Option<&Bound<'py, PyAny>>,
     threads: Option<usize>,
+    max_excess: Option<f64>,
     kwargs: Option<&Bound<'py, PyDict>>,
 ) -> PyResult<(Bound<'py, PyBytes>, Bound<'py, PyDict>)> {
     let m = method(method_name)?;
@@ -229,6 +230,7 @@ fn format_encode<'py>(
         chunk_size,
         digest: digest_mode(digest)?,
         meta,
+        max_excess,
     };
     let res = pool::run(py, threads, || fenc::encode(Vec::new(), &input))?;
     let (bytes, rep) = res.map_err(|e| ferr(py, &e))?;
@@ -240,9 +242,29 @@ fn format_encode<'py>(
     d.set_item("bytes", rep.bytes)?;
     d.set_item("steps", rep.steps)?;
     d.set_item("kl", rep.kl)?;
+    let rate = PyList::empty(py);
+    for (t, r) in rep.header.tensors.iter().zip(&rep.rate) {
+        if t.coded() {
+            rate.append(rate_dict(py, r)?)?;
+        } else {
+            rate.append(py.None())?;
+        }
+    }
+    d.set_item("rate", rate)?;
     d.set_item("digests", hexs(&rep.digests))?;
     d.set_item("coded", PyArray1::from_vec(py, rep.coded))?;
     Ok((PyBytes::new(py, &bytes), d))
+}
+
+/// A tensor's rate accounting as a dict (the keys of `relcode.format.Report.rate`).
+fn rate_dict<'py>(py: Python<'py>, r: &fenc::TensorRate) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    d.set_item("kl_bits", r.kl_bits)?;
+    d.set_item("message_bits", r.message_bits)?;
+    d.set_item("blocks", r.blocks)?;
+    d.set_item("over_budget_blocks", r.over_budget_blocks)?;
+    d.set_item("worst_excess_bits", r.worst_excess_bits)?;
+    Ok(d)
 }
 
 // ---------------------------------------------------------------------------------------
@@ -737,6 +759,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(layout_kl_sizes, m)?)?;
     m.add_function(wrap_pyfunction!(layout_check, m)?)?;
     m.add_function(wrap_pyfunction!(format_encode_group, m)?)?;
+    m.add_function(wrap_pyfunction!(format_check_group, m)?)?;
     m.add_class::<FormatReader>()?;
     m.add_class::<FormatStreamWriter>()?;
     m.add("FORMAT_VERSION", (relcode::format::VERSION_MAJOR, relcode::format::VERSION_MINOR))?;
@@ -805,11 +828,24 @@ fn stream_group(
     Ok(Group { id: g, seed, start, count, rule })
 }
 
+/// The tensor pieces of a streaming group: (name, first element in the tensor, count).
+type SpanArg = (String, u64, u64);
+
+fn spans_of(tensors: &Option<Vec<SpanArg>>) -> Vec<fenc::Span<'_>> {
+    tensors
+        .iter()
+        .flatten()
+        .map(|(name, first, count)| fenc::Span { name, first: *first, count: *count })
+        .collect()
+}
+
 /// Encodes one group of a streaming encoder (any process: a Dask worker, say). Returns the
 /// LAYO payload, the MSGS payload, the decoded values and a report dict; the writer
-/// process hands them to `FormatStreamWriter.write_group`.
+/// process hands them to `FormatStreamWriter.write_group`. `tensors` names the group's
+/// tensor pieces in order (the report's `rate` has one row per piece; without it, one row
+/// for the whole group); `max_excess` refuses a block over its budget before any is coded.
 #[pyfunction]
-#[pyo3(signature = (g, seed, start, q_mean, q_std, p_mean, p_std, method_name, layout, size, bits_per_block, threads=None, **kwargs))]
+#[pyo3(signature = (g, seed, start, q_mean, q_std, p_mean, p_std, method_name, layout, size, bits_per_block, threads=None, tensors=None, max_excess=None, **kwargs))]
 #[allow(clippy::too_many_arguments)]
 fn format_encode_group<'py>(
     py: Python<'py>,
@@ -825,6 +861,8 @@ fn format_encode_group<'py>(
     size: u32,
     bits_per_block: f64,
     threads: Option<usize>,
+    tensors: Option<Vec<SpanArg>>,
+    max_excess: Option<f64>,
     kwargs: Option<&Bound<'py, PyDict>>,
 ) -> PyResult<(Bound<'py, PyBytes>, Bound<'py, PyBytes>, Bound<'py, PyArray1<f32>>, Bound<'py, PyDict>)> {
     let m = method(method_name)?;
@@ -832,19 +870,70 @@ fn format_encode_group<'py>(
     fenc::check_method(m, &opts).map_err(|e| ferr(py, &e))?;
     let (qm, qs, pm, ps) = (q_mean.as_slice()?, q_std.as_slice()?, p_mean.as_slice()?, p_std.as_slice()?);
     let group = stream_group(g, seed, start, qm, qs, pm, ps, layout, size, bits_per_block)?;
+    let spans = spans_of(&tensors);
     let res = pool::run(py, threads, || {
-        let (msgs, vals, bits, steps) = fenc::encode_group(&group, g, qm, qs, pm, ps, seed, m, &opts)?;
-        let mp = relcode::format::chunk::messages_payload(&msgs)?;
-        Ok::<_, FormatError>((mp, vals, bits, steps))
+        let out = fenc::encode_group(&group, g, qm, qs, pm, ps, &spans, seed, m, &opts, max_excess)?;
+        let mp = relcode::format::chunk::messages_payload(&out.messages)?;
+        Ok::<_, FormatError>((mp, out))
     })?;
-    let (mp, vals, bits, steps) = res.map_err(|e| ferr(py, &e))?;
+    let (mp, out) = res.map_err(|e| ferr(py, &e))?;
     let lp = relcode::format::chunk::layout_payload(&group);
     let d = PyDict::new(py);
-    d.set_item("blocks", bits.len())?;
-    d.set_item("bits", bits.iter().map(|&b| b as u64).sum::<u64>())?;
-    d.set_item("steps", steps)?;
+    d.set_item("blocks", out.bits.len())?;
+    d.set_item("bits", out.bits.iter().map(|&b| b as u64).sum::<u64>())?;
+    d.set_item("steps", out.steps)?;
     d.set_item("count", group.count)?;
-    Ok((PyBytes::new(py, &lp), PyBytes::new(py, &mp), PyArray1::from_vec(py, vals), d))
+    let rate = PyList::empty(py);
+    let whole = [(None, 0u64, group.count)];
+    let named: Vec<_> = spans.iter().map(|s| (Some(s.name), s.first, s.count)).collect();
+    let pieces = if spans.is_empty() { &whole[..] } else { &named[..] };
+    for ((name, first, count), r) in pieces.iter().zip(&out.rate) {
+        let row = rate_dict(py, r)?;
+        row.set_item("name", name)?;
+        row.set_item("first", first)?;
+        row.set_item("count", count)?;
+        rate.append(row)?;
+    }
+    d.set_item("rate", rate)?;
+    Ok((PyBytes::new(py, &lp), PyBytes::new(py, &mp), PyArray1::from_vec(py, out.values), d))
+}
+
+/// Checks one group of a streaming encoder against the method's budget without coding it:
+/// raises `InputError` for a block over its budget by more than `max_excess` bits. Returns
+/// the budget in bits (None: the method has none).
+#[pyfunction]
+#[pyo3(signature = (g, seed, start, q_mean, q_std, p_mean, p_std, method_name, layout, size, bits_per_block, max_excess, threads=None, tensors=None, **kwargs))]
+#[allow(clippy::too_many_arguments)]
+fn format_check_group<'py>(
+    py: Python<'py>,
+    g: u32,
+    seed: u64,
+    start: u64,
+    q_mean: PyReadonlyArray1<'py, f64>,
+    q_std: PyReadonlyArray1<'py, f64>,
+    p_mean: PyReadonlyArray1<'py, f32>,
+    p_std: PyReadonlyArray1<'py, f32>,
+    method_name: &str,
+    layout: &str,
+    size: u32,
+    bits_per_block: f64,
+    max_excess: Option<f64>,
+    threads: Option<usize>,
+    tensors: Option<Vec<SpanArg>>,
+    kwargs: Option<&Bound<'py, PyDict>>,
+) -> PyResult<Option<u32>> {
+    let m = method(method_name)?;
+    let opts = options(m, kwargs)?;
+    fenc::check_method(m, &opts).map_err(|e| ferr(py, &e))?;
+    let (qm, qs, pm, ps) = (q_mean.as_slice()?, q_std.as_slice()?, p_mean.as_slice()?, p_std.as_slice()?);
+    let group = stream_group(g, seed, start, qm, qs, pm, ps, layout, size, bits_per_block)?;
+    let spans = spans_of(&tensors);
+    let res = pool::run(py, threads, || {
+        let kl: Vec<f64> =
+            (0..qm.len()).map(|k| fenc::kl_bits(qm[k], qs[k], pm[k] as f64, ps[k] as f64)).collect();
+        fenc::check_group_budget(&group, g, &kl, &spans, m, &opts, max_excess)
+    })?;
+    res.map_err(|e| ferr(py, &e))
 }
 
 type FileWriter = relcode::format::Writer<std::io::BufWriter<std::fs::File>>;

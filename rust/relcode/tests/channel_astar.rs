@@ -445,6 +445,17 @@ fn iteration_caps_raise() {
     // a target whose nodes would lie deeper than heap indices reach (D_inf ~ 76 bits)
     let e = enc1(Method::AdStar, 10.0, 0.1, &Options::default()).unwrap_err();
     assert!(matches!(e, ChannelError::DepthLimit { method: Method::AdStar, depth: 62 }), "{e}");
+    // the hint names what helps (a prior that covers the posterior), not another split rule,
+    // which has the same depth limit
+    let hint = e.to_string();
+    assert!(hint.contains("larger prior std") && !hint.contains("split='sample'"), "{hint}");
+    let as_star = enc1(Method::AsStar, 10.0, 0.1, &Options::default()).unwrap_err();
+    assert!(matches!(as_star, ChannelError::DepthLimit { .. }), "{as_star}");
+    // a prior four times wider brings the same posterior within reach
+    let t = Target { q_mean: &[10.0], q_std: &[0.1], p_mean: &[0.0], p_std: &[4.0] };
+    let mut out = [0f32];
+    encode(Method::AdStar, &t, &Keys::new(7), 3, &Options::default(), &mut out).unwrap();
+    assert!((out[0] - 10.0).abs() < 1.0, "{}", out[0]);
     // and astar far beyond its budget
     let e = enc1(Method::Astar, 6.0, 0.3, &Options { max_steps: 1 << 16, ..Options::default() }).unwrap_err();
     assert!(matches!(e, ChannelError::IterationCap { method: Method::Astar, .. }), "{e}");

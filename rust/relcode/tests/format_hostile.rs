@@ -62,6 +62,7 @@ fn sample_with(seed: u64, method: Method, options: Options, kl: bool, chunk: u64
         chunk_size: chunk,
         digest: DigestMode::Tensor,
         meta: None,
+        max_excess: None,
     };
     encode(Vec::new(), &input).unwrap().0
 }

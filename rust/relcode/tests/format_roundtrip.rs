@@ -55,6 +55,7 @@ fn input<'a>(
         chunk_size: 97,
         digest: DigestMode::Tensor,
         meta: None,
+        max_excess: None,
     }
 }
 
@@ -117,18 +118,21 @@ fn streaming_writer_accepts_groups_in_any_order() {
     for &g in &[2usize, 0, 1] {
         let gr = &groups[g];
         let r = gr.start as usize..(gr.start + gr.count) as usize;
-        let (m, vals, _, _) = encode_group(
+        let out = encode_group(
             gr,
             gr.id,
             &qm[r.clone()],
             &qs[r.clone()],
             &pm[r.clone()],
             &ps[r.clone()],
+            &[],
             5,
             Method::Pfr,
             &opts,
+            None,
         )
         .unwrap();
+        let (m, vals) = (out.messages, out.values);
         let std_bytes: Vec<u8> = ps[r.clone()].iter().flat_map(|x| x.to_le_bytes()).collect();
         w.data(Role::PriorStd, 1, gr.start, &std_bytes).unwrap();
         w.layout(gr).unwrap();
@@ -167,8 +171,9 @@ fn digest_builder_refuses_missing_values() {
     let mut w = Writer::new(Vec::new(), &h, &t).unwrap();
     w.layout(&g).unwrap();
     let opts = Options { bits: Some(4), ..Options::default() };
-    let (m, vals, _, _) =
-        encode_group(&g, 0, &qm, &qs, &[0.0; 10], &[0.1; 10], 0, Method::Mrc, &opts).unwrap();
+    let out =
+        encode_group(&g, 0, &qm, &qs, &[0.0; 10], &[0.1; 10], &[], 0, Method::Mrc, &opts, None).unwrap();
+    let (m, vals) = (out.messages, out.values);
     w.messages(&m, 0, &vals[..5]).unwrap();
     assert!(matches!(w.finish(), Err(FormatError::InvalidInput(_))));
 }

@@ -185,6 +185,21 @@ impl Method {
     pub fn is_fixed_budget(self, opts: &Options) -> bool {
         matches!(self, Method::Mrc | Method::Orc) || (self == Method::Pfr && opts.bits.is_some())
     }
+
+    /// The budget in bits of a method whose sample is only as good as a fixed, known message
+    /// length: `bits` for the fixed-budget methods (2^bits candidates), `depth + 1` for
+    /// dad_star (2^(depth+1) - 1 tree nodes). A block whose KL exceeds it is still coded,
+    /// but approximately, and the further it exceeds it the further the sample lands from
+    /// Q. `None` for the exact methods: their messages grow with the block's KL instead.
+    pub fn budget_bits(self, opts: &Options) -> Option<u32> {
+        if self.is_fixed_budget(opts) {
+            opts.bits
+        } else if self == Method::DadStar {
+            opts.depth.map(|d| d + 1)
+        } else {
+            None
+        }
+    }
 }
 
 impl fmt::Display for Method {
@@ -262,8 +277,11 @@ impl fmt::Display for ChannelError {
             ChannelError::DepthLimit { method, depth } => write!(
                 f,
                 "{method} needed a tree node deeper than {depth} levels, the deepest a 64-bit heap index \
-                 addresses: the target is too concentrated relative to P for this method; use gprs_bnb with \
-                 split='sample', or a fixed-budget method (mrc, orc, pfr with bits)"
+                 addresses: the target lies too far out in P's tail (a KL of roughly 50 bits or more in \
+                 one dimension), which no 1D tree search reaches, whatever its split rule. Use a prior \
+                 that covers the posterior (a larger prior std, or a prior mean nearer the posterior \
+                 mean); a fixed-budget method (mrc, orc, pfr with bits) accepts the target but carries \
+                 at most 32 bits per block, so its sample would land far from Q"
             ),
             ChannelError::IterationCap { method, steps } => write!(
                 f,

@@ -8,6 +8,13 @@
 //! the torch and INR layers), decoding the messages itself so the recorded digests are
 //! always what a decoder computes. Both write chunks in the same order a streaming writer
 //! would: HEAD, raw tensors, then per group its prior DATA, LAYO and MSGS, then the index.
+//!
+//! Rate accounting. Every block's KL(Q‖P) is known from the layout before it is coded, and
+//! its message length once it is: `encode` and `encode_group` report both per coded tensor
+//! (`TensorRate`). A method with a fixed budget (mrc, orc, pfr with bits: 2^bits
+//! candidates; dad_star: depth + 1 bits) codes a block whose KL exceeds the budget anyway,
+//! approximately, so such blocks are counted, and `max_excess` refuses them before any
+//! block is coded.
 
 use super::chunk::{Messages, Role};
 use super::header::{DigestMode, Dtype, Header, Prior, PriorValue, TensorInfo};
@@ -84,6 +91,10 @@ pub struct EncodeInput<'a> {
     pub chunk_size: u64,
     pub digest: DigestMode,
     pub meta: Option<Value>,
+    /// Refuse, before coding anything, a block whose KL exceeds its budget by more than this
+    /// many bits (`Some(0.0)`: any over-budget block). Only methods with a budget
+    /// (`Method::budget_bits`) are checked; `None` codes every block.
+    pub max_excess: Option<f64>,
 }
 
 /// What `encode` reports.
@@ -105,6 +116,232 @@ pub struct EncodeReport {
     pub coded: Vec<f32>,
     /// Proposals examined in all.
     pub steps: u64,
+    /// Rate accounting per tensor, in header order (raw tensors: the default, no blocks).
+    pub rate: Vec<TensorRate>,
+}
+
+/// What a coded tensor's blocks carry and cost. A block that spans several tensors splits
+/// its message bits among them in proportion to their KL in it (by element count when its
+/// KL is 0); block counts and excesses count the whole block for every tensor it touches.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct TensorRate {
+    /// KL(Q‖P) of the tensor's elements in bits.
+    pub kl_bits: f64,
+    /// Message bits spent on it.
+    pub message_bits: f64,
+    /// Blocks that hold at least one of its elements.
+    pub blocks: u64,
+    /// Of those, the blocks whose KL exceeds their budget (methods with a budget only; an
+    /// exact method's message is as long as its sample needs, so it has none).
+    pub over_budget_blocks: u64,
+    /// The largest KL minus message bits over those blocks (negative when every block has
+    /// slack); `None` when no block holds an element of the tensor.
+    pub worst_excess_bits: Option<f64>,
+}
+
+impl TensorRate {
+    /// Adds the blocks of `o` (the same tensor in another group).
+    pub fn merge(&mut self, o: &TensorRate) {
+        self.kl_bits += o.kl_bits;
+        self.message_bits += o.message_bits;
+        self.blocks += o.blocks;
+        self.over_budget_blocks += o.over_budget_blocks;
+        self.worst_excess_bits = match (self.worst_excess_bits, o.worst_excess_bits) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        };
+    }
+}
+
+/// A coded tensor's piece in one group: the group's next `count` elements (coded-vector
+/// order) are elements `first..first + count` of tensor `name`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Span<'a> {
+    pub name: &'a str,
+    pub first: u64,
+    pub count: u64,
+}
+
+/// What `encode_group` returns.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GroupCoded {
+    pub messages: Messages,
+    /// The decoded values, in the group's coded-vector order.
+    pub values: Vec<f32>,
+    /// Message bits of each block.
+    pub bits: Vec<u32>,
+    /// Proposals examined.
+    pub steps: u64,
+    /// One per span (one for the whole group when no spans were given).
+    pub rate: Vec<TensorRate>,
+}
+
+/// A block's KL as the layout fixes it, before it is coded.
+struct BlockKl {
+    /// KL(Q‖P) of the block in bits.
+    kl: f64,
+    /// (span, KL bits, elements) of each span the block touches.
+    parts: Vec<(u32, f64, u32)>,
+    /// The element (offset into the group) with the most KL, and its KL.
+    top: (u32, f64),
+}
+
+/// The KL of every block of a group. `kl_of(k)` is the KL in bits of the group's element
+/// `k`; `ends` the cumulative ends of the spans.
+fn block_kls(
+    order: &[u32],
+    sizes: &[u32],
+    offs: &[usize],
+    ends: &[u64],
+    kl_of: impl Fn(usize) -> f64 + Sync,
+) -> Vec<BlockKl> {
+    (0..sizes.len())
+        .into_par_iter()
+        .with_min_len(64)
+        .map(|j| {
+            let mut b = BlockKl { kl: 0.0, parts: Vec::new(), top: (0, f64::NEG_INFINITY) };
+            for &k in &order[offs[j]..offs[j] + sizes[j] as usize] {
+                let x = kl_of(k as usize);
+                b.kl += x;
+                if x > b.top.1 {
+                    b.top = (k, x);
+                }
+                let s = ends.partition_point(|&e| e <= k as u64) as u32;
+                match b.parts.iter_mut().find(|p| p.0 == s) {
+                    Some(p) => {
+                        p.1 += x;
+                        p.2 += 1;
+                    }
+                    None => b.parts.push((s, x, 1)),
+                }
+            }
+            b.parts.sort_by_key(|p| p.0);
+            b
+        })
+        .collect()
+}
+
+/// Refuses the worst block over its budget by more than `max_excess` bits, naming its
+/// tensor and its element with the most KL.
+fn check_blocks(
+    gid: u32,
+    blocks: &[BlockKl],
+    spans: &[Span<'_>],
+    ends: &[u64],
+    method: Method,
+    opts: &Options,
+    max_excess: Option<f64>,
+) -> Result<(), FormatError> {
+    let (Some(max), Some(budget)) = (max_excess, method.budget_bits(opts)) else {
+        return Ok(());
+    };
+    let over = |b: &BlockKl| b.kl - budget as f64 > max;
+    let n = blocks.iter().filter(|b| over(b)).count();
+    let Some((j, b)) =
+        blocks.iter().enumerate().filter(|(_, b)| over(b)).max_by(|x, y| x.1.kl.total_cmp(&y.1.kl))
+    else {
+        return Ok(());
+    };
+    let (k, top) = b.top;
+    let at = ends.partition_point(|&e| e <= k as u64);
+    let start = if at == 0 { 0 } else { ends[at - 1] };
+    let (tensor, elem) = (spans[at].name, spans[at].first + k as u64 - start);
+    let whose = if tensor.is_empty() {
+        format!("element {elem} of the group")
+    } else {
+        format!("tensor {tensor:?}, element {elem}")
+    };
+    let knob = if method == Method::DadStar { "depth" } else { "bits (or bits_per_block)" };
+    Err(bad(format!(
+        "{n} block(s) of group {gid} exceed their {budget}-bit {method} budget by more than max_excess = \
+         {max} bits; the worst, block {j} ({whose} holds {top:.1} of its bits), has KL {:.1} bits, \
+         {:.1} over budget: it would be coded approximately, far from the posterior. Raise {knob}, \
+         give that element a prior that covers its posterior, use an exact method (pfr without bits), \
+         or raise max_excess",
+        b.kl,
+        b.kl - budget as f64
+    )))
+}
+
+/// Cumulative span ends, checking that the spans tile a group of `count` elements (no
+/// spans: the group as one unnamed piece).
+fn span_ends<'a>(spans: &'a [Span<'a>], count: u64) -> Result<(Vec<Span<'a>>, Vec<u64>), FormatError> {
+    let spans: Vec<Span<'a>> =
+        if spans.is_empty() { vec![Span { name: "", first: 0, count }] } else { spans.to_vec() };
+    let mut ends = Vec::with_capacity(spans.len());
+    let mut e = 0u64;
+    for s in &spans {
+        e = e.checked_add(s.count).ok_or_else(|| bad("the tensor pieces overflow"))?;
+        ends.push(e);
+    }
+    if e != count {
+        return Err(bad(format!("the tensor pieces cover {e} elements, the group has {count}")));
+    }
+    Ok((spans, ends))
+}
+
+/// Per-span rates from the blocks' KLs and message bits.
+fn rates_of(blocks: &[BlockKl], bits: &[u32], nspans: usize, budgeted: bool) -> Vec<TensorRate> {
+    let mut r = vec![TensorRate::default(); nspans];
+    for (b, &m) in blocks.iter().zip(bits) {
+        let m = m as f64;
+        let excess = b.kl - m;
+        let n: u32 = b.parts.iter().map(|p| p.2).sum();
+        for &(s, kl, cnt) in &b.parts {
+            let t = &mut r[s as usize];
+            t.kl_bits += kl;
+            t.message_bits += if b.kl > 0.0 { m * (kl / b.kl) } else { m * cnt as f64 / n as f64 };
+            t.blocks += 1;
+            t.over_budget_blocks += (budgeted && b.kl > m) as u64;
+            t.worst_excess_bits = Some(t.worst_excess_bits.map_or(excess, |w| w.max(excess)));
+        }
+    }
+    r
+}
+
+/// Offsets of the blocks in `order`.
+fn offsets(sizes: &[u32]) -> Vec<usize> {
+    let mut offs = Vec::with_capacity(sizes.len());
+    let mut o = 0usize;
+    for &s in sizes {
+        offs.push(o);
+        o += s as usize;
+    }
+    offs
+}
+
+/// Checks a group's blocks against the method's budget without coding them (`elem_kl`: the
+/// KL in bits of the group's elements, coded-vector order; see `EncodeInput::max_excess`).
+/// Returns the budget in bits (`None`: the method has none, nothing to check).
+pub fn check_group_budget(
+    g: &Group,
+    gid: u32,
+    elem_kl: &[f64],
+    spans: &[Span<'_>],
+    method: Method,
+    opts: &Options,
+    max_excess: Option<f64>,
+) -> Result<Option<u32>, FormatError> {
+    check_max_excess(max_excess)?;
+    let budget = method.budget_bits(opts);
+    if max_excess.is_none() || budget.is_none() {
+        return Ok(budget);
+    }
+    if elem_kl.len() as u64 != g.count {
+        return Err(bad("the element KLs do not match the group"));
+    }
+    let (spans, ends) = span_ends(spans, g.count)?;
+    let (order, sizes) = (g.order(), g.sizes());
+    let blocks = block_kls(&order, &sizes, &offsets(&sizes), &ends, |k| elem_kl[k]);
+    check_blocks(gid, &blocks, &spans, &ends, method, opts, max_excess)?;
+    Ok(budget)
+}
+
+fn check_max_excess(max_excess: Option<f64>) -> Result<(), FormatError> {
+    match max_excess {
+        Some(x) if x.is_nan() => Err(bad("max_excess must be a number of bits or None")),
+        _ => Ok(()),
+    }
 }
 
 type BlockResult = Result<(Message, Vec<f32>, u32, u64), FormatError>;
@@ -138,9 +375,12 @@ pub fn check_tensor(name: &str, shape: &[u64], limits: &Limits) -> Result<u64, F
 }
 
 /// Codes the blocks of one group. `qm`, `qs`, `pm`, `ps` are the group's elements in
-/// coded-vector order; block j reads stream id `gid · 2^32 + j` (`gid` is the group id, or
-/// `instance · groups + group` in a file with instances). Returns the messages, the decoded
-/// values (same order), the bits of each block and the steps taken.
+/// coded-vector order and `spans` the tensor pieces they belong to (empty: the group as one
+/// unnamed piece); block j reads stream id `gid · 2^32 + j` (`gid` is the group id, or
+/// `instance · groups + group` in a file with instances). Every block's KL is computed
+/// first, and with `max_excess` a block over its budget is refused before any is coded.
+/// Returns the messages, the decoded values (same order), the bits of each block, the
+/// steps taken and the rate of each span.
 #[allow(clippy::too_many_arguments)]
 pub fn encode_group(
     g: &Group,
@@ -149,19 +389,26 @@ pub fn encode_group(
     qs: &[f64],
     pm: &[f32],
     ps: &[f32],
+    spans: &[Span<'_>],
     seed: u64,
     method: Method,
     opts: &Options,
-) -> Result<(Messages, Vec<f32>, Vec<u32>, u64), FormatError> {
+    max_excess: Option<f64>,
+) -> Result<GroupCoded, FormatError> {
+    check_max_excess(max_excess)?;
+    let n = g.count as usize;
+    if [qm.len(), qs.len(), pm.len(), ps.len()].iter().any(|&l| l != n) {
+        return Err(bad(format!(
+            "a group of {n} elements needs {n} values of q_mean, q_std, p_mean and p_std"
+        )));
+    }
+    let (spans, ends) = span_ends(spans, g.count)?;
     let order = g.order();
     let sizes = g.sizes();
     let keys = Keys::new(seed);
-    let mut offs = Vec::with_capacity(sizes.len());
-    let mut o = 0usize;
-    for &s in &sizes {
-        offs.push(o);
-        o += s as usize;
-    }
+    let offs = offsets(&sizes);
+    let kls = block_kls(&order, &sizes, &offs, &ends, |k| kl_bits(qm[k], qs[k], pm[k] as f64, ps[k] as f64));
+    check_blocks(gid, &kls, &spans, &ends, method, opts, max_excess)?;
     let results: Vec<BlockResult> = (0..sizes.len())
         .into_par_iter()
         .with_max_len(1)
@@ -185,7 +432,7 @@ pub fn encode_group(
         })
         .collect();
     let mut messages = Vec::with_capacity(sizes.len());
-    let mut values = vec![0f32; g.count as usize];
+    let mut values = vec![0f32; n];
     let mut bits = Vec::with_capacity(sizes.len());
     let mut steps = 0u64;
     for (j, r) in results.into_iter().enumerate() {
@@ -197,7 +444,14 @@ pub fn encode_group(
         bits.push(b);
         steps += st;
     }
-    Ok((Messages { group: gid, method, options: opts.clone(), messages }, values, bits, steps))
+    let rate = rates_of(&kls, &bits, spans.len(), method.budget_bits(opts).is_some());
+    Ok(GroupCoded {
+        messages: Messages { group: gid, method, options: opts.clone(), messages },
+        values,
+        bits,
+        steps,
+        rate,
+    })
 }
 
 /// A group's coding distribution: one (mean, std) for all its elements (per-layer priors),
@@ -316,6 +570,7 @@ pub fn check_method(method: Method, opts: &Options) -> Result<(), FormatError> {
 pub fn encode<W: Write>(out: W, input: &EncodeInput<'_>) -> Result<(W, EncodeReport), FormatError> {
     let limits = Limits::default();
     check_method(input.method, &input.options)?;
+    check_max_excess(input.max_excess)?;
     if !(input.bits_per_block > 0.0 && input.bits_per_block.is_finite()) {
         return Err(bad("bits_per_block must be positive"));
     }
@@ -446,28 +701,66 @@ pub fn encode<W: Write>(out: W, input: &EncodeInput<'_>) -> Result<(W, EncodeRep
             Group { id: g as u32, seed: input.seed, start, count, rule }
         })
         .collect();
+    // The tensor pieces of each group (coded tensors, coded-vector order).
+    let mut coded_starts = Vec::new();
+    let mut c = 0u64;
+    for (ti, t) in tensors.iter().enumerate() {
+        if let TensorSource::Coded { q_mean, .. } = &t.source {
+            coded_starts.push((ti, c, q_mean.len() as u64));
+            c += q_mean.len() as u64;
+        }
+    }
+    let spans_of = |g: &Group| -> (Vec<usize>, Vec<Span<'_>>) {
+        let (e0, e1) = (g.start, g.start + g.count);
+        coded_starts
+            .iter()
+            .filter_map(|&(ti, s, len)| {
+                let (a, b) = (s.max(e0), (s + len).min(e1));
+                (a < b).then(|| (ti, Span { name: &tensors[ti].name, first: a - s, count: b - a }))
+            })
+            .unzip()
+    };
+    // Every block's KL is known from the layout: refuse an over-budget block before coding any.
+    if input.max_excess.is_some() && input.method.budget_bits(&input.options).is_some() {
+        for g in &groups {
+            let r = g.start as usize..(g.start + g.count) as usize;
+            let (_, spans) = spans_of(g);
+            check_group_budget(g, g.id, &elem_kl[r], &spans, input.method, &input.options, input.max_excess)?;
+        }
+    }
     // Code every group.
     let mut coded = vec![0f32; n as usize];
     let mut all_msgs = Vec::with_capacity(groups.len());
     let (mut bits, mut steps, mut blocks) = (0u64, 0u64, 0u64);
+    let mut rate = vec![TensorRate::default(); tensors.len()];
     for g in &groups {
         let r = g.start as usize..(g.start + g.count) as usize;
-        let (m, vals, b, st) = encode_group(
+        let (slots, spans) = spans_of(g);
+        let out = encode_group(
             g,
             g.id,
             &qm[r.clone()],
             &qs[r.clone()],
             &pm[r.clone()],
             &ps[r.clone()],
+            &spans,
             input.seed,
             input.method,
             &input.options,
+            input.max_excess,
         )?;
-        coded[r].copy_from_slice(&vals);
-        bits += b.iter().map(|&x| x as u64).sum::<u64>();
-        blocks += m.messages.len() as u64;
-        steps += st;
-        all_msgs.push(m);
+        coded[r].copy_from_slice(&out.values);
+        bits += out.bits.iter().map(|&x| x as u64).sum::<u64>();
+        blocks += out.messages.messages.len() as u64;
+        steps += out.steps;
+        for (&ti, tr) in slots.iter().zip(&out.rate) {
+            rate[ti].merge(tr);
+        }
+        all_msgs.push(out.messages);
+    }
+    // The tensor's KL exactly as `kl` reports it (summed in element order).
+    for (r, &k) in rate.iter_mut().zip(&kl) {
+        r.kl_bits = k;
     }
     let mut header = Header::new(input.seed);
     header.digest = input.digest;
@@ -500,7 +793,7 @@ pub fn encode<W: Write>(out: W, input: &EncodeInput<'_>) -> Result<(W, EncodeRep
         .collect();
     let (out, bytes, digests) =
         write_file(out, &header, &header.tensors.clone(), &raw, &elems, &groups, &all_msgs, &coded)?;
-    Ok((out, EncodeReport { header, groups: ngroups, blocks, bits, bytes, kl, digests, coded, steps }))
+    Ok((out, EncodeReport { header, groups: ngroups, blocks, bits, bytes, kl, digests, coded, steps, rate }))
 }
 
 /// Writes a complete file in canonical chunk order. `tensors` are the tensors the file

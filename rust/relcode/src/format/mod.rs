@@ -26,7 +26,8 @@ pub mod write;
 
 pub use chunk::ChunkType;
 pub use encode::{
-    assemble, encode, Assembly, EncodeInput, EncodeReport, LayoutRule, PriorArg, TensorInput, TensorSource,
+    assemble, encode, Assembly, EncodeInput, EncodeReport, GroupCoded, LayoutRule, PriorArg, Span,
+    TensorInput, TensorRate, TensorSource,
 };
 pub use header::{DigestMode, Dtype, Header, Prior, PriorValue, TensorInfo};
 pub use layout::{block_id, permutation, Group, Rule};
