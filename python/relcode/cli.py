@@ -142,6 +142,14 @@ def _cmd_decode(args: argparse.Namespace) -> int:
     if out.suffix not in (".safetensors", ".npz", ".pt", ".pth"):
         print("relcode decode: -o must end in .safetensors, .npz, .pt or .pth", file=sys.stderr)
         return EXIT_USAGE
+    from . import pretrained
+
+    if out.suffix == ".safetensors" and pretrained.is_model_file(args.file):
+        # a compressed pretrained model: every tensor with its own name, shape and dtype
+        n = pretrained.decompress_to(args.file, out)
+        if not args.quiet:
+            print(f"relcode decode: wrote {n} tensors to {out}", file=sys.stderr)
+        return EXIT_OK
     with streaming.open_decoder(args.file, threads=args.threads, **_base_args(args)) as dec:
         dec.write(out, progress=_progress_arg(args))
         n = len(dec)
@@ -211,6 +219,31 @@ def _cmd_encode(args: argparse.Namespace) -> int:
         print(
             f"relcode encode: wrote {args.output}: {rep.bytes} bytes, {rep.blocks} blocks, "
             f"{rep.bits} message bits (KL {sum(rep.kl.values()):.0f} bits), {rep.groups} groups",
+            file=sys.stderr,
+        )
+    return EXIT_OK
+
+
+def _cmd_compress_model(args: argparse.Namespace) -> int:
+    import json
+
+    from . import pretrained
+
+    rep = pretrained.compress_model_dir(
+        args.model, args.output, args.bits_per_weight, calibration=args.calibration, seed=args.seed,
+        block_size=args.block_size, max_block_bits=args.max_block_bits, threads=args.threads,
+        progress=_progress_arg(args),
+    )  # fmt: skip
+    if args.json:
+        print(json.dumps(rep.to_json(), indent=2))
+    if not args.quiet:
+        print(f"relcode compress-model: wrote {args.output}: {rep.summary()}", file=sys.stderr)
+    off = abs(rep.bits_per_weight - rep.target_bits_per_weight)
+    if off > 0.1 or rep.over_budget_blocks:
+        # never silent: a missed rate or a block over its budget is said even with --quiet
+        print(
+            f"relcode compress-model: warning: the file has {rep.bits_per_weight:.3f} bits/weight for "
+            f"{rep.target_bits_per_weight:g} asked; {rep.over_budget_blocks} blocks over budget",
             file=sys.stderr,
         )
     return EXIT_OK
@@ -300,6 +333,42 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-q", "--quiet", action="store_true", help="print nothing on success")
     p.add_argument("--progress", action="store_true", help="show progress even when stderr is not a terminal")
     p.set_defaults(func=_cmd_decode)
+
+    p = sub.add_parser(
+        "compress-model",
+        help="compress a pretrained model's weights to a target rate (no training needed)",
+        description="Compresses every float tensor of MODEL (a .safetensors file or a transformers / "
+        "sentence-transformers model directory) by relative entropy coding at --bits-per-weight for the "
+        "whole file; integer and small tensors are stored verbatim. `relcode decode OUT.relc -o "
+        "W.safetensors` restores every tensor with its name, shape and dtype.",
+        epilog=EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("model", metavar="MODEL", help="MODEL.safetensors or a model directory")
+    p.add_argument("-o", "--output", required=True, metavar="OUT", help="the relcode file to write")
+    p.add_argument("--bits-per-weight", type=float, required=True, help="target rate of the whole file")
+    p.add_argument(
+        "--calibration", metavar="FILE", default=None,
+        help="UTF-8 text, one sample per line: weights the rate by the model's sensitivity to each weight "
+        "(needs the model directory with its config and tokenizer)",
+    )  # fmt: skip
+    p.add_argument("--seed", type=int, default=0, help="root seed of the file's random streams (default 0)")
+    p.add_argument(
+        "--block-size", type=int, default=None, help="weights per block (default: chosen per group)"
+    )
+    p.add_argument(
+        "--max-block-bits",
+        type=int,
+        default=12,
+        help="largest message per block (default 12; time grows as 2^bits)",
+    )
+    p.add_argument("--threads", type=int, default=None, help="encoder threads (default: all cores)")
+    p.add_argument("--json", action="store_true", help="print the report as JSON on stdout")
+    p.add_argument(
+        "-q", "--quiet", action="store_true", help="no progress bar or summary (warnings still show)"
+    )
+    p.add_argument("--progress", action="store_true", help="show progress even when stderr is not a terminal")
+    p.set_defaults(func=_cmd_compress_model)
 
     from .inr.commands import add_parsers as _inr_parsers
 

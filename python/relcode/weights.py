@@ -23,11 +23,16 @@ from . import format as relcode_format
 from . import sharing
 from .errors import FormatError
 
-__all__ = ["META_KEY", "META_VERSION", "expand_arrays", "read", "state_dict"]
+__all__ = ["META_KEY", "META_VERSION", "META_VERSION_PRETRAINED", "expand_arrays", "read", "state_dict"]
 
 #: The metadata key of relcode.torch model files and its version.
 META_KEY = "relcode.torch"
 META_VERSION = 1
+#: Version 2 (:mod:`relcode.pretrained`) adds ``order`` (every tensor's name, in the order the
+#: model gave them) and, per coded tensor, ``verbatim``: the names of two raw entries, flat
+#: indices (int32 or int64) and values (the tensor's dtype), that replace those elements of
+#: the decoded tensor; the two entries are not tensors of the model.
+META_VERSION_PRETRAINED = 2
 
 Source = str | os.PathLike | bytes | IO[bytes]
 
@@ -69,8 +74,9 @@ def expand_arrays(
     """Each entry's weights and its original dtype name (None: keep the array's): coded
     variables of shared groups are expanded with the signs of stream (seed, SIGN, position of
     the tensor among the coded tensors in name order)."""
-    if metadata.get("version") != META_VERSION:
-        raise FormatError(f"unsupported relcode.torch metadata version {metadata.get('version')!r}")
+    version = metadata.get("version")
+    if version not in (META_VERSION, META_VERSION_PRETRAINED):
+        raise FormatError(f"unsupported relcode.torch metadata version {version!r}")
     coded = metadata.get("coded", {})
     raw_dtype = metadata.get("raw_dtype", {})
     if not isinstance(coded, Mapping) or not isinstance(raw_dtype, Mapping):
@@ -79,8 +85,12 @@ def expand_arrays(
     if unknown:
         raise FormatError(f"relcode.torch metadata names tensors the file does not hold: {unknown[:5]}")
     order = sorted(coded_names, key=lambda s: s.encode())
+    side = _verbatim_entries(coded, arrays) if version == META_VERSION_PRETRAINED else {}
+    hidden = {e for pair in side.values() for e in pair}
     out: dict[str, tuple[np.ndarray, str | None]] = {}
     for name, a in arrays.items():
+        if name in hidden:
+            continue
         entry = coded.get(name, {})
         if not isinstance(entry, Mapping):
             raise FormatError(f"relcode.torch metadata for {name!r} is malformed")
@@ -101,7 +111,43 @@ def expand_arrays(
         dtype = entry.get("dtype", raw_dtype.get(name))
         if dtype is not None and dtype not in NUMPY_DTYPES:
             raise FormatError(f"file entry {name!r} has unknown dtype {dtype!r}")
+        if name in side:
+            a = _put_verbatim(name, np.asarray(a), arrays[side[name][0]], arrays[side[name][1]])
         out[name] = (np.asarray(a), dtype)
+    if version == META_VERSION_PRETRAINED:
+        listed = metadata.get("order")
+        if not isinstance(listed, list) or sorted(map(str, listed)) != sorted(out):
+            raise FormatError("relcode.torch metadata: 'order' must list every tensor of the model once")
+        out = {n: out[n] for n in listed}
+    return out
+
+
+def _verbatim_entries(
+    coded: Mapping[str, Any], arrays: Mapping[str, np.ndarray]
+) -> dict[str, tuple[str, str]]:
+    side = {}
+    for name, entry in coded.items():
+        pair = entry.get("verbatim") if isinstance(entry, Mapping) else None
+        if pair is None:
+            continue
+        if not (isinstance(pair, list) and len(pair) == 2 and all(p in arrays for p in pair)):
+            raise FormatError(
+                f"relcode.torch metadata: {name!r} names verbatim entries the file does not hold"
+            )
+        side[name] = (pair[0], pair[1])
+    return side
+
+
+def _put_verbatim(name: str, a: np.ndarray, index: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """The decoded tensor with its verbatim elements written back exactly (a float64 tensor's
+    decoded values are float32 and its verbatim ones float64: the result is float64)."""
+    idx = np.asarray(index).reshape(-1)
+    if idx.dtype.kind not in "iu" or idx.shape != np.asarray(values).reshape(-1).shape:
+        raise FormatError(f"{name!r}: its verbatim entries are malformed")
+    if idx.size and (idx.min() < 0 or idx.max() >= a.size):
+        raise FormatError(f"{name!r}: a verbatim index is outside the tensor")
+    out = np.array(a, dtype=np.result_type(a.dtype, np.asarray(values).dtype), copy=True)
+    out.reshape(-1)[idx] = np.asarray(values).reshape(-1)
     return out
 
 
