@@ -144,7 +144,7 @@ def _cmd_decode(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     from . import pretrained
 
-    if out.suffix == ".safetensors" and pretrained.is_model_file(args.file):
+    if pretrained.is_model_file(args.file):
         # a compressed pretrained model: every tensor with its own name, shape and dtype
         n = pretrained.decompress_to(args.file, out)
         if not args.quiet:
@@ -337,10 +337,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "compress-model",
         help="compress a pretrained model's weights to a target rate (no training needed)",
-        description="Compresses every float tensor of MODEL (a .safetensors file or a transformers / "
-        "sentence-transformers model directory) by relative entropy coding at --bits-per-weight for the "
-        "whole file; integer and small tensors are stored verbatim. `relcode decode OUT.relc -o "
-        "W.safetensors` restores every tensor with its name, shape and dtype.",
+        description=(
+            "Compresses every float tensor of MODEL (a .safetensors file or a transformers /\n"
+            "sentence-transformers model directory) by relative entropy coding at --bits-per-weight\n"
+            "for the whole file; integer and small tensors are stored verbatim.\n"
+            "`relcode decode OUT.relc -o W.safetensors` restores every tensor with its name, shape\n"
+            "and dtype."
+        ),
         epilog=EXIT_CODES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

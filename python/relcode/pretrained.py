@@ -50,7 +50,7 @@ import numpy as np
 
 from . import _checks, _native, weights
 from . import format as fmt
-from .errors import InputError
+from .errors import InputError, RelcodeError
 
 __all__ = [
     "ModelReport",
@@ -731,23 +731,55 @@ def decompress(source: Any) -> dict[str, np.ndarray]:
 
 
 def is_model_file(source: str | os.PathLike) -> bool:
-    """Whether a relcode file holds a model (its metadata has a ``relcode.torch`` entry)."""
-    with fmt.open(source) as f:
-        meta = f.metadata
-    return isinstance(meta, Mapping) and isinstance(meta.get(weights.META_KEY), Mapping)
+    """Whether a relcode file was written by :func:`compress` (its metadata has a
+    ``relcode.torch`` entry of version 2). False for anything unreadable: the caller's own
+    decoder then reports why."""
+    try:
+        with fmt.open(source) as f:
+            meta = f.metadata
+    except RelcodeError:
+        return False
+    entry = meta.get(weights.META_KEY) if isinstance(meta, Mapping) else None
+    return isinstance(entry, Mapping) and entry.get("version") == weights.META_VERSION_PRETRAINED
 
 
 def decompress_to(source: str | os.PathLike, dest: str | os.PathLike) -> int:
-    """Decodes a model file into a .safetensors file (atomically) that the original model
-    loads: names, shapes and dtypes (bfloat16 included) as given to :func:`compress`.
+    """Decodes a model file into ``dest`` (atomically): ``.safetensors``, ``.npz`` or a torch
+    ``.pt``/``.pth`` state_dict that the original model loads, with the names, order, shapes
+    and dtypes given to :func:`compress` (bfloat16 needs .safetensors or .pt, and torch).
     Returns the number of tensors."""
+    from ._tensorfiles import open_writer
+
     arrays, meta, seed, coded = weights.read(source)
     expanded = weights.expand_arrays(arrays, meta, seed, coded)
     out, dtypes = {}, {}
     for name, (a, dtype) in expanded.items():
         dtypes[name] = dtype or a.dtype.name
         out[name] = a.astype(weights.NUMPY_DTYPES[dtype], copy=False) if dtype is not None else a
-    save_tensors(dest, out, dtypes)
+    suffix = Path(dest).suffix
+    if "bfloat16" in dtypes.values():
+        if suffix == ".safetensors":
+            save_tensors(dest, out, dtypes)
+            return len(out)
+        if suffix not in (".pt", ".pth"):
+            raise InputError(f"{dest}: bfloat16 tensors need a .safetensors or .pt output")
+        import torch
+
+        from ._tensorfiles import AtomicFile
+
+        sd = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in out.items()}
+        sd = {k: (v.to(torch.bfloat16) if dtypes[k] == "bfloat16" else v) for k, v in sd.items()}
+        af = AtomicFile(Path(dest))
+        try:
+            torch.save(sd, str(af.path))
+            af.commit()
+        except BaseException:
+            af.discard()
+            raise
+        return len(out)
+    with open_writer(dest, [(k, v.dtype, v.shape) for k, v in out.items()]) as w:
+        for k, v in out.items():
+            w.write(k, v)
     return len(out)
 
 
@@ -787,6 +819,11 @@ def _output_fisher(
     out = {}
     for n, a in acc.items():
         f = (a / count).cpu().numpy()
+        if f.ndim == 2 and f.any():
+            # a linear map's gradient is an outer product (output error x input), so its
+            # squared gradients are close to rank one: row mean x column mean / mean, far less
+            # noisy than each weight's few samples
+            f = np.outer(f.mean(axis=1), f.mean(axis=0)) / f.mean()
         # lookup tables (embeddings): rows the calibration never touched are used, on average,
         # as often as the average row: they get the column's mean over all rows
         if f.ndim == 2 and f.any():
