@@ -86,7 +86,8 @@ def normals(
     """Standard normals at positions ``start .. start + count - 1`` of stream ``stream``.
 
     ``backend`` ("auto", "scalar", "avx2", "avx512") and ``threads`` choose how the values are
-    computed, never what they are. ``purpose`` defaults to the candidate stream.
+    computed, never what they are; a backend this CPU cannot run (see :func:`backends`) raises
+    :class:`InputError`. ``purpose`` defaults to the candidate stream.
     """
     seed = _checks.uint64(seed, "seed")
     stream = _checks.uint64(stream, "stream")

@@ -85,9 +85,8 @@ pub fn options(m: Method, kwargs: Option<&Bound<'_, PyDict>>) -> PyResult<Option
             "backend" => {
                 let s: String = v.extract().map_err(|_| input_error("backend must be a string"))?;
                 let b = Backend::parse(&s).ok_or_else(|| input_error(format!("unknown backend {s:?}")))?;
-                if !b.available() {
-                    return Err(input_error(format!("backend {s:?} is not available on this CPU")));
-                }
+                // the core's one rule (`Backend::checked`); every core entry applies it again
+                b.checked().map_err(|e| input_error(e.to_string()))?;
                 o.backend = b;
             }
             _ => unreachable!(),

@@ -5,16 +5,14 @@ use crate::pool;
 use numpy::{PyArray1, PyArray2, PyArrayMethods, PyReadonlyArray1, PyReadonlyArray2, PyUntypedArrayMethods};
 use pyo3::prelude::*;
 use rayon::prelude::*;
-use relcode::stream::{self, Backend, Stream};
+use relcode::stream::{self, Backend, Stream, Supported};
 
-fn backend(name: &str) -> PyResult<Backend> {
+/// The named backend, checked against this CPU by the core's one rule (`Backend::checked`).
+fn backend(name: &str) -> PyResult<Supported> {
     let b = Backend::parse(name).ok_or_else(|| {
         input_error(format!("unknown backend {name:?}; expected auto, scalar, avx2 or avx512"))
     })?;
-    if !b.available() {
-        return Err(input_error(format!("backend {name:?} is not available on this CPU")));
-    }
-    Ok(b)
+    b.checked().map_err(|e| input_error(e.to_string()))
 }
 
 /// Philox4x32-10 of each row of `counters` (n, 4) under `key` (2,).
@@ -77,7 +75,7 @@ fn normals<'py>(
     }
     let s = Stream::new(seed, purpose, stream_id);
     let mut out = vec![0f32; count as usize];
-    pool::run(py, threads, || s.fill_normals_par(start, &mut out, b))?;
+    pool::run(py, threads, || s.fill_normals_par_with(start, &mut out, b))?;
     Ok(PyArray1::from_vec(py, out))
 }
 
@@ -141,11 +139,7 @@ fn ndtri<'py>(
 /// Names of the bulk-normal backends this CPU can run.
 #[pyfunction]
 fn backends() -> Vec<&'static str> {
-    [("scalar", Backend::Scalar), ("avx2", Backend::Avx2), ("avx512", Backend::Avx512)]
-        .into_iter()
-        .filter(|(_, b)| b.available())
-        .map(|(n, _)| n)
-        .collect()
+    Backend::CONCRETE.into_iter().filter(|b| b.available()).map(Backend::name).collect()
 }
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {

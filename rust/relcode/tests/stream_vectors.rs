@@ -60,7 +60,7 @@ fn normal_vectors_all_backends() {
                 continue;
             }
             let mut out = vec![0f32; want.len()];
-            s.fill_normals(start, &mut out, b);
+            s.fill_normals(start, &mut out, b).unwrap();
             assert_eq!(out.iter().map(|x| x.to_bits()).collect::<Vec<_>>(), want, "{b:?}");
         }
     }

@@ -38,7 +38,7 @@ use super::fixed::exponentials;
 use super::gaussian::{Block, Std1};
 use super::quantile::{Coord, Interval};
 use super::{ChannelError, Keys, Message, Method, Options};
-use crate::stream::{candidate_weight, Stream};
+use crate::stream::{candidate_weight, Stream, Supported};
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 
@@ -90,6 +90,7 @@ pub(super) fn encode_global(
     keys: &Keys,
     id: u64,
     opts: &Options,
+    simd: Supported,
 ) -> Result<(Message, u64), ChannelError> {
     let d = block.dims.len();
     let log_r_max = finite_d_inf(Method::Astar, block.d_inf())?;
@@ -104,8 +105,8 @@ pub(super) fn encode_global(
     let mut gumbel = 0f64;
     let mut g = 0u64;
     loop {
-        cand.fill_normals(g * (GROUP * d) as u64, &mut z, opts.backend);
-        noise.fill_words(g * GROUP as u64, &mut w, opts.backend);
+        cand.fill_normals_with(g * (GROUP * d) as u64, &mut z, simd);
+        noise.fill_words_with(g * GROUP as u64, &mut w, simd);
         let e = exponentials(&w);
         for l in 0..GROUP {
             let n = g * GROUP as u64 + l as u64 + 1;

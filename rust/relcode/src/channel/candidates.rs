@@ -65,7 +65,7 @@ mod tests {
         let s = Stream::new(3, purpose::CANDIDATES, 9);
         for d in [1usize, 3, 16, 25] {
             let mut tile = vec![0f32; 2 * GROUP * d];
-            s.fill_normals(5 * (GROUP * d) as u64, &mut tile, Backend::Auto);
+            s.fill_normals(5 * (GROUP * d) as u64, &mut tile, Backend::Auto).unwrap();
             for k in 80..112u64 {
                 let mut z = vec![0f32; d];
                 normals(&s, k, &mut z);

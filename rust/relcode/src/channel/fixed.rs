@@ -16,7 +16,9 @@
 use super::candidates::{self, GROUP};
 use super::gaussian::Block;
 use super::{ChannelError, Keys, Message, Options};
-use crate::stream::{fine_uniform, math::logf, Backend, Stream};
+use crate::stream::{fine_uniform, math::logf, Stream, Supported};
+#[cfg(target_arch = "x86_64")]
+use crate::stream::{Avx2Cpu, Avx512Cpu};
 
 #[cfg(target_arch = "x86_64")]
 mod avx2;
@@ -230,13 +232,13 @@ fn feed(
     tile: &[f32],
     g0: u64,
     ng: usize,
-    backend: Backend,
+    simd: Supported,
 ) {
     let d = a.len();
     let nf = n as f64;
     // the running state in locals (registers), written back once per tile
     let (mut best, mut carry) = (st.best, st.carry);
-    noise.fill_words(g0 * GROUP as u64, &mut w[..ng * GROUP], backend);
+    noise.fill_words_with(g0 * GROUP as u64, &mut w[..ng * GROUP], simd);
     // Independent passes over the tile's groups keep many groups in flight at once;
     // four groups share each pass over the dimensions (four accumulator chains).
     let mut g = 0;
@@ -250,20 +252,36 @@ fn feed(
         g += 1;
     }
     #[cfg(target_arch = "x86_64")]
-    if matches!(backend, Backend::Avx512 | Backend::Avx2) {
-        let (sc, w, orc) = (&sc[..ng], &w[..ng * GROUP], rule == Rule::Orc);
-        // SAFETY: callers pass a SIMD backend only where the CPU has it (`Backend::available`)
-        unsafe {
-            match (backend, rule) {
-                (Backend::Avx512, Rule::Mrc) => avx512::mrc(sc, w, ex, &mut best, g0, n),
-                (Backend::Avx512, _) => avx512::timed(sc, w, ex, &mut best, &mut carry, g0, n, orc),
-                (_, Rule::Mrc) => avx2::mrc(sc, w, ex, &mut best, g0, n),
-                _ => avx2::timed(sc, w, ex, &mut best, &mut carry, g0, n, orc),
+    match simd {
+        Supported::Avx512(cpu) => {
+            let (sc, w, orc) = (&sc[..ng], &w[..ng * GROUP], rule == Rule::Orc);
+            // SAFETY: `cpu` proves that this CPU has AVX-512F; both functions assert the
+            // lengths of `w` and `ex` against `sc` before touching them.
+            unsafe {
+                match rule {
+                    Rule::Mrc => avx512::mrc(cpu, sc, w, ex, &mut best, g0, n),
+                    _ => avx512::timed(cpu, sc, w, ex, &mut best, &mut carry, g0, n, orc),
+                }
             }
+            st.best = best;
+            st.carry = carry;
+            return;
         }
-        st.best = best;
-        st.carry = carry;
-        return;
+        Supported::Avx2(cpu) => {
+            let (sc, w, orc) = (&sc[..ng], &w[..ng * GROUP], rule == Rule::Orc);
+            // SAFETY: `cpu` proves that this CPU has AVX2; both functions assert the lengths
+            // of `w` and `ex` against `sc` before touching them.
+            unsafe {
+                match rule {
+                    Rule::Mrc => avx2::mrc(cpu, sc, w, ex, &mut best, g0, n),
+                    _ => avx2::timed(cpu, sc, w, ex, &mut best, &mut carry, g0, n, orc),
+                }
+            }
+            st.best = best;
+            st.carry = carry;
+            return;
+        }
+        Supported::Scalar => {}
     }
     if rule == Rule::Mrc {
         // An upper bound of each key from a cheap lower bound of its noise term: a group
@@ -372,9 +390,9 @@ impl<'a> Selector<'a> {
 
     /// Scores groups g0 .. g0 + ng, whose candidates `tile` holds (ng groups of d rows).
     #[inline(always)]
-    fn feed(&mut self, tile: &[f32], g0: u64, ng: usize, backend: Backend) {
+    fn feed(&mut self, tile: &[f32], g0: u64, ng: usize, simd: Supported) {
         let (w, sc, ex) = (&mut self.w, &mut self.sc, &mut self.ex);
-        feed(self.a, self.b, self.noise, self.n, self.rule, &mut self.st, w, sc, ex, tile, g0, ng, backend);
+        feed(self.a, self.b, self.noise, self.n, self.rule, &mut self.st, w, sc, ex, tile, g0, ng, simd);
     }
 
     fn index(&self) -> u64 {
@@ -392,7 +410,7 @@ fn select_body(
     noise: Stream,
     bits: u32,
     rule: Rule,
-    backend: Backend,
+    simd: Supported,
 ) -> u64 {
     let d = a.len();
     let groups = (1u64 << bits).div_ceil(GROUP as u64);
@@ -411,7 +429,7 @@ fn select_body(
         let ng = (per_tile as u64).min(groups - g0) as usize;
         let tile: &[f32] = match source {
             Source::Stream(cand) => {
-                cand.fill_normals(g0 * (GROUP * d) as u64, &mut z[..ng * GROUP * d], backend);
+                cand.fill_normals_with(g0 * (GROUP * d) as u64, &mut z[..ng * GROUP * d], simd);
                 &z[..ng * GROUP * d]
             }
             Source::Pool(pool) => {
@@ -419,7 +437,7 @@ fn select_body(
                 &pool[from..from + ng * GROUP * d]
             }
         };
-        feed(a, b, noise, n, rule, &mut st, &mut w, &mut sc, &mut ex, tile, g0, ng, backend);
+        feed(a, b, noise, n, rule, &mut st, &mut w, &mut sc, &mut ex, tile, g0, ng, simd);
         g0 += ng as u64;
     }
     st.best.index().unwrap_or(0)
@@ -429,7 +447,7 @@ fn select_body(
 /// every block while it is in cache, so the pool streams from memory once per bundle rather
 /// than once per block. Each block's index equals what `select` returns for it alone.
 #[inline(always)]
-fn select_bundle_body(coefs: &[Coefs], pool: &[f32], bits: u32, rule: Rule, backend: Backend) -> Vec<u64> {
+fn select_bundle_body(coefs: &[Coefs], pool: &[f32], bits: u32, rule: Rule, simd: Supported) -> Vec<u64> {
     let Some(first) = coefs.first() else { return Vec::new() };
     let d = first.a.len();
     let groups = (1u64 << bits).div_ceil(GROUP as u64);
@@ -442,7 +460,7 @@ fn select_bundle_body(coefs: &[Coefs], pool: &[f32], bits: u32, rule: Rule, back
         let from = g0 as usize * GROUP * d;
         let tile = &pool[from..from + ng * GROUP * d];
         for sel in sels.iter_mut() {
-            sel.feed(tile, g0, ng, backend);
+            sel.feed(tile, g0, ng, simd);
         }
         g0 += ng as u64;
     }
@@ -456,16 +474,26 @@ pub(super) struct Coefs {
     pub noise: Stream,
 }
 
+// SAFETY: callers hold `cpu`, the proof that this CPU has the AVX-512F this body is compiled
+// for; the body is safe code, and passes the same proof to the SIMD kernels it calls.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-unsafe fn select_bundle_avx512(coefs: &[Coefs], pool: &[f32], bits: u32, rule: Rule) -> Vec<u64> {
-    select_bundle_body(coefs, pool, bits, rule, Backend::Avx512)
+unsafe fn select_bundle_avx512(
+    cpu: Avx512Cpu,
+    coefs: &[Coefs],
+    pool: &[f32],
+    bits: u32,
+    rule: Rule,
+) -> Vec<u64> {
+    select_bundle_body(coefs, pool, bits, rule, Supported::Avx512(cpu))
 }
 
+// SAFETY: callers hold `cpu`, the proof that this CPU has the AVX2 this body is compiled for;
+// the body is safe code, and passes the same proof to the SIMD kernels it calls.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-unsafe fn select_bundle_avx2(coefs: &[Coefs], pool: &[f32], bits: u32, rule: Rule) -> Vec<u64> {
-    select_bundle_body(coefs, pool, bits, rule, Backend::Avx2)
+unsafe fn select_bundle_avx2(cpu: Avx2Cpu, coefs: &[Coefs], pool: &[f32], bits: u32, rule: Rule) -> Vec<u64> {
+    select_bundle_body(coefs, pool, bits, rule, Supported::Avx2(cpu))
 }
 
 /// The selected index of each block of a bundle (all of one dimension) in pool mode.
@@ -474,21 +502,26 @@ pub(super) fn select_bundle(
     pool: &[f32],
     bits: u32,
     rule: Rule,
-    backend: Backend,
+    simd: Supported,
 ) -> Vec<u64> {
     debug_assert!(coefs.iter().all(|c| c.a.len() == coefs[0].a.len() && c.b.len() == c.a.len()));
-    match backend.resolve() {
+    match simd {
+        // SAFETY: `cpu` proves that this CPU has AVX-512F.
         #[cfg(target_arch = "x86_64")]
-        Backend::Avx512 => unsafe { select_bundle_avx512(coefs, pool, bits, rule) },
+        Supported::Avx512(cpu) => unsafe { select_bundle_avx512(cpu, coefs, pool, bits, rule) },
+        // SAFETY: `cpu` proves that this CPU has AVX2.
         #[cfg(target_arch = "x86_64")]
-        Backend::Avx2 => unsafe { select_bundle_avx2(coefs, pool, bits, rule) },
-        _ => select_bundle_body(coefs, pool, bits, rule, Backend::Scalar),
+        Supported::Avx2(cpu) => unsafe { select_bundle_avx2(cpu, coefs, pool, bits, rule) },
+        _ => select_bundle_body(coefs, pool, bits, rule, Supported::Scalar),
     }
 }
 
+// SAFETY: callers hold `cpu`, the proof that this CPU has the AVX-512F this body is compiled
+// for; the body is safe code, and passes the same proof to the SIMD kernels it calls.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 unsafe fn select_avx512(
+    cpu: Avx512Cpu,
     a: &[f32],
     b: &[f32],
     source: Source<'_>,
@@ -496,13 +529,23 @@ unsafe fn select_avx512(
     bits: u32,
     rule: Rule,
 ) -> u64 {
-    select_body(a, b, source, noise, bits, rule, Backend::Avx512)
+    select_body(a, b, source, noise, bits, rule, Supported::Avx512(cpu))
 }
 
+// SAFETY: callers hold `cpu`, the proof that this CPU has the AVX2 this body is compiled for;
+// the body is safe code, and passes the same proof to the SIMD kernels it calls.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-unsafe fn select_avx2(a: &[f32], b: &[f32], source: Source<'_>, noise: Stream, bits: u32, rule: Rule) -> u64 {
-    select_body(a, b, source, noise, bits, rule, Backend::Avx2)
+unsafe fn select_avx2(
+    cpu: Avx2Cpu,
+    a: &[f32],
+    b: &[f32],
+    source: Source<'_>,
+    noise: Stream,
+    bits: u32,
+    rule: Rule,
+) -> u64 {
+    select_body(a, b, source, noise, bits, rule, Supported::Avx2(cpu))
 }
 
 /// The selected candidate index for `rule`.
@@ -513,14 +556,16 @@ pub(super) fn select(
     noise: Stream,
     bits: u32,
     rule: Rule,
-    backend: Backend,
+    simd: Supported,
 ) -> u64 {
-    match backend.resolve() {
+    match simd {
+        // SAFETY: `cpu` proves that this CPU has AVX-512F.
         #[cfg(target_arch = "x86_64")]
-        Backend::Avx512 => unsafe { select_avx512(a, b, source, noise, bits, rule) },
+        Supported::Avx512(cpu) => unsafe { select_avx512(cpu, a, b, source, noise, bits, rule) },
+        // SAFETY: `cpu` proves that this CPU has AVX2.
         #[cfg(target_arch = "x86_64")]
-        Backend::Avx2 => unsafe { select_avx2(a, b, source, noise, bits, rule) },
-        _ => select_body(a, b, source, noise, bits, rule, Backend::Scalar),
+        Supported::Avx2(cpu) => unsafe { select_avx2(cpu, a, b, source, noise, bits, rule) },
+        _ => select_body(a, b, source, noise, bits, rule, Supported::Scalar),
     }
 }
 
@@ -530,14 +575,15 @@ pub(super) fn encode(
     id: u64,
     opts: &Options,
     rule: Rule,
+    simd: Supported,
 ) -> Result<(Message, u64), ChannelError> {
     let bits = opts.bits.expect("validated");
     let noise = Stream::with_key(keys.noise, id);
     let k = if opts.pool {
-        super::pool::select(block, keys, id, bits, rule, opts.backend)?
+        super::pool::select(block, keys, id, bits, rule, simd)?
     } else {
         let (a, b) = coefficients(block);
-        select(&a, &b, Source::Stream(Stream::with_key(keys.cand, id)), noise, bits, rule, opts.backend)
+        select(&a, &b, Source::Stream(Stream::with_key(keys.cand, id)), noise, bits, rule, simd)
     };
     Ok((Message::new(k), 1u64 << bits))
 }
@@ -568,7 +614,7 @@ pub(super) fn decode(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::stream::{Backend, Stream};
+    use crate::stream::{Backend, Stream, Supported};
 
     /// Successive uniforms of a test stream.
     fn uniforms(key: [u32; 2], id: u64) -> impl FnMut() -> f64 {
@@ -585,9 +631,9 @@ mod tests {
         let n = 1usize << bits;
         let groups = n.div_ceil(GROUP); // the last group is partial below 16 candidates
         let mut z = vec![0f32; groups * GROUP * d];
-        cand.fill_normals(0, &mut z, Backend::Scalar);
+        cand.fill_normals_with(0, &mut z, Supported::Scalar);
         let mut w = vec![0u32; groups * GROUP];
-        noise.fill_words(0, &mut w, Backend::Scalar);
+        noise.fill_words_with(0, &mut w, Supported::Scalar);
         let (mut best, mut arg, mut carry) = (f32::NEG_INFINITY, 0u64, 0f64);
         for g in 0..groups {
             let s = score_group(&z[g * GROUP * d..(g + 1) * GROUP * d], a, b);
@@ -635,10 +681,8 @@ mod tests {
                         let noise = Stream::with_key([13, 14], trial);
                         let want = naive(&a, &b, cand, noise, bits, rule);
                         for backend in [Backend::Scalar, Backend::Avx2, Backend::Avx512] {
-                            if !backend.available() {
-                                continue;
-                            }
-                            let got = select(&a, &b, Source::Stream(cand), noise, bits, rule, backend);
+                            let Ok(simd) = backend.checked() else { continue };
+                            let got = select(&a, &b, Source::Stream(cand), noise, bits, rule, simd);
                             assert_eq!(got, want, "d {d} trial {trial} {rule:?} bits {bits} {backend:?}");
                         }
                         checked += 1;

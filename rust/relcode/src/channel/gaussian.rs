@@ -395,15 +395,6 @@ impl Std1 {
         norm_mass(a, b)
     }
 
-    /// w_Q at level l: the Q-mass of the superlevel set.
-    pub fn w_q(&self, l: f64) -> f64 {
-        if l == f64::INFINITY {
-            return 1.0;
-        }
-        let (a, b) = self.superlevel(l);
-        norm_mass((a - self.mu) / self.s, (b - self.mu) / self.s)
-    }
-
     /// g at level l: the Q-mass not yet accepted by the greedy samplers once their threshold
     /// reaches h = r_max e^-l, g = E_P[(r - h)_+] = w_Q - h w_P (g = 1 at h = 0, g = 0 at
     /// h = r_max, dg/dh = -w_P).

@@ -20,7 +20,9 @@ pub mod pool;
 pub mod quantile;
 
 use crate::codes::{BitReader, BitWriter, CodeError, IndexCode};
-use crate::stream::{derive_key, purpose, Backend};
+use crate::stream::{derive_key, purpose, Backend, BackendError, Supported};
+#[cfg(target_arch = "x86_64")]
+use crate::stream::{Avx2Cpu, Avx512Cpu};
 use gaussian::Block;
 use rayon::prelude::*;
 use std::fmt;
@@ -234,7 +236,8 @@ pub struct Options {
     pub split: Split,
     /// Shared candidate pool (fixed-budget methods).
     pub pool: bool,
-    /// SIMD backend of the encoder's candidate generation (never changes any result).
+    /// SIMD backend of candidate generation and selection (never changes any result). Every
+    /// entry point refuses one this CPU cannot run (`ChannelError::Backend`).
     pub backend: Backend,
 }
 
@@ -266,6 +269,8 @@ pub enum ChannelError {
     DepthLimit { method: Method, depth: u32 },
     /// A message that no encoder with these options can produce.
     InvalidMessage(String),
+    /// The options ask for a SIMD backend this CPU cannot run.
+    Backend(BackendError),
 }
 
 impl fmt::Display for ChannelError {
@@ -274,6 +279,7 @@ impl fmt::Display for ChannelError {
             ChannelError::InvalidInput(m)
             | ChannelError::Unsupported(m)
             | ChannelError::InvalidMessage(m) => f.write_str(m),
+            ChannelError::Backend(e) => e.fmt(f),
             ChannelError::DepthLimit { method, depth } => write!(
                 f,
                 "{method} needed a tree node deeper than {depth} levels, the deepest a 64-bit heap index \
@@ -293,6 +299,12 @@ impl fmt::Display for ChannelError {
 }
 
 impl std::error::Error for ChannelError {}
+
+impl From<BackendError> for ChannelError {
+    fn from(e: BackendError) -> ChannelError {
+        ChannelError::Backend(e)
+    }
+}
 
 impl From<CodeError> for ChannelError {
     fn from(e: CodeError) -> ChannelError {
@@ -365,8 +377,21 @@ fn log2_exact(j: u32) -> Option<u32> {
     }
 }
 
-/// Checks that `opts` make sense for `method` and block dimension `d`.
+/// Checks that `opts` make sense for `method` and block dimension `d`, and that this CPU runs
+/// their backend.
 pub fn validate(method: Method, opts: &Options, d: usize) -> Result<(), ChannelError> {
+    validated(method, opts, d).map(|_| ())
+}
+
+/// `validate`, keeping the proof that this CPU runs the options' backend.
+fn validated(method: Method, opts: &Options, d: usize) -> Result<Supported, ChannelError> {
+    let simd = opts.backend.checked()?;
+    check_options(method, opts, d)?;
+    Ok(simd)
+}
+
+/// `validate` without the backend.
+fn check_options(method: Method, opts: &Options, d: usize) -> Result<(), ChannelError> {
     let bad = |m: String| Err(ChannelError::InvalidInput(m));
     if let Some(max) = method.info().max_dim {
         if d > max {
@@ -531,14 +556,14 @@ pub fn encode(
     opts: &Options,
     sample: &mut [f32],
 ) -> Result<Encoded, ChannelError> {
-    validate(method, opts, t.p_mean.len())?;
+    let simd = validated(method, opts, t.p_mean.len())?;
     let block = check_target(method, t, opts)?;
     let (message, steps) = match method {
-        Method::Mrc => fixed::encode(&block, keys, id, opts, fixed::Rule::Mrc)?,
-        Method::Orc => fixed::encode(&block, keys, id, opts, fixed::Rule::Orc)?,
-        Method::Pfr if opts.bits.is_some() => fixed::encode(&block, keys, id, opts, fixed::Rule::Pfr)?,
-        Method::Pfr => pfr::encode(&block, keys, id, opts)?,
-        Method::Astar => astar::encode_global(&block, keys, id, opts)?,
+        Method::Mrc => fixed::encode(&block, keys, id, opts, fixed::Rule::Mrc, simd)?,
+        Method::Orc => fixed::encode(&block, keys, id, opts, fixed::Rule::Orc, simd)?,
+        Method::Pfr if opts.bits.is_some() => fixed::encode(&block, keys, id, opts, fixed::Rule::Pfr, simd)?,
+        Method::Pfr => pfr::encode(&block, keys, id, opts, simd)?,
+        Method::Astar => astar::encode_global(&block, keys, id, opts, simd)?,
         Method::AsStar => astar::encode_as(&block, keys, id, opts)?,
         Method::AdStar => astar::encode_ad(&block, keys, id, opts)?,
         Method::DadStar => astar::encode_dad(&block, keys, id, opts)?,
@@ -621,12 +646,12 @@ pub fn encode_batch(
 ) -> Result<Vec<Encoded>, (usize, ChannelError)> {
     let d = b.d;
     let n = b.ids.len();
-    validate(method, opts, d).map_err(|e| (0, e))?;
+    let simd = validated(method, opts, d).map_err(|e| (0, e))?;
     let keys = Keys::new(seed);
     if opts.pool {
-        pool::prepare(&keys, d, opts.bits.unwrap_or(0), opts.backend).map_err(|e| (0, e))?;
+        pool::prepare_with(&keys, d, opts.bits.unwrap_or(0), simd).map_err(|e| (0, e))?;
         if method.is_fixed_budget(opts) {
-            return encode_pool_batch(method, b, &keys, opts, samples);
+            return encode_pool_batch(method, b, &keys, opts, simd, samples);
         }
     }
     let out: Vec<Result<Encoded, ChannelError>> = samples
@@ -647,6 +672,7 @@ fn encode_pool_batch(
     b: &Batch<'_>,
     keys: &Keys,
     opts: &Options,
+    simd: Supported,
     samples: &mut [f32],
 ) -> Result<Vec<Encoded>, (usize, ChannelError)> {
     let d = b.d;
@@ -677,7 +703,7 @@ fn encode_pool_batch(
                     Err(e) => errs.push(Some(e)),
                 }
             }
-            let mut ks = match pool::select_bundle(&ok, keys, bits, rule, opts.backend) {
+            let mut ks = match pool::select_bundle(&ok, keys, bits, rule, simd) {
                 Ok(ks) => ks.into_iter(),
                 Err(e) => return (0..m).map(|_| Err(e.clone())).collect(),
             };
@@ -738,6 +764,7 @@ fn candidate_index(method: Method, opts: &Options, m: &Message) -> Option<Result
 /// `p_mean`, `p_std`), stream id `ids[i]` and message `messages[i]`. Candidate-based methods
 /// regenerate every candidate of the slice together, sixteen normals per SIMD step whatever
 /// their blocks; the others decode block by block. Bit-identical to `decode` per block.
+/// Refuses a backend this CPU cannot run (as block 0) before decoding anything.
 #[allow(clippy::too_many_arguments)]
 pub fn decode_many(
     method: Method,
@@ -750,15 +777,18 @@ pub fn decode_many(
     p_std: &[f32],
     out: &mut [f32],
 ) -> Result<(), (usize, ChannelError)> {
+    let simd = opts.backend.checked().map_err(|e| (0, e.into()))?;
     let blocks = ManyBlocks { method, opts, keys, ids, messages, sizes, p_mean, p_std };
     // the same code compiled for the widest vectors here (its loops over weights vectorise;
     // no fused multiply-add either way, so every build gives the same bits)
-    match opts.backend.resolve() {
+    match simd {
+        // SAFETY: `cpu` proves that this CPU has AVX-512F.
         #[cfg(target_arch = "x86_64")]
-        Backend::Avx512 => unsafe { decode_many_avx512(&blocks, out) },
+        Supported::Avx512(cpu) => unsafe { decode_many_avx512(cpu, &blocks, out) },
+        // SAFETY: `cpu` proves that this CPU has AVX2.
         #[cfg(target_arch = "x86_64")]
-        Backend::Avx2 => unsafe { decode_many_avx2(&blocks, out) },
-        _ => decode_many_body(&blocks, out),
+        Supported::Avx2(cpu) => unsafe { decode_many_avx2(cpu, &blocks, out) },
+        _ => decode_many_body(&blocks, Supported::Scalar, out),
     }
 }
 
@@ -775,20 +805,36 @@ struct ManyBlocks<'a> {
     p_std: &'a [f32],
 }
 
+// SAFETY: callers hold `cpu`, the proof that this CPU has the AVX-512F this body is compiled
+// for; the body's one raw operation, a `set_len`, states its own invariant.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-unsafe fn decode_many_avx512(blocks: &ManyBlocks<'_>, out: &mut [f32]) -> Result<(), (usize, ChannelError)> {
-    decode_many_body(blocks, out)
+unsafe fn decode_many_avx512(
+    cpu: Avx512Cpu,
+    blocks: &ManyBlocks<'_>,
+    out: &mut [f32],
+) -> Result<(), (usize, ChannelError)> {
+    decode_many_body(blocks, Supported::Avx512(cpu), out)
 }
 
+// SAFETY: callers hold `cpu`, the proof that this CPU has the AVX2 this body is compiled for;
+// the body's one raw operation, a `set_len`, states its own invariant.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-unsafe fn decode_many_avx2(blocks: &ManyBlocks<'_>, out: &mut [f32]) -> Result<(), (usize, ChannelError)> {
-    decode_many_body(blocks, out)
+unsafe fn decode_many_avx2(
+    cpu: Avx2Cpu,
+    blocks: &ManyBlocks<'_>,
+    out: &mut [f32],
+) -> Result<(), (usize, ChannelError)> {
+    decode_many_body(blocks, Supported::Avx2(cpu), out)
 }
 
 #[inline(always)]
-fn decode_many_body(blocks: &ManyBlocks<'_>, out: &mut [f32]) -> Result<(), (usize, ChannelError)> {
+fn decode_many_body(
+    blocks: &ManyBlocks<'_>,
+    simd: Supported,
+    out: &mut [f32],
+) -> Result<(), (usize, ChannelError)> {
     let ManyBlocks { method, opts, keys, ids, messages, sizes, p_mean, p_std } = *blocks;
     let total: usize = sizes.iter().map(|&s| s as usize).sum();
     if ids.len() != sizes.len()
@@ -846,7 +892,7 @@ fn decode_many_body(blocks: &ManyBlocks<'_>, out: &mut [f32]) -> Result<(), (usi
                     pos.set_len(total);
                 }
                 let mut z = vec![0f32; total];
-                crate::stream::normals_at(keys.cand, &sid, &pos, &mut z, opts.backend);
+                crate::stream::normals_at_with(keys.cand, &sid, &pos, &mut z, simd);
                 for e in 0..total {
                     out[e] = crate::stream::candidate_weight(p_mean[e], p_std[e], z[e]);
                 }
@@ -926,7 +972,7 @@ fn decode_many_body(blocks: &ManyBlocks<'_>, out: &mut [f32]) -> Result<(), (usi
     // Every candidate-based block contributed its d positions in order; walk them again.
     let mut z = vec![0f32; sid.len()];
     let key = if opts.pool { keys.pool } else { keys.cand };
-    crate::stream::normals_at(key, &sid, &pos, &mut z, opts.backend);
+    crate::stream::normals_at_with(key, &sid, &pos, &mut z, simd);
     if opts.pool {
         neg.resize(z.len(), 0);
         for (x, &n) in z.iter_mut().zip(&neg) {

@@ -11,13 +11,14 @@ use super::candidates::{self, GROUP};
 use super::fixed::{coefficients, exponentials, prefix, score_group};
 use super::gaussian::Block;
 use super::{ChannelError, Keys, Message, Method, Options};
-use crate::stream::Stream;
+use crate::stream::{Stream, Supported};
 
 pub(super) fn encode(
     block: &Block,
     keys: &Keys,
     id: u64,
     opts: &Options,
+    simd: Supported,
 ) -> Result<(Message, u64), ChannelError> {
     let d = block.dims.len();
     let (a, b) = coefficients(block);
@@ -32,8 +33,8 @@ pub(super) fn encode(
     let mut carry = 0f64;
     let mut g = 0u64;
     loop {
-        cand.fill_normals(g * (GROUP * d) as u64, &mut z, opts.backend);
-        noise.fill_words(g * GROUP as u64, &mut w, opts.backend);
+        cand.fill_normals_with(g * (GROUP * d) as u64, &mut z, simd);
+        noise.fill_words_with(g * GROUP as u64, &mut w, simd);
         let score = score_group(&z, &a, &b);
         let e = exponentials(&w);
         let t = prefix(&e.map(|x| x as f64), carry);

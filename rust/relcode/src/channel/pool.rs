@@ -14,7 +14,7 @@ use super::candidates::{self, GROUP};
 use super::fixed::{coefficients, Coefs, Rule, Source};
 use super::gaussian::Block;
 use super::{ChannelError, Keys};
-use crate::stream::{candidate_weight, Backend, Stream};
+use crate::stream::{candidate_weight, Backend, Stream, Supported};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
@@ -44,7 +44,7 @@ pub fn transform_into(keys: &Keys, id: u64, d: usize, words: &mut Vec<u32>, t: &
     let nsign = d.div_ceil(32);
     words.clear();
     words.resize(nsign + d.saturating_sub(1), 0);
-    Stream::with_key(keys.xfrm, id).fill_words(0, words, Backend::Scalar);
+    Stream::with_key(keys.xfrm, id).fill_words_with(0, words, Supported::Scalar);
     t.neg.clear();
     t.neg.extend((0..d).map(|j| (words[j / 32] >> (j % 32)) & 1 == 1));
     t.perm.clear();
@@ -71,7 +71,7 @@ fn cache() -> &'static Cache {
 
 /// The shared pool (at least `n` candidates) of (seed, d), built once and cached for every
 /// thread. Candidates k of the pool are normals pos(k, i, d) of stream (seed, POOL, d).
-fn table(keys: &Keys, d: usize, n: u64, backend: Backend) -> Result<Arc<Table>, ChannelError> {
+fn table(keys: &Keys, d: usize, n: u64, simd: Supported) -> Result<Arc<Table>, ChannelError> {
     let elements = n.div_ceil(GROUP as u64) * (GROUP * d) as u64;
     if elements > MAX_POOL_ELEMENTS {
         return Err(ChannelError::InvalidInput(format!(
@@ -87,7 +87,7 @@ fn table(keys: &Keys, d: usize, n: u64, backend: Backend) -> Result<Arc<Table>, 
         }
     }
     let mut z = vec![0f32; elements as usize];
-    Stream::with_key(keys.pool, d as u64).fill_normals_par(0, &mut z, backend);
+    Stream::with_key(keys.pool, d as u64).fill_normals_par_with(0, &mut z, simd);
     let t = Arc::new(Table { n, z });
     let total: u64 = map.values().map(|t| t.z.len() as u64).sum::<u64>() + elements;
     if total > MAX_POOL_ELEMENTS {
@@ -97,9 +97,15 @@ fn table(keys: &Keys, d: usize, n: u64, backend: Backend) -> Result<Arc<Table>, 
     Ok(t)
 }
 
-/// Builds (or finds) the pool a batch will use, before the parallel region starts.
+/// Builds (or finds) the pool a batch will use, before the parallel region starts, with
+/// `backend` checked against the CPU first (nothing runs if it fails).
 pub fn prepare(keys: &Keys, d: usize, bits: u32, backend: Backend) -> Result<(), ChannelError> {
-    table(keys, d, 1u64 << bits, backend).map(|_| ())
+    prepare_with(keys, d, bits, backend.checked()?)
+}
+
+/// `prepare` on a backend already checked.
+pub(super) fn prepare_with(keys: &Keys, d: usize, bits: u32, simd: Supported) -> Result<(), ChannelError> {
+    table(keys, d, 1u64 << bits, simd).map(|_| ())
 }
 
 /// A block's scoring coefficients against the pool, its transform folded in:
@@ -124,12 +130,12 @@ pub(super) fn select(
     id: u64,
     bits: u32,
     rule: Rule,
-    backend: Backend,
+    simd: Supported,
 ) -> Result<u64, ChannelError> {
     let d = block.dims.len();
-    let t = table(keys, d, 1u64 << bits, backend)?;
+    let t = table(keys, d, 1u64 << bits, simd)?;
     let c = coefs(block, keys, id);
-    Ok(super::fixed::select(&c.a, &c.b, Source::Pool(&t.z), c.noise, bits, rule, backend))
+    Ok(super::fixed::select(&c.a, &c.b, Source::Pool(&t.z), c.noise, bits, rule, simd))
 }
 
 /// Pool-mode selection for a bundle of blocks of one dimension (see `fixed::select_bundle`).
@@ -138,11 +144,11 @@ pub(super) fn select_bundle(
     keys: &Keys,
     bits: u32,
     rule: Rule,
-    backend: Backend,
+    simd: Supported,
 ) -> Result<Vec<u64>, ChannelError> {
     let Some(first) = coefs.first() else { return Ok(Vec::new()) };
-    let t = table(keys, first.a.len(), 1u64 << bits, backend)?;
-    Ok(super::fixed::select_bundle(coefs, &t.z, bits, rule, backend))
+    let t = table(keys, first.a.len(), 1u64 << bits, simd)?;
+    Ok(super::fixed::select_bundle(coefs, &t.z, bits, rule, simd))
 }
 
 /// Decoder: the weights of candidate `k` of block `id` in pool mode.

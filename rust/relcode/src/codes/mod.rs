@@ -91,14 +91,6 @@ impl IndexCode {
         }
     }
 
-    /// The smallest value the code can write.
-    pub fn min_value(self) -> u64 {
-        match self {
-            IndexCode::Fixed(_) => 0,
-            _ => 1,
-        }
-    }
-
     /// Code length of `value` in bits.
     pub fn len(self, value: u64) -> Result<u32, CodeError> {
         let bad = || CodeError::Unrepresentable { value, code: self };

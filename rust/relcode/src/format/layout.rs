@@ -9,7 +9,7 @@
 //! however large the weight set is.
 
 use super::{FormatError, Limits, MAX_BLOCK_DIM};
-use crate::stream::{purpose, Backend, Stream};
+use crate::stream::{purpose, Stream, Supported};
 
 /// How a group is split into blocks.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -71,9 +71,10 @@ pub fn permutation(seed: u64, group: u32, n: u32) -> Vec<u32> {
     let mut words = vec![0u32; 2 * STEPS];
     let steps = n as u64 - 1;
     let mut k: u64 = 0;
+    let simd = Supported::best();
     while k < steps {
         let m = (steps - k).min(STEPS as u64) as usize;
-        s.fill_words(2 * k, &mut words[..2 * m], Backend::Auto);
+        s.fill_words_with(2 * k, &mut words[..2 * m], simd);
         for t in 0..m {
             let i = (n as u64 - 1 - (k + t as u64)) as usize;
             let r = (words[2 * t] as u64) | ((words[2 * t + 1] as u64) << 32);

@@ -10,7 +10,7 @@
 use super::chunk::{self, IndexEntry, Messages, Role, DATA, HEAD, INDX, LAYO, MSGS};
 use super::header::{DigestMode, Header, TensorInfo};
 use super::layout::Group;
-use super::{sha256_f32, FormatError, END_MAGIC, MAGIC, VERSION_MAJOR, VERSION_MINOR};
+use super::{FormatError, END_MAGIC, MAGIC, VERSION_MAJOR, VERSION_MINOR};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -166,13 +166,6 @@ impl DigestBuilder {
         }
         Ok(out)
     }
-}
-
-/// Hashes a whole f32 slice (a helper for callers that hold whole tensors).
-pub fn sha256_of_f32(values: &[f32]) -> [u8; 32] {
-    let mut h = Sha256::new();
-    sha256_f32(&mut h, values);
-    h.finalize().into()
 }
 
 /// Writes a file as a stream of chunks.

@@ -9,11 +9,13 @@
 //! so chunking, batching, thread count and SIMD width cannot change any bit.
 
 pub mod consts;
+pub mod dispatch;
 pub mod math;
 pub mod ndtri;
 pub mod normal;
 pub mod philox;
 
+pub use dispatch::{Avx2Cpu, Avx512Cpu, Backend, BackendError, CpuFeatures, Feature, Supported};
 pub use ndtri::ndtri;
 pub use normal::{box_muller, fine_uniform};
 pub use philox::philox4x32_10;
@@ -47,75 +49,6 @@ pub mod purpose {
 pub fn derive_key(seed: u64, purpose: u32) -> [u32; 2] {
     let o = philox4x32_10([purpose, consts::KDF_TAG, 0, 0], [seed as u32, (seed >> 32) as u32]);
     [o[0], o[1]]
-}
-
-/// Which implementation computes bulk normals. All give identical bits.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Backend {
-    /// Best available on this CPU.
-    Auto,
-    /// Portable Rust.
-    Scalar,
-    /// x86-64 AVX2, eight Philox blocks per step.
-    Avx2,
-    /// x86-64 AVX-512F, sixteen Philox blocks per step.
-    Avx512,
-}
-
-impl Backend {
-    /// Whether this backend can run on this CPU.
-    pub fn available(self) -> bool {
-        match self {
-            Backend::Auto | Backend::Scalar => true,
-            Backend::Avx2 => avx2_available(),
-            Backend::Avx512 => avx512_available(),
-        }
-    }
-
-    /// The concrete backend `Auto` stands for here.
-    pub fn resolve(self) -> Backend {
-        match self {
-            Backend::Auto if avx512_available() => Backend::Avx512,
-            Backend::Auto if avx2_available() => Backend::Avx2,
-            Backend::Auto => Backend::Scalar,
-            b => b,
-        }
-    }
-
-    /// Parses "auto", "scalar", "avx2" or "avx512".
-    pub fn parse(name: &str) -> Option<Backend> {
-        match name {
-            "auto" => Some(Backend::Auto),
-            "scalar" => Some(Backend::Scalar),
-            "avx2" => Some(Backend::Avx2),
-            "avx512" => Some(Backend::Avx512),
-            _ => None,
-        }
-    }
-}
-
-#[inline]
-fn avx512_available() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        std::is_x86_feature_detected!("avx512f")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
-}
-
-#[inline]
-fn avx2_available() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        std::is_x86_feature_detected!("avx2")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
 }
 
 /// One stream: (key, id). Cheap to copy; every accessor is a pure function of position.
@@ -169,14 +102,23 @@ impl Stream {
         }
     }
 
-    /// Normals `start .. start + out.len()` into `out`, on this thread.
+    /// Normals `start .. start + out.len()` into `out`, on this thread, computed by `backend`
+    /// once it is checked against the CPU (`Backend::checked`; nothing runs if it fails).
     /// Positions must not pass 2^64 (callers check `start + len` does not overflow).
-    pub fn fill_normals(&self, start: u64, out: &mut [f32], backend: Backend) {
-        match backend.resolve() {
+    pub fn fill_normals(&self, start: u64, out: &mut [f32], backend: Backend) -> Result<(), BackendError> {
+        self.fill_normals_with(start, out, backend.checked()?);
+        Ok(())
+    }
+
+    /// `fill_normals` on a backend already checked.
+    pub fn fill_normals_with(&self, start: u64, out: &mut [f32], simd: Supported) {
+        match simd {
+            // SAFETY: `cpu` proves that this CPU has AVX2; the function bounds its own writes.
             #[cfg(target_arch = "x86_64")]
-            Backend::Avx2 => unsafe { self.fill_normals_avx2(start, out) },
+            Supported::Avx2(cpu) => unsafe { self.fill_normals_avx2(cpu, start, out) },
+            // SAFETY: `cpu` proves that this CPU has AVX-512F; the function bounds its own writes.
             #[cfg(target_arch = "x86_64")]
-            Backend::Avx512 => unsafe { self.fill_normals_avx512(start, out) },
+            Supported::Avx512(cpu) => unsafe { self.fill_normals_avx512(cpu, start, out) },
             _ => self.fill_normals_scalar(start, out),
         }
     }
@@ -195,53 +137,64 @@ impl Stream {
         }
     }
 
+    // SAFETY: callers hold `cpu`, the proof that this CPU has the AVX2 this body is compiled
+    // for; every SIMD store goes to a 32-element subslice `out[i..i + 32]` (bounds-checked).
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2")]
-    unsafe fn fill_normals_avx2(&self, start: u64, out: &mut [f32]) {
+    unsafe fn fill_normals_avx2(&self, cpu: Avx2Cpu, start: u64, out: &mut [f32]) {
         let n = out.len();
         // Scalar head up to the next multiple of 32 positions (8 Philox blocks).
         let head = (((32 - (start % 32)) % 32) as usize).min(n);
         self.fill_normals_scalar(start, &mut out[..head]);
         let mut i = head;
         let mut p = start.wrapping_add(head as u64);
-        let rk = philox::avx2::round_keys(self.key);
+        let rk = philox::avx2::round_keys(cpu, self.key);
         while n - i >= 32 {
-            normal::avx2::normals32(&rk, self.id, p >> 2, &mut out[i..i + 32]);
+            normal::avx2::normals32(cpu, &rk, self.id, p >> 2, &mut out[i..i + 32]);
             i += 32;
             p = p.wrapping_add(32);
         }
         self.fill_normals_scalar(p, &mut out[i..]);
     }
 
+    // SAFETY: callers hold `cpu`, the proof that this CPU has the AVX-512F this body is
+    // compiled for; every SIMD store goes to a 128- or 64-element subslice of `out`.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f")]
-    unsafe fn fill_normals_avx512(&self, start: u64, out: &mut [f32]) {
+    unsafe fn fill_normals_avx512(&self, cpu: Avx512Cpu, start: u64, out: &mut [f32]) {
         let n = out.len();
         let head = (((64 - (start % 64)) % 64) as usize).min(n);
         self.fill_normals_scalar(start, &mut out[..head]);
         let mut i = head;
         let mut p = start.wrapping_add(head as u64);
-        let rk = philox::avx512::round_keys(self.key);
+        let rk = philox::avx512::round_keys(cpu, self.key);
         while n - i >= 128 {
-            normal::avx512::normals128(&rk, self.id, p >> 2, &mut out[i..i + 128]);
+            normal::avx512::normals128(cpu, &rk, self.id, p >> 2, &mut out[i..i + 128]);
             i += 128;
             p = p.wrapping_add(128);
         }
         while n - i >= 64 {
-            normal::avx512::normals64(&rk, self.id, p >> 2, &mut out[i..i + 64]);
+            normal::avx512::normals64(cpu, &rk, self.id, p >> 2, &mut out[i..i + 64]);
             i += 64;
             p = p.wrapping_add(64);
         }
         self.fill_normals_scalar(p, &mut out[i..]);
     }
 
-    /// Words `start .. start + out.len()` into `out`, on this thread.
-    pub fn fill_words(&self, start: u64, out: &mut [u32], backend: Backend) {
-        match backend.resolve() {
+    /// Words `start .. start + out.len()` into `out`, on this thread, computed by `backend`
+    /// once it is checked against the CPU.
+    pub fn fill_words(&self, start: u64, out: &mut [u32], backend: Backend) -> Result<(), BackendError> {
+        self.fill_words_with(start, out, backend.checked()?);
+        Ok(())
+    }
+
+    /// `fill_words` on a backend already checked.
+    pub fn fill_words_with(&self, start: u64, out: &mut [u32], simd: Supported) {
+        match simd {
             #[cfg(target_arch = "x86_64")]
-            Backend::Avx512 => unsafe { self.fill_words_simd::<64>(start, out, true) },
+            Supported::Avx512(cpu) => self.fill_words_avx512(cpu, start, out),
             #[cfg(target_arch = "x86_64")]
-            Backend::Avx2 => unsafe { self.fill_words_simd::<32>(start, out, false) },
+            Supported::Avx2(cpu) => self.fill_words_avx2(cpu, start, out),
             _ => self.fill_words_scalar(start, out),
         }
     }
@@ -260,30 +213,48 @@ impl Stream {
         }
     }
 
-    /// SIMD words: `STEP` words (8 or 16 blocks) per Philox batch.
+    /// AVX-512 words: sixteen Philox blocks (64 words) per batch, two batches interleaved.
     #[cfg(target_arch = "x86_64")]
-    unsafe fn fill_words_simd<const STEP: usize>(&self, start: u64, out: &mut [u32], wide: bool) {
+    fn fill_words_avx512(&self, cpu: Avx512Cpu, start: u64, out: &mut [u32]) {
+        const STEP: usize = 64;
         let n = out.len();
         let head = (((STEP as u64 - (start % STEP as u64)) % STEP as u64) as usize).min(n);
         self.fill_words_scalar(start, &mut out[..head]);
         let mut i = head;
         let mut p = start.wrapping_add(head as u64);
-        if wide {
-            let rk = philox::avx512::round_keys(self.key);
+        // SAFETY: `cpu` proves that this CPU has AVX-512F; each call writes through the
+        // pointer of a subslice of exactly the words it stores (128, then 64).
+        unsafe {
+            let rk = philox::avx512::round_keys(cpu, self.key);
             while n - i >= 2 * STEP {
-                philox::avx512::words128(&rk, self.id, p >> 2, out[i..i + 2 * STEP].as_mut_ptr());
+                philox::avx512::words128(cpu, &rk, self.id, p >> 2, out[i..i + 2 * STEP].as_mut_ptr());
                 i += 2 * STEP;
                 p = p.wrapping_add(2 * STEP as u64);
             }
             while n - i >= STEP {
-                philox::avx512::words64(&rk, self.id, p >> 2, out[i..i + STEP].as_mut_ptr());
+                philox::avx512::words64(cpu, &rk, self.id, p >> 2, out[i..i + STEP].as_mut_ptr());
                 i += STEP;
                 p = p.wrapping_add(STEP as u64);
             }
-        } else {
-            let rk = philox::avx2::round_keys(self.key);
+        }
+        self.fill_words_scalar(p, &mut out[i..]);
+    }
+
+    /// AVX2 words: eight Philox blocks (32 words) per batch.
+    #[cfg(target_arch = "x86_64")]
+    fn fill_words_avx2(&self, cpu: Avx2Cpu, start: u64, out: &mut [u32]) {
+        const STEP: usize = 32;
+        let n = out.len();
+        let head = (((STEP as u64 - (start % STEP as u64)) % STEP as u64) as usize).min(n);
+        self.fill_words_scalar(start, &mut out[..head]);
+        let mut i = head;
+        let mut p = start.wrapping_add(head as u64);
+        // SAFETY: `cpu` proves that this CPU has AVX2; each call writes through the pointer
+        // of a subslice of exactly the 32 words it stores.
+        unsafe {
+            let rk = philox::avx2::round_keys(cpu, self.key);
             while n - i >= STEP {
-                philox::avx2::words32(&rk, self.id, p >> 2, out[i..i + STEP].as_mut_ptr());
+                philox::avx2::words32(cpu, &rk, self.id, p >> 2, out[i..i + STEP].as_mut_ptr());
                 i += STEP;
                 p = p.wrapping_add(STEP as u64);
             }
@@ -292,39 +263,67 @@ impl Stream {
     }
 
     /// Like `fill_normals`, split over the current rayon pool in fixed 64 Ki chunks.
-    pub fn fill_normals_par(&self, start: u64, out: &mut [f32], backend: Backend) {
+    pub fn fill_normals_par(
+        &self,
+        start: u64,
+        out: &mut [f32],
+        backend: Backend,
+    ) -> Result<(), BackendError> {
+        self.fill_normals_par_with(start, out, backend.checked()?);
+        Ok(())
+    }
+
+    /// `fill_normals_par` on a backend already checked.
+    pub fn fill_normals_par_with(&self, start: u64, out: &mut [f32], simd: Supported) {
         const CHUNK: usize = 1 << 16;
-        out.par_chunks_mut(CHUNK)
-            .enumerate()
-            .for_each(|(c, chunk)| self.fill_normals(start.wrapping_add((c * CHUNK) as u64), chunk, backend));
+        out.par_chunks_mut(CHUNK).enumerate().for_each(|(c, chunk)| {
+            self.fill_normals_with(start.wrapping_add((c * CHUNK) as u64), chunk, simd)
+        });
     }
 }
 
 /// Normals of one key at arbitrary (stream id, position) pairs: `out[i]` is normal
 /// `pos[i]` of stream `ids[i]`. A decoder that regenerates many candidates of many blocks
 /// evaluates them sixteen (AVX-512) or eight (AVX2) at a time, whatever their streams.
-pub fn normals_at(key: [u32; 2], ids: &[u64], pos: &[u64], out: &mut [f32], backend: Backend) {
+/// `backend` is checked against the CPU first (nothing runs if it fails).
+pub fn normals_at(
+    key: [u32; 2],
+    ids: &[u64],
+    pos: &[u64],
+    out: &mut [f32],
+    backend: Backend,
+) -> Result<(), BackendError> {
+    normals_at_with(key, ids, pos, out, backend.checked()?);
+    Ok(())
+}
+
+/// `normals_at` on a backend already checked.
+pub fn normals_at_with(key: [u32; 2], ids: &[u64], pos: &[u64], out: &mut [f32], simd: Supported) {
     assert!(ids.len() == pos.len() && pos.len() == out.len());
     let n = out.len();
     let mut i = 0usize;
-    match backend.resolve() {
+    match simd {
+        // SAFETY: `cpu` proves that this CPU has AVX-512F; each call gets subslices of
+        // exactly the 32 or 16 lanes it reads and writes.
         #[cfg(target_arch = "x86_64")]
-        Backend::Avx512 => unsafe {
-            let rk = philox::avx512::round_keys(key);
+        Supported::Avx512(cpu) => unsafe {
+            let rk = philox::avx512::round_keys(cpu, key);
             while n - i >= 32 {
-                normal::avx512::gather32(&rk, &ids[i..i + 32], &pos[i..i + 32], &mut out[i..i + 32]);
+                normal::avx512::gather32(cpu, &rk, &ids[i..i + 32], &pos[i..i + 32], &mut out[i..i + 32]);
                 i += 32;
             }
             while n - i >= 16 {
-                normal::avx512::gather16(&rk, &ids[i..i + 16], &pos[i..i + 16], &mut out[i..i + 16]);
+                normal::avx512::gather16(cpu, &rk, &ids[i..i + 16], &pos[i..i + 16], &mut out[i..i + 16]);
                 i += 16;
             }
         },
+        // SAFETY: `cpu` proves that this CPU has AVX2; each call gets subslices of exactly
+        // the 8 lanes it reads and writes.
         #[cfg(target_arch = "x86_64")]
-        Backend::Avx2 => unsafe {
-            let rk = philox::avx2::round_keys(key);
+        Supported::Avx2(cpu) => unsafe {
+            let rk = philox::avx2::round_keys(cpu, key);
             while n - i >= 8 {
-                normal::avx2::gather8(&rk, &ids[i..i + 8], &pos[i..i + 8], &mut out[i..i + 8]);
+                normal::avx2::gather8(cpu, &rk, &ids[i..i + 8], &pos[i..i + 8], &mut out[i..i + 8]);
                 i += 8;
             }
         },
@@ -371,11 +370,9 @@ mod tests {
             let n = 150;
             let want: Vec<f32> = (0..n as u64).map(|i| s.normal(start + i)).collect();
             for b in [Backend::Scalar, Backend::Avx2, Backend::Avx512, Backend::Auto] {
-                if !b.available() {
-                    continue;
-                }
+                let Ok(simd) = b.checked() else { continue };
                 let mut got = vec![0f32; n];
-                s.fill_normals(start, &mut got, b);
+                s.fill_normals_with(start, &mut got, simd);
                 assert_eq!(
                     got.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
                     want.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
@@ -391,11 +388,9 @@ mod tests {
         for &start in &[0u64, 3, 64, 65, 1001, u64::MAX - 300] {
             let want: Vec<u32> = (0..250u64).map(|i| s.word(start.wrapping_add(i))).collect();
             for b in [Backend::Scalar, Backend::Avx2, Backend::Avx512] {
-                if !b.available() {
-                    continue;
-                }
+                let Ok(simd) = b.checked() else { continue };
                 let mut got = vec![0u32; 250];
-                s.fill_words(start, &mut got, b);
+                s.fill_words_with(start, &mut got, simd);
                 assert_eq!(got, want, "{b:?} at {start}");
             }
         }
@@ -411,11 +406,9 @@ mod tests {
             let want: Vec<u32> =
                 ids.iter().zip(&pos).map(|(&s, &p)| Stream::with_key(key, s).normal(p).to_bits()).collect();
             for b in [Backend::Scalar, Backend::Avx2, Backend::Avx512, Backend::Auto] {
-                if !b.available() {
-                    continue;
-                }
+                let Ok(simd) = b.checked() else { continue };
                 let mut out = vec![0f32; ids.len()];
-                normals_at(key, &ids, &pos, &mut out, b);
+                normals_at_with(key, &ids, &pos, &mut out, simd);
                 assert_eq!(out.iter().map(|x| x.to_bits()).collect::<Vec<_>>(), want, "{b:?} n {n}");
             }
         }

@@ -58,9 +58,16 @@ pub fn block_normals(w: [u32; 4]) -> [f32; 4] {
 
 #[cfg(target_arch = "x86_64")]
 pub(crate) mod avx2 {
+    //! The normal transform on eight lanes. Every function here runs AVX2 instructions: the
+    //! `#[target_feature]` ones take the proof `Avx2Cpu`, and the `#[inline(always)]`
+    //! helpers are called only where that proof is held (inside those functions, inside the
+    //! AVX2 selection of `channel::fixed`, or in tests that obtained it).
     use super::super::consts::*;
+    use crate::stream::Avx2Cpu;
     use core::arch::x86_64::*;
 
+    // SAFETY: register-only AVX2 arithmetic (`c` is read by safe indexing); callers hold the
+    // proof of AVX2 (see the module).
     #[inline(always)]
     unsafe fn horner(x: __m256, c: &[f32]) -> __m256 {
         let mut p = _mm256_set1_ps(c[c.len() - 1]);
@@ -71,6 +78,7 @@ pub(crate) mod avx2 {
     }
 
     /// `math::logf` on eight lanes, same operations in the same order.
+    // SAFETY: register-only AVX2 arithmetic; callers hold the proof of AVX2.
     #[inline(always)]
     pub unsafe fn logf8(x: __m256) -> __m256 {
         let bits = _mm256_castps_si256(x);
@@ -98,6 +106,7 @@ pub(crate) mod avx2 {
     }
 
     /// `normal::fine_uniform` on eight lanes.
+    // SAFETY: register-only AVX2 arithmetic; callers hold the proof of AVX2.
     #[inline(always)]
     pub unsafe fn fine_uniform8(a: __m256i) -> __m256 {
         let two_m23 = _mm256_set1_ps(1.0 / 8_388_608.0);
@@ -112,6 +121,7 @@ pub(crate) mod avx2 {
     }
 
     /// `normal::box_muller` on eight lanes.
+    // SAFETY: register-only AVX2 arithmetic; callers hold the proof of AVX2.
     #[inline(always)]
     pub unsafe fn box_muller8(a: __m256i, b: __m256i) -> (__m256, __m256) {
         let two_m23 = _mm256_set1_ps(1.0 / 8_388_608.0);
@@ -150,6 +160,7 @@ pub(crate) mod avx2 {
         (_mm256_mul_ps(r, cs), _mm256_mul_ps(r, sn))
     }
 
+    // SAFETY: register-only AVX2 code; callers hold the proof of AVX2.
     #[inline(always)]
     unsafe fn counters(id: u64, b: u64) -> [__m256i; 4] {
         let lo = b as u32;
@@ -163,6 +174,8 @@ pub(crate) mod avx2 {
     }
 
     /// Box-Muller on the words of eight blocks, stored as their 32 normals in stream order.
+    // SAFETY: callers hold the proof of AVX2 and pass a `p` valid for writes of 32 f32 (the
+    // four unaligned stores cover p[0..32] exactly).
     #[inline(always)]
     unsafe fn transform_store(w: [__m256i; 4], p: *mut f32) {
         let (z0, z1) = box_muller8(w[0], w[1]);
@@ -182,9 +195,13 @@ pub(crate) mod avx2 {
     }
 
     /// Normals at eight arbitrary (stream id, position) pairs under round keys `rk`.
+    // SAFETY: `_cpu` proves that this CPU has AVX2; `ids` and `pos` are read by safe
+    // indexing, the loads read local arrays of eight, and the one store of eight lanes
+    // follows the assert that `out` holds them.
     #[inline]
     #[target_feature(enable = "avx2")]
-    pub unsafe fn gather8(rk: &[[__m256i; 2]; 10], ids: &[u64], pos: &[u64], out: &mut [f32]) {
+    pub unsafe fn gather8(_cpu: Avx2Cpu, rk: &[[__m256i; 2]; 10], ids: &[u64], pos: &[u64], out: &mut [f32]) {
+        assert!(out.len() >= 8);
         let mut c = [[0u32; 8]; 4];
         let mut sel = [0u32; 8];
         let mut odd = [0u32; 8];
@@ -209,9 +226,11 @@ pub(crate) mod avx2 {
 
     /// The 32 normals of Philox blocks `b .. b+8` of stream `id` under round keys `rk`,
     /// in stream order. `b` must be a multiple of 8.
+    // SAFETY: `_cpu` proves that this CPU has AVX2; `transform_store` writes 32 floats, which
+    // the assert shows `out` holds.
     #[inline]
     #[target_feature(enable = "avx2")]
-    pub unsafe fn normals32(rk: &[[__m256i; 2]; 10], id: u64, b: u64, out: &mut [f32]) {
+    pub unsafe fn normals32(_cpu: Avx2Cpu, rk: &[[__m256i; 2]; 10], id: u64, b: u64, out: &mut [f32]) {
         assert!(out.len() >= 32);
         debug_assert!(b.is_multiple_of(8));
         let w = super::super::philox::avx2::philox8(counters(id, b), rk);
@@ -221,9 +240,17 @@ pub(crate) mod avx2 {
 
 #[cfg(target_arch = "x86_64")]
 pub(crate) mod avx512 {
+    //! The normal transform on sixteen lanes. Every function here runs AVX-512F
+    //! instructions: the `#[target_feature]` ones take the proof `Avx512Cpu`, and the
+    //! `#[inline(always)]` helpers are called only where that proof is held (inside those
+    //! functions, inside the AVX-512 selection of `channel::fixed`, or in tests that
+    //! obtained it).
     use super::super::consts::*;
+    use crate::stream::Avx512Cpu;
     use core::arch::x86_64::*;
 
+    // SAFETY: register-only AVX-512F arithmetic (`c` is read by safe indexing); callers hold
+    // the proof of AVX-512F (see the module).
     #[inline(always)]
     unsafe fn horner(x: __m512, c: &[f32]) -> __m512 {
         let mut p = _mm512_set1_ps(c[c.len() - 1]);
@@ -234,6 +261,7 @@ pub(crate) mod avx512 {
     }
 
     /// `math::logf` on sixteen lanes, same operations in the same order.
+    // SAFETY: register-only AVX-512F arithmetic; callers hold the proof of AVX-512F.
     #[inline(always)]
     pub unsafe fn logf16(x: __m512) -> __m512 {
         let bits = _mm512_castps_si512(x);
@@ -261,6 +289,7 @@ pub(crate) mod avx512 {
     }
 
     /// `normal::fine_uniform` on sixteen lanes.
+    // SAFETY: register-only AVX-512F arithmetic; callers hold the proof of AVX-512F.
     #[inline(always)]
     pub unsafe fn fine_uniform16(a: __m512i) -> __m512 {
         let two_m23 = _mm512_set1_ps(1.0 / 8_388_608.0);
@@ -275,6 +304,7 @@ pub(crate) mod avx512 {
     }
 
     /// `normal::box_muller` on sixteen lanes.
+    // SAFETY: register-only AVX-512F arithmetic; callers hold the proof of AVX-512F.
     #[inline(always)]
     pub unsafe fn box_muller16(a: __m512i, b: __m512i) -> (__m512, __m512) {
         let two_m23 = _mm512_set1_ps(1.0 / 8_388_608.0);
@@ -308,6 +338,7 @@ pub(crate) mod avx512 {
         (_mm512_mul_ps(r, cs), _mm512_mul_ps(r, sn))
     }
 
+    // SAFETY: register-only AVX-512F code; callers hold the proof of AVX-512F.
     #[inline(always)]
     unsafe fn counters(id: u64, b: u64) -> [__m512i; 4] {
         let lo = b as u32;
@@ -324,6 +355,8 @@ pub(crate) mod avx512 {
     }
 
     /// Box-Muller on the words of sixteen blocks, stored as their 64 normals in stream order.
+    // SAFETY: callers hold the proof of AVX-512F and pass a `p` valid for writes of 64 f32
+    // (the four unaligned stores cover p[0..64] exactly).
     #[inline(always)]
     unsafe fn transform_store(w: [__m512i; 4], p: *mut f32) {
         let (z0, z1) = box_muller16(w[0], w[1]);
@@ -349,6 +382,8 @@ pub(crate) mod avx512 {
 
     /// Philox counters (block = pos >> 2, stream id; word i of each in c[i]) of sixteen
     /// (id, position) pairs, and the masks of positions using words 2-3 and the sine.
+    // SAFETY: callers hold the proof of AVX-512F; the four loads of eight u64 read ids[0..16]
+    // and pos[0..16], which the assert shows exist.
     #[inline(always)]
     unsafe fn counters16(ids: &[u64], pos: &[u64]) -> ([__m512i; 4], u16, u16) {
         assert!(ids.len() >= 16 && pos.len() >= 16);
@@ -369,6 +404,7 @@ pub(crate) mod avx512 {
     }
 
     /// The normal each lane asks for, from its Philox block `w`.
+    // SAFETY: register-only AVX-512F arithmetic; callers hold the proof of AVX-512F.
     #[inline(always)]
     unsafe fn pick16(w: [__m512i; 4], sel: u16, odd: u16) -> __m512 {
         let a = _mm512_mask_blend_epi32(sel, w[0], w[2]);
@@ -378,12 +414,18 @@ pub(crate) mod avx512 {
     }
 
     /// Normals at sixteen arbitrary (stream id, position) pairs under round keys `rk`.
-    ///
-    /// # Safety
-    /// The CPU must support AVX-512F.
+    // SAFETY: `_cpu` proves that this CPU has AVX-512F; `counters16` asserts that `ids` and
+    // `pos` hold the sixteen lanes it loads, and the assert here that `out` holds the sixteen
+    // stored.
     #[inline]
     #[target_feature(enable = "avx512f")]
-    pub unsafe fn gather16(rk: &[[__m512i; 2]; 10], ids: &[u64], pos: &[u64], out: &mut [f32]) {
+    pub unsafe fn gather16(
+        _cpu: Avx512Cpu,
+        rk: &[[__m512i; 2]; 10],
+        ids: &[u64],
+        pos: &[u64],
+        out: &mut [f32],
+    ) {
         assert!(out.len() >= 16);
         let (c, sel, odd) = counters16(ids, pos);
         let w = super::super::philox::avx512::philox16(c, rk);
@@ -391,12 +433,17 @@ pub(crate) mod avx512 {
     }
 
     /// `gather16` on thirty-two pairs, the two Philox chains interleaved.
-    ///
-    /// # Safety
-    /// The CPU must support AVX-512F.
+    // SAFETY: `_cpu` proves that this CPU has AVX-512F; the assert shows all three slices
+    // hold the thirty-two lanes read and stored.
     #[inline]
     #[target_feature(enable = "avx512f")]
-    pub unsafe fn gather32(rk: &[[__m512i; 2]; 10], ids: &[u64], pos: &[u64], out: &mut [f32]) {
+    pub unsafe fn gather32(
+        _cpu: Avx512Cpu,
+        rk: &[[__m512i; 2]; 10],
+        ids: &[u64],
+        pos: &[u64],
+        out: &mut [f32],
+    ) {
         assert!(ids.len() >= 32 && pos.len() >= 32 && out.len() >= 32);
         let (c0, sel0, odd0) = counters16(ids, pos);
         let (c1, sel1, odd1) = counters16(&ids[16..], &pos[16..]);
@@ -407,12 +454,11 @@ pub(crate) mod avx512 {
 
     /// The 64 normals of Philox blocks `b .. b+16` of stream `id` under round keys `rk`,
     /// in stream order. `b` must be a multiple of 16.
-    ///
-    /// # Safety
-    /// The CPU must support AVX-512F.
+    // SAFETY: `_cpu` proves that this CPU has AVX-512F; `transform_store` writes 64 floats,
+    // which the assert shows `out` holds.
     #[inline]
     #[target_feature(enable = "avx512f")]
-    pub unsafe fn normals64(rk: &[[__m512i; 2]; 10], id: u64, b: u64, out: &mut [f32]) {
+    pub unsafe fn normals64(_cpu: Avx512Cpu, rk: &[[__m512i; 2]; 10], id: u64, b: u64, out: &mut [f32]) {
         assert!(out.len() >= 64);
         debug_assert!(b.is_multiple_of(16));
         let w = super::super::philox::avx512::philox16(counters(id, b), rk);
@@ -420,12 +466,11 @@ pub(crate) mod avx512 {
     }
 
     /// The 128 normals of Philox blocks `b .. b+32`, two independent chains interleaved.
-    ///
-    /// # Safety
-    /// The CPU must support AVX-512F.
+    // SAFETY: `_cpu` proves that this CPU has AVX-512F; the two `transform_store`s write
+    // floats 0..64 and 64..128, which the assert shows `out` holds.
     #[inline]
     #[target_feature(enable = "avx512f")]
-    pub unsafe fn normals128(rk: &[[__m512i; 2]; 10], id: u64, b: u64, out: &mut [f32]) {
+    pub unsafe fn normals128(_cpu: Avx512Cpu, rk: &[[__m512i; 2]; 10], id: u64, b: u64, out: &mut [f32]) {
         assert!(out.len() >= 128);
         debug_assert!(b.is_multiple_of(16));
         let [w0, w1] = super::super::philox::avx512::philox16x2(counters(id, b), counters(id, b + 16), rk);
@@ -439,18 +484,21 @@ mod exhaustive {
     //! Every distinct radius input and every distinct angle input of the transform, through
     //! the scalar path and each SIMD path: the results must be bit-identical.
     use super::box_muller;
+    use crate::stream::{Avx2Cpu, Avx512Cpu, Backend, Supported};
     use core::arch::x86_64::*;
 
     /// Checks 16 (radius word, angle word) pairs on every available SIMD path.
     fn check(a: &[u32; 16], b: &[u32; 16]) {
         let want: Vec<(u32, u32)> =
             (0..16).map(|l| box_muller(a[l], b[l])).map(|(x, y)| (x.to_bits(), y.to_bits())).collect();
-        if std::is_x86_feature_detected!("avx2") {
-            let got = unsafe { run_avx2(a, b) };
+        if let Ok(Supported::Avx2(cpu)) = Backend::Avx2.checked() {
+            // SAFETY: `cpu` proves that this CPU has AVX2.
+            let got = unsafe { run_avx2(cpu, a, b) };
             assert_eq!(got, want, "avx2 at radius word {:#x}, angle word {:#x}", a[0], b[0]);
         }
-        if std::is_x86_feature_detected!("avx512f") {
-            let got = unsafe { run_avx512(a, b) };
+        if let Ok(Supported::Avx512(cpu)) = Backend::Avx512.checked() {
+            // SAFETY: `cpu` proves that this CPU has AVX-512F.
+            let got = unsafe { run_avx512(cpu, a, b) };
             assert_eq!(got, want, "avx512 at radius word {:#x}, angle word {:#x}", a[0], b[0]);
         }
     }
@@ -491,8 +539,10 @@ mod exhaustive {
         sweep(1 << 26, |i| (0x8000_0000, ((i as u32) << 6) | 0x2A));
     }
 
+    // SAFETY: `_cpu` proves AVX2; the loads read halves of 16-element arrays and the stores
+    // fill local arrays of eight.
     #[target_feature(enable = "avx2")]
-    unsafe fn run_avx2(a: &[u32; 16], b: &[u32; 16]) -> Vec<(u32, u32)> {
+    unsafe fn run_avx2(_cpu: Avx2Cpu, a: &[u32; 16], b: &[u32; 16]) -> Vec<(u32, u32)> {
         let mut out = Vec::with_capacity(16);
         for h in 0..2 {
             let va = _mm256_loadu_si256(a[8 * h..].as_ptr() as *const __m256i);
@@ -507,8 +557,10 @@ mod exhaustive {
         out
     }
 
+    // SAFETY: `_cpu` proves AVX-512F; the loads read 16-element arrays and the stores fill
+    // local arrays of sixteen.
     #[target_feature(enable = "avx512f")]
-    unsafe fn run_avx512(a: &[u32; 16], b: &[u32; 16]) -> Vec<(u32, u32)> {
+    unsafe fn run_avx512(_cpu: Avx512Cpu, a: &[u32; 16], b: &[u32; 16]) -> Vec<(u32, u32)> {
         let va = _mm512_loadu_si512(a.as_ptr() as *const _);
         let vb = _mm512_loadu_si512(b.as_ptr() as *const _);
         let (x, y) = super::avx512::box_muller16(va, vb);

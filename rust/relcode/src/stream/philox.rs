@@ -32,12 +32,18 @@ pub fn philox4x32_10(ctr: [u32; 4], key: [u32; 2]) -> [u32; 4] {
 #[cfg(target_arch = "x86_64")]
 pub(crate) mod avx2 {
     //! Eight Philox evaluations at once: word i of the eight outputs in one register.
+    //!
+    //! Every function here runs AVX2 instructions: the `#[target_feature]` ones take the
+    //! proof `Avx2Cpu`, and the `#[inline(always)]` helpers are called only where that
+    //! proof is held (inside those functions, or in tests that obtained it).
     use super::super::consts::{PHILOX_M0, PHILOX_M1, PHILOX_W0, PHILOX_W1};
+    use crate::stream::Avx2Cpu;
     use core::arch::x86_64::*;
 
     /// High and low 32-bit halves of the eight products a[l] * m. Moves between the even
     /// and odd 32-bit positions use shuffles (port 5) rather than 64-bit shifts, which
     /// would compete with the multiplies for ports 0 and 1.
+    // SAFETY: register-only AVX2 arithmetic; callers hold the proof of AVX2 (see the module).
     #[inline(always)]
     unsafe fn mulhilo(a: __m256i, m: __m256i) -> (__m256i, __m256i) {
         let even = _mm256_mul_epu32(a, m);
@@ -48,9 +54,10 @@ pub(crate) mod avx2 {
     }
 
     /// The ten round keys of `key`, broadcast: (k0 + r W0, k1 + r W1) for r = 0..9.
+    // SAFETY: register-only AVX2 code; `_cpu` proves that this CPU has AVX2.
     #[inline]
     #[target_feature(enable = "avx2")]
-    pub unsafe fn round_keys(key: [u32; 2]) -> [[__m256i; 2]; 10] {
+    pub unsafe fn round_keys(_cpu: Avx2Cpu, key: [u32; 2]) -> [[__m256i; 2]; 10] {
         let mut rk = [[_mm256_setzero_si256(); 2]; 10];
         let (mut k0, mut k1) = (key[0], key[1]);
         for r in rk.iter_mut() {
@@ -62,9 +69,11 @@ pub(crate) mod avx2 {
     }
 
     /// Words of Philox blocks `b .. b+8` of stream `id` (b % 8 == 0), stored in stream order.
+    // SAFETY: `_cpu` proves that this CPU has AVX2; callers pass an `out` valid for writes
+    // of 32 u32 (the four unaligned stores cover out[0..32] exactly).
     #[inline]
     #[target_feature(enable = "avx2")]
-    pub unsafe fn words32(rk: &[[__m256i; 2]; 10], id: u64, b: u64, out: *mut u32) {
+    pub unsafe fn words32(_cpu: Avx2Cpu, rk: &[[__m256i; 2]; 10], id: u64, b: u64, out: *mut u32) {
         let c = [
             _mm256_add_epi32(_mm256_set1_epi32(b as u32 as i32), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7)),
             _mm256_set1_epi32((b >> 32) as u32 as i32),
@@ -89,6 +98,7 @@ pub(crate) mod avx2 {
     }
 
     /// Philox4x32-10 on eight counters (c[i] holds word i of each), given `round_keys`.
+    // SAFETY: register-only AVX2 arithmetic; callers hold the proof of AVX2 (see the module).
     #[inline(always)]
     pub unsafe fn philox8(c: [__m256i; 4], rk: &[[__m256i; 2]; 10]) -> [__m256i; 4] {
         let m0 = _mm256_set1_epi32(PHILOX_M0 as i32);
@@ -110,9 +120,15 @@ pub(crate) mod avx2 {
 pub(crate) mod avx512 {
     //! Sixteen Philox evaluations at once (AVX-512F): word i of the sixteen outputs in one
     //! register; three-way XORs in one ternary-logic instruction.
+    //!
+    //! Every function here runs AVX-512F instructions: the `#[target_feature]` ones take the
+    //! proof `Avx512Cpu`, and the `#[inline(always)]` helpers are called only where that
+    //! proof is held (inside those functions, or in tests that obtained it).
     use super::super::consts::{PHILOX_M0, PHILOX_M1, PHILOX_W0, PHILOX_W1};
+    use crate::stream::Avx512Cpu;
     use core::arch::x86_64::*;
 
+    // SAFETY: register-only AVX-512F arithmetic; callers hold the proof of AVX-512F.
     #[inline(always)]
     unsafe fn mulhilo(a: __m512i, m: __m512i) -> (__m512i, __m512i) {
         let even = _mm512_mul_epu32(a, m);
@@ -123,9 +139,10 @@ pub(crate) mod avx512 {
     }
 
     /// The ten round keys of `key`, broadcast.
+    // SAFETY: register-only AVX-512F code; `_cpu` proves that this CPU has AVX-512F.
     #[inline]
     #[target_feature(enable = "avx512f")]
-    pub unsafe fn round_keys(key: [u32; 2]) -> [[__m512i; 2]; 10] {
+    pub unsafe fn round_keys(_cpu: Avx512Cpu, key: [u32; 2]) -> [[__m512i; 2]; 10] {
         let mut rk = [[_mm512_setzero_si512(); 2]; 10];
         let (mut k0, mut k1) = (key[0], key[1]);
         for r in rk.iter_mut() {
@@ -137,6 +154,7 @@ pub(crate) mod avx512 {
     }
 
     /// Counters of Philox blocks `b .. b+16` of stream `id`.
+    // SAFETY: register-only AVX-512F code; callers hold the proof of AVX-512F.
     #[inline(always)]
     unsafe fn counters(id: u64, b: u64) -> [__m512i; 4] {
         [
@@ -151,6 +169,8 @@ pub(crate) mod avx512 {
     }
 
     /// The 64 words of sixteen blocks (word i of each in w[i]) stored in stream order.
+    // SAFETY: callers hold the proof of AVX-512F and pass an `out` valid for writes of 64 u32
+    // (the four unaligned stores cover out[0..64] exactly).
     #[inline(always)]
     unsafe fn store_words(w: [__m512i; 4], out: *mut u32) {
         let z = w.map(|x| _mm512_castsi512_ps(x));
@@ -174,22 +194,27 @@ pub(crate) mod avx512 {
     }
 
     /// Words of Philox blocks `b .. b+16` of stream `id` (b % 16 == 0), stored in stream order.
+    // SAFETY: `_cpu` proves that this CPU has AVX-512F; callers pass an `out` valid for
+    // writes of 64 u32.
     #[inline]
     #[target_feature(enable = "avx512f")]
-    pub unsafe fn words64(rk: &[[__m512i; 2]; 10], id: u64, b: u64, out: *mut u32) {
+    pub unsafe fn words64(_cpu: Avx512Cpu, rk: &[[__m512i; 2]; 10], id: u64, b: u64, out: *mut u32) {
         store_words(philox16(counters(id, b), rk), out);
     }
 
     /// `words64` of blocks `b .. b+32`, the two Philox chains interleaved.
+    // SAFETY: `_cpu` proves that this CPU has AVX-512F; callers pass an `out` valid for
+    // writes of 128 u32 (two `store_words` of 64 each, at out and out + 64).
     #[inline]
     #[target_feature(enable = "avx512f")]
-    pub unsafe fn words128(rk: &[[__m512i; 2]; 10], id: u64, b: u64, out: *mut u32) {
+    pub unsafe fn words128(_cpu: Avx512Cpu, rk: &[[__m512i; 2]; 10], id: u64, b: u64, out: *mut u32) {
         let [w0, w1] = philox16x2(counters(id, b), counters(id, b.wrapping_add(16)), rk);
         store_words(w0, out);
         store_words(w1, out.add(64));
     }
 
     /// Philox4x32-10 on sixteen counters (c[i] holds word i of each), given `round_keys`.
+    // SAFETY: register-only AVX-512F arithmetic; callers hold the proof of AVX-512F.
     #[inline(always)]
     pub unsafe fn philox16(c: [__m512i; 4], rk: &[[__m512i; 2]; 10]) -> [__m512i; 4] {
         let m0 = _mm512_set1_epi32(PHILOX_M0 as i32);
@@ -208,6 +233,7 @@ pub(crate) mod avx512 {
 
     /// Two independent `philox16` chains interleaved, so that one's multiplies fill the
     /// other's latency.
+    // SAFETY: register-only AVX-512F arithmetic; callers hold the proof of AVX-512F.
     #[inline(always)]
     pub unsafe fn philox16x2(a: [__m512i; 4], b: [__m512i; 4], rk: &[[__m512i; 2]; 10]) -> [[__m512i; 4]; 2] {
         let m0 = _mm512_set1_epi32(PHILOX_M0 as i32);
@@ -253,9 +279,9 @@ mod tests {
     #[cfg(target_arch = "x86_64")]
     #[test]
     fn avx2_matches_scalar() {
-        if !std::is_x86_feature_detected!("avx2") {
+        let Ok(crate::stream::Supported::Avx2(cpu)) = crate::stream::Backend::Avx2.checked() else {
             return;
-        }
+        };
         use core::arch::x86_64::*;
         let key = [0x1234_5678, 0x9abc_def0];
         let mut words = [[0u32; 8]; 4];
@@ -264,9 +290,10 @@ mod tests {
                 row[l] = (l as u32).wrapping_mul(0x9E37_79B9) ^ (w as u32 * 0x85EB_CA6B) ^ 0xFFFF_FF00;
             }
         }
+        // SAFETY: `cpu` proves AVX2; the loads and stores move 8 u32 of 8-element rows.
         let out = unsafe {
             let c = [0, 1, 2, 3].map(|w| _mm256_loadu_si256(words[w].as_ptr() as *const __m256i));
-            let o = avx2::philox8(c, &avx2::round_keys(key));
+            let o = avx2::philox8(c, &avx2::round_keys(cpu, key));
             let mut res = [[0u32; 8]; 4];
             for w in 0..4 {
                 _mm256_storeu_si256(res[w].as_mut_ptr() as *mut __m256i, o[w]);
@@ -284,9 +311,9 @@ mod tests {
     #[cfg(target_arch = "x86_64")]
     #[test]
     fn avx512_matches_scalar() {
-        if !std::is_x86_feature_detected!("avx512f") {
+        let Ok(crate::stream::Supported::Avx512(cpu)) = crate::stream::Backend::Avx512.checked() else {
             return;
-        }
+        };
         use core::arch::x86_64::*;
         let key = [0xdead_beef, 0x0bad_f00d];
         let mut words = [[0u32; 16]; 4];
@@ -296,9 +323,10 @@ mod tests {
                     (l as u32).wrapping_mul(0x85EB_CA6B) ^ (w as u32).wrapping_mul(0xC2B2_AE35) ^ 0xFFFF_FFF0;
             }
         }
+        // SAFETY: `cpu` proves AVX-512F; the loads and stores move 16 u32 of 16-element rows.
         let out = unsafe {
             let c = [0, 1, 2, 3].map(|w| _mm512_loadu_si512(words[w].as_ptr() as *const _));
-            let o = avx512::philox16(c, &avx512::round_keys(key));
+            let o = avx512::philox16(c, &avx512::round_keys(cpu, key));
             let mut res = [[0u32; 16]; 4];
             for w in 0..4 {
                 _mm512_storeu_si512(res[w].as_mut_ptr() as *mut _, o[w]);

@@ -1,9 +1,13 @@
 //! AVX2 form of the selection's noise and reduction, the counterpart of `avx512` with eight
 //! lanes to a register (two per group of sixteen, four for float64): the same operations as
 //! the portable loops, in the same order, so the keys and the selected index are identical.
+//!
+//! `mrc` and `timed` take the proof `Avx2Cpu` that this CPU has AVX2; the `#[inline(always)]`
+//! helpers run inside them only.
 
 use super::{Best, GROUP, MRC_SLACK, SKIP_SLACK, TILE_GROUPS};
 use crate::stream::normal::avx2::{fine_uniform8, logf8};
+use crate::stream::Avx2Cpu;
 use core::arch::x86_64::*;
 
 /// The running best keys (two halves) and their candidate indices (four quarters of u64).
@@ -13,6 +17,8 @@ struct Regs {
 }
 
 impl Regs {
+    // SAFETY: callers hold the proof of AVX2; the loads read val[0..16] (two of eight f32)
+    // and idx[0..16] (four of four u64) of `b`'s fixed-size arrays.
     #[inline(always)]
     unsafe fn load(b: &Best) -> Regs {
         let v = |h: usize| _mm256_loadu_ps(b.val[8 * h..].as_ptr());
@@ -20,6 +26,7 @@ impl Regs {
         Regs { val: [v(0), v(1)], idx: [i(0), i(1), i(2), i(3)] }
     }
 
+    // SAFETY: callers hold the proof of AVX2; the stores write exactly the ranges `load` reads.
     #[inline(always)]
     unsafe fn store(&self, b: &mut Best) {
         for h in 0..2 {
@@ -31,6 +38,7 @@ impl Regs {
     }
 
     /// `Best::update`: lanes below `valid` whose key exceeds the best take it.
+    // SAFETY: register-only AVX2 arithmetic; callers hold the proof of AVX2.
     #[inline(always)]
     unsafe fn update(&mut self, key: [__m256; 2], kbase: u64, n: u64) {
         let valid = _mm256_set1_epi32((n - kbase).min(GROUP as u64) as i32);
@@ -55,28 +63,38 @@ impl Regs {
 }
 
 /// -x by flipping the sign bit, as the portable negation does.
+// SAFETY: register-only AVX2 arithmetic; callers hold the proof of AVX2.
 #[inline(always)]
 unsafe fn neg(x: __m256) -> __m256 {
     _mm256_castsi256_ps(_mm256_xor_si256(_mm256_castps_si256(x), _mm256_set1_epi32(i32::MIN)))
 }
 
 /// `exponentials` on eight noise words.
+// SAFETY: register-only AVX2 arithmetic; callers hold the proof of AVX2.
 #[inline(always)]
 unsafe fn exponentials8(words: __m256i) -> __m256 {
     neg(logf8(fine_uniform8(words)))
 }
 
+/// Noise words `at .. at + 8` of `w`.
+// SAFETY: callers hold the proof of AVX2; the load reads the bounds-checked subslice
+// `w[at..at + 8]`.
 #[inline(always)]
 unsafe fn words8(w: &[u32], at: usize) -> __m256i {
     _mm256_loadu_si256(w[at..at + 8].as_ptr() as *const __m256i)
 }
 
+/// Lanes `8h .. 8h + 8` of a group.
+// SAFETY: callers hold the proof of AVX2 and pass h < 2, so the load reads v[8h..8h + 8]
+// of the sixteen (`v[8 * h..]` is bounds-checked, and at least eight long for h <= 1).
 #[inline(always)]
 unsafe fn half(v: &[f32; GROUP], h: usize) -> __m256 {
+    debug_assert!(h < 2);
     _mm256_loadu_ps(v[8 * h..].as_ptr())
 }
 
 /// Whether any of the sixteen lanes of `a` exceeds its lane of `b`.
+// SAFETY: register-only AVX2 arithmetic; callers hold the proof of AVX2.
 #[inline(always)]
 unsafe fn any_above(a: [__m256; 2], b: [__m256; 2]) -> bool {
     let m0 = _mm256_movemask_ps(_mm256_cmp_ps::<_CMP_GT_OQ>(a[0], b[0]));
@@ -85,8 +103,11 @@ unsafe fn any_above(a: [__m256; 2], b: [__m256; 2]) -> bool {
 }
 
 /// MRC as `avx512::mrc` does it: bounds first (into `ex`), logarithms only where a bound wins.
+// SAFETY: `_cpu` proves that this CPU has AVX2; the loads and stores go through `words8`,
+// `half` and subslices of `ex[g]` (g < sc.len() <= ex.len(), asserted), all bounds-checked.
 #[target_feature(enable = "avx2")]
 pub(super) unsafe fn mrc(
+    _cpu: Avx2Cpu,
     sc: &[[f32; GROUP]],
     w: &[u32],
     ex: &mut [[f32; GROUP]],
@@ -126,9 +147,13 @@ pub(super) unsafe fn mrc(
 /// ORC or truncated PFR as `avx512::timed` does it: exponentials, then increments, the
 /// Hillis-Steele prefix of `fixed::prefix` (four float64 quarters) and the running time,
 /// then the `could_win` test and the keys.
+// SAFETY: `_cpu` proves that this CPU has AVX2; the loads and stores go through `words8`,
+// `half`, subslices of the groups of `ex` (ng <= ex.len(), asserted) and local arrays of
+// eight, all bounds-checked.
 #[target_feature(enable = "avx2")]
 #[allow(clippy::too_many_arguments)]
 pub(super) unsafe fn timed(
+    _cpu: Avx2Cpu,
     sc: &[[f32; GROUP]],
     w: &[u32],
     ex: &mut [[f32; GROUP]],

@@ -1,9 +1,13 @@
 //! AVX-512 form of the selection's noise and reduction (`fixed::feed` after scoring): the
 //! same operations as the portable loops, in the same order, so the keys and the selected
 //! index are identical; the running best keys and the arrival-time chain stay in registers.
+//!
+//! `mrc` and `timed` take the proof `Avx512Cpu` that this CPU has AVX-512F; the
+//! `#[inline(always)]` helpers run inside them only.
 
 use super::{Best, GROUP, MRC_SLACK, SKIP_SLACK, TILE_GROUPS};
 use crate::stream::normal::avx512::{fine_uniform16, logf16};
+use crate::stream::Avx512Cpu;
 use core::arch::x86_64::*;
 
 /// The running best keys and their candidate indices (two halves of eight u64).
@@ -14,6 +18,8 @@ struct Regs {
 }
 
 impl Regs {
+    // SAFETY: callers hold the proof of AVX-512F; the loads read val[0..16] and idx[0..16]
+    // (two of eight u64) of `b`'s fixed-size arrays.
     #[inline(always)]
     unsafe fn load(b: &Best) -> Regs {
         Regs {
@@ -23,6 +29,8 @@ impl Regs {
         }
     }
 
+    // SAFETY: callers hold the proof of AVX-512F; the stores write exactly the ranges `load`
+    // reads.
     #[inline(always)]
     unsafe fn store(&self, b: &mut Best) {
         _mm512_storeu_ps(b.val.as_mut_ptr(), self.val);
@@ -31,6 +39,7 @@ impl Regs {
     }
 
     /// `Best::update`: lanes below `valid` whose key exceeds the best take it.
+    // SAFETY: register-only AVX-512F arithmetic; callers hold the proof of AVX-512F.
     #[inline(always)]
     unsafe fn update(&mut self, key: __m512, kbase: u64, n: u64) {
         let valid = (n - kbase).min(GROUP as u64);
@@ -46,12 +55,14 @@ impl Regs {
 }
 
 /// -x by flipping the sign bit, as the portable negation does.
+// SAFETY: register-only AVX-512F arithmetic; callers hold the proof of AVX-512F.
 #[inline(always)]
 unsafe fn neg(x: __m512) -> __m512 {
     _mm512_castsi512_ps(_mm512_xor_si512(_mm512_castps_si512(x), _mm512_set1_epi32(i32::MIN)))
 }
 
 /// `exponentials`: -logf(u) of sixteen noise words.
+// SAFETY: register-only AVX-512F arithmetic; callers hold the proof of AVX-512F.
 #[inline(always)]
 unsafe fn exponentials16(words: __m512i) -> __m512 {
     neg(logf16(fine_uniform16(words)))
@@ -60,8 +71,13 @@ unsafe fn exponentials16(words: __m512i) -> __m512 {
 /// MRC over the groups of `sc` (first group g0): `fixed::mrc_floor` bounds each key from
 /// above (first pass, into `ex`), and only groups where a bound beats its lane's best get
 /// their two logarithms (second pass).
+// SAFETY: `_cpu` proves that this CPU has AVX-512F; the loads of sixteen words at
+// w + 16 g stay inside `w` because g < sc.len() and w.len() >= 16 sc.len() (asserted), and the
+// other loads and stores move the sixteen lanes of one group of `sc` or `ex` (g < ex.len(),
+// asserted, and indexing is bounds-checked).
 #[target_feature(enable = "avx512f")]
 pub(super) unsafe fn mrc(
+    _cpu: Avx512Cpu,
     sc: &[[f32; GROUP]],
     w: &[u32],
     ex: &mut [[f32; GROUP]],
@@ -93,6 +109,7 @@ pub(super) unsafe fn mrc(
 }
 
 /// `v` shifted up by S lanes within sixteen (lo, hi), zeros entering lane 0.
+// SAFETY: register-only AVX-512F arithmetic; callers hold the proof of AVX-512F.
 #[inline(always)]
 unsafe fn shift<const S: i32, const R: i32>(lo: __m512d, hi: __m512d) -> (__m512d, __m512d) {
     let (l, h) = (_mm512_castpd_si512(lo), _mm512_castpd_si512(hi));
@@ -106,9 +123,14 @@ unsafe fn shift<const S: i32, const R: i32>(lo: __m512d, hi: __m512d) -> (__m512
 /// time `carry`: increments, the Hillis-Steele prefix of `fixed::prefix`, float32 times,
 /// the `could_win` test and the keys, as the portable passes compute them. In passes over
 /// the groups, so that only the running time is carried from group to group.
+// SAFETY: `_cpu` proves that this CPU has AVX-512F; the loads of sixteen words at w + 16 g
+// stay inside `w` because g < ng and w.len() >= 16 ng (asserted), and the other loads and
+// stores move the sixteen lanes of one group of `sc` or `ex` (ng <= ex.len(), asserted) or
+// of a local array of sixteen.
 #[target_feature(enable = "avx512f")]
 #[allow(clippy::too_many_arguments)]
 pub(super) unsafe fn timed(
+    _cpu: Avx512Cpu,
     sc: &[[f32; GROUP]],
     w: &[u32],
     ex: &mut [[f32; GROUP]],
