@@ -271,7 +271,7 @@ def digits(args: argparse.Namespace, tmp: Path) -> dict:
         rows.append({"method": f"ECSQ step {frac:g}σ", "rate": bits / n, "acc": acc(sd)})
     batches = [xt[i : i + 128] for i in range(0, 512, 128)]
     sens = rp.sensitivity_from_batches(net, batches)
-    for rate in (1.6, 2.0, 3.0):
+    for rate in (2.0, 2.5, 3.0):
         for label, s in (("relcode data-free", None), ("relcode calibrated", sens)):
             out = tmp / "digits.relc"
             rep = rp.compress(out, net.state_dict(), rate, sensitivity=s, min_coded=2048, progress=False)

@@ -522,11 +522,13 @@ def compress(
         + len(json.dumps(order))
     )
     budget = rate * n_all - raw_bits - overhead_bits
-    if budget / n_coded < 1.0:
+    if budget / n_coded < _RMIN:
+        least = (_RMIN * n_coded + raw_bits + overhead_bits) / n_all
         raise InputError(
             f"{rate:g} bits/weight is too few for this model: after its verbatim tensors and the file's "
             f"overhead ({(raw_bits + overhead_bits) / n_all:.3f} bits/weight) the coded weights would get "
-            f"{budget / n_coded:.3f} bits each, and relative entropy coding needs at least 1"
+            f"{budget / n_coded:.3f} bits each, and this coder needs at least {_RMIN:g} "
+            f"(the least rate for this model is about {least:.2f} bits/weight)"
         )
     # sensitivity per group (standard coordinates, normalised): log2 of its geometric mean
     logg = np.zeros(len(groups))
