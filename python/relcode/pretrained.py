@@ -952,7 +952,7 @@ def compress_model_dir(
         if (mdir / "modules.json").exists():
             sens = sensitivity_from_sentences(mdir, lines)
         elif (mdir / "config.json").exists():
-            sens = _transformers_sensitivity(mdir, lines)
+            sens = _transformers_sensitivity(mdir, lines, set(tensors))
         else:
             raise InputError(
                 f"{mdir}: text calibration needs a sentence-transformers or transformers model directory "
@@ -965,8 +965,10 @@ def compress_model_dir(
 
 
 def _transformers_sensitivity(
-    mdir: Path, lines: Sequence[str], batch_size: int = 16
+    mdir: Path, lines: Sequence[str], keys: set[str], batch_size: int = 16
 ) -> dict[str, np.ndarray]:
+    """Sensitivities of a transformers model directory, keyed by ``keys`` (the names in its
+    weight file, with or without the model's base prefix)."""
     try:
         from transformers import AutoModel, AutoTokenizer
     except ImportError as e:
@@ -979,7 +981,6 @@ def _transformers_sensitivity(
         for i in range(0, len(lines), batch_size)
     ]
     fis = sensitivity_from_batches(mod, batches)
-    keys = set(load_tensors(mdir))
     out = {}
     for n, a in fis.items():
         for k in (n, n.split(".", 1)[-1]):
