@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import errno
 import numbers
 import operator
 import os
+import stat
 import tempfile
 import threading
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -91,3 +94,18 @@ def temp_file(dest: os.PathLike, suffix: str = ".tmp") -> tuple[int, str]:
     except OSError:  # a file system without modes: keep mkstemp's
         pass
     return fd, tmp
+
+
+def input_file(path: str | os.PathLike) -> Path:
+    """``path`` as a Path once it names a readable regular file; otherwise the exception
+    Python's own ``open`` gives (FileNotFoundError, IsADirectoryError, PermissionError), or
+    InputError for a FIFO or device (which a reader would block on or read without end)."""
+    p = Path(path)
+    st = os.stat(p)  # FileNotFoundError, PermissionError (a directory on the way)
+    if stat.S_ISDIR(st.st_mode):
+        raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(p))
+    if not stat.S_ISREG(st.st_mode):
+        raise InputError(f"{p}: not a regular file")
+    with open(p, "rb"):  # PermissionError where the file is not readable
+        pass
+    return p

@@ -432,6 +432,9 @@ class TorchWriter(_PieceWriter):
         import io
         import pickle
 
+        from .deps import require
+
+        require("torch", "writing .pt files")
         import torch
 
         super().__init__(dest, table)

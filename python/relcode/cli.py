@@ -24,6 +24,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from . import deps
 from .errors import RelcodeError
 
 EXIT_OK = 0
@@ -57,7 +58,41 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _base_args(args: argparse.Namespace) -> dict:
-    return {"base": args.base, "base_dirs": args.base_dir or ()}
+    kw = {"base": args.base, "base_dirs": args.base_dir or ()}
+    if args.base is None:
+        signal = _signal_base(args)
+        if signal is not None:
+            kw["base"] = signal
+    return kw
+
+
+def _signal_base(args: argparse.Namespace) -> bytes | None:
+    """A compressed image or audio file's base is never stored: it is rebuilt from the codec
+    the file names (the package's shipped codecs, --base-dir, $RELCODE_CODEC_PATH or the
+    file's own directory). None for every other file, or when the base was found as a file."""
+    from . import format as fmt
+
+    with fmt.open(args.file, base_dirs=args.base_dir or ()) as f:
+        meta = f.metadata
+        if f.base_sha256 is None or f.base is not None or not isinstance(meta, dict):
+            return None
+    from .inr import files
+
+    if not files.is_signal_metadata(meta):
+        return None
+    data, args.signal = files.base_of(args.file, codec_dirs=args.base_dir or ())
+    return data
+
+
+def _plain(v: object) -> object:
+    """Metadata for people: bytes as hex, containers recursively."""
+    if isinstance(v, (bytes, bytearray)):
+        return bytes(v).hex()
+    if isinstance(v, dict):
+        return {k: _plain(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_plain(x) for x in v]
+    return v
 
 
 def _fmt_bytes(n: int) -> str:
@@ -76,8 +111,11 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
     from . import format as fmt
 
     info = fmt.inspect(args.file, **_base_args(args))
+    signal = getattr(args, "signal", None)
+    if signal is not None:
+        info["signal"] = signal
     if args.json:
-        print(json.dumps(info, indent=2, default=repr))
+        print(json.dumps(_plain(info), indent=2, default=repr))
         return EXIT_OK
     lines = [
         f"{args.file}: relcode {info['version']}, {_fmt_bytes(info['bytes'])}, seed {info['seed']}, "
@@ -107,8 +145,14 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
     if info["messages"] and info["groups"]:
         lines.append(f"{info['blocks']} blocks, {info['bits']} message bits ({info['bits'] / 8:.0f} bytes)")
     lines.append(f"digests ({info['digest']}): " + ", ".join(d[:16] + "…" for d in info["digests"]))
+    if signal is not None:
+        shape = "x".join(map(str, signal["shape"]))
+        lines.append(
+            f"compressed {signal['codec_kind']}: {shape}, codec {signal['codec'][:16]}… "
+            f"({signal['codec_bits_per_sample']:g} bits per sample nominal), rate scale {signal['scale']:.4g}"
+        )
     if info["metadata"] is not None:
-        lines.append(f"metadata: {info['metadata']!r}")
+        lines.append(f"metadata: {_plain(info['metadata'])!r}")
     print("\n".join(lines))
     return EXIT_OK
 
@@ -142,6 +186,8 @@ def _cmd_decode(args: argparse.Namespace) -> int:
     if out.suffix not in (".safetensors", ".npz", ".pt", ".pth"):
         print("relcode decode: -o must end in .safetensors, .npz, .pt or .pth", file=sys.stderr)
         return EXIT_USAGE
+    if out.suffix in (".pt", ".pth"):
+        deps.require("torch", "writing .pt files")
     from . import pretrained
 
     if pretrained.is_model_file(args.file):
@@ -190,6 +236,7 @@ def _cmd_encode(args: argparse.Namespace) -> int:
         digest=args.digest, progress=_progress_arg(args), max_excess=args.max_excess, **options,
     )  # fmt: skip
     if args.scheduler:
+        deps.require("distributed", "relcode encode --scheduler")
         from distributed import Client
 
         from . import distributed
@@ -227,6 +274,8 @@ def _cmd_encode(args: argparse.Namespace) -> int:
 def _cmd_compress_model(args: argparse.Namespace) -> int:
     import json
 
+    if args.calibration is not None:
+        deps.require("pretrained", "relcode compress-model --calibration", ("torch", "transformers"))
     from . import pretrained
 
     rep = pretrained.compress_model_dir(
@@ -271,7 +320,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", help="run the end-to-end demonstration")
     p.add_argument("--json", action="store_true", help="print the results as JSON on stdout")
-    p.set_defaults(func=_cmd_demo)
+    p.set_defaults(func=_cmd_demo, needs=("demo",))
 
     p = sub.add_parser("inspect", help="summarise a relcode file without decoding it")
     _add_file_args(p)
@@ -382,15 +431,25 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("bench", help="benchmarks against numpy/torch baselines, printed as ratios")
     p.add_argument("names", nargs="*", default=["all"], help="which benchmarks (default: all)")
-    p.set_defaults(func=_cmd_bench)
+    p.set_defaults(func=_cmd_bench, needs=("bench", ("scipy",)))
     return parser
+
+
+def _command_name(args: argparse.Namespace) -> str:
+    return " ".join(str(x) for x in (args.command, getattr(args, "action", None)) if x)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        need = getattr(args, "needs", None)
+        if need:  # optional modules first: one line saying what to install, not a traceback
+            deps.require(need[0], f"relcode {_command_name(args)}", *need[1:])
         return args.func(args)
+    except deps.MissingDependencyError as e:
+        print(e, file=sys.stderr)  # "relcode image compress needs torch: pip install 'relcode[image]'"
+        return EXIT_ERROR
     except RelcodeError as e:
         print(f"relcode {args.command}: error: {e}", file=sys.stderr)
         return EXIT_ERROR

@@ -303,11 +303,9 @@ def _table(r: dict[str, Any]) -> str:
 def main(json_output: bool = False) -> int:
     """Entry point of ``relcode demo``: prints the table (or JSON with ``json_output``).
     Exit status 1 when the decompressed model's predictions differ from the encoder's."""
-    try:
-        import torch  # noqa: F401
-    except ImportError:
-        print("relcode demo needs torch (pip install relcode[torch])", file=sys.stderr)
-        return 1
+    from .deps import require
+
+    require("demo", "relcode demo")
     results = run(progress=True)
     if json_output:
         print(json.dumps(results, indent=2))

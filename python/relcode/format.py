@@ -343,7 +343,7 @@ def _group_arg(g: dict) -> tuple:
 
 def _read_source(source: Any) -> tuple[Path | None, bytes | None]:
     if isinstance(source, (str, os.PathLike)):
-        return Path(source), None
+        return _checks.input_file(source), None
     if isinstance(source, (bytes, bytearray, memoryview)):
         return None, bytes(source)
     if hasattr(source, "read"):
@@ -436,7 +436,8 @@ class File:
     def _need_model(self) -> None:
         if self._info["base"] is not None and not self._info["base_attached"]:
             raise FormatError(
-                f"this file references base file {self._info['base']}; open it with base= or base_dirs="
+                f"this file references base file {self._info['base']}, which was not found: pass it "
+                "(base= or base_dirs= in Python; --base FILE or --base-dir DIR on the command line)"
             )
 
     @property

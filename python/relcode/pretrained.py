@@ -50,6 +50,7 @@ import numpy as np
 
 from . import _checks, _native, weights
 from . import format as fmt
+from .deps import require
 from .errors import InputError, RelcodeError
 
 __all__ = [
@@ -201,6 +202,7 @@ def load_tensors(path: str | os.PathLike) -> dict[str, Any]:
                 except (TypeError, ValueError):
                     out[k] = None  # bfloat16 and other dtypes numpy lacks: read with torch
         if any(v is None for v in out.values()):
+            require("torch", f"reading the bfloat16 tensors of {p.name}")
             from safetensors.torch import load_file
 
             tt = load_file(str(p))
@@ -222,6 +224,7 @@ def save_tensors(path: str | os.PathLike, tensors: Mapping[str, Any], dtypes: Ma
     out = AtomicFile(Path(path))
     try:
         if any(d == "bfloat16" for d in dtypes.values()):
+            require("torch", "writing bfloat16 tensors")
             import torch
             from safetensors.torch import save_file
 
@@ -772,6 +775,7 @@ def decompress_to(source: str | os.PathLike, dest: str | os.PathLike) -> int:
             return len(out)
         if suffix not in (".pt", ".pth"):
             raise InputError(f"{dest}: bfloat16 tensors need a .safetensors or .pt output")
+        require("torch", "writing bfloat16 tensors")
         import torch
 
         from ._tensorfiles import AtomicFile
@@ -916,12 +920,9 @@ def sensitivity_from_sentences(
 
 def _load_sentence_model(model: Any) -> Any:
     if isinstance(model, (str, os.PathLike)):
-        try:
-            from sentence_transformers import SentenceTransformer
-        except ImportError as e:
-            raise InputError(
-                "calibration with sentences needs sentence-transformers: pip install 'relcode[pretrained]'"
-            ) from e
+        require("pretrained", "calibration with sentences", ("torch", "sentence_transformers"))
+        from sentence_transformers import SentenceTransformer
+
         return SentenceTransformer(str(model), device="cpu")
     return model
 
@@ -969,10 +970,9 @@ def _transformers_sensitivity(
 ) -> dict[str, np.ndarray]:
     """Sensitivities of a transformers model directory, keyed by ``keys`` (the names in its
     weight file, with or without the model's base prefix)."""
-    try:
-        from transformers import AutoModel, AutoTokenizer
-    except ImportError as e:
-        raise InputError("calibration with text needs transformers: pip install 'relcode[pretrained]'") from e
+    require("pretrained", "calibration with text", ("torch", "transformers"))
+    from transformers import AutoModel, AutoTokenizer
+
     tok = AutoTokenizer.from_pretrained(str(mdir))
     mod = AutoModel.from_pretrained(str(mdir))
     lines = [s for s in lines if s.strip()]

@@ -199,6 +199,21 @@ def test_shipped_codecs_load_and_compress(
     assert code == 0, err
     code, _, err = run(capsys, "image", "decompress", rel, "-o", tmp_path / "d.png")  # found in the package
     assert code == 0, err
+    # verify and inspect rebuild the file's base from the shipped codec it names
+    code, _, err = run(capsys, "verify", rel)
+    assert code == 0 and "OK" in err, err
+    code, out, err = run(capsys, "inspect", rel)
+    assert code == 0, err
+    assert "(attached)" in out and "compressed image: " in out and "b'" not in out
+    code, out, err = run(capsys, "inspect", rel, "--json")
+    info = json.loads(out)
+    assert info["base_attached"] and info["signal"]["codec_kind"] == "image"
+    assert info["signal"]["codec"] in {c.sha256 for c in codecs}
+    bad = bytearray(rel.read_bytes())
+    bad[-40] ^= 1  # inside the last chunk: a CRC or digest failure, never "OK"
+    (tmp_path / "bad.relc").write_bytes(bytes(bad))
+    code, _, err = run(capsys, "verify", tmp_path / "bad.relc")
+    assert code == 1 and "error" in err, err
 
 
 # -- audio ------------------------------------------------------------------------------------

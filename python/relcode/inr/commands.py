@@ -251,7 +251,7 @@ def add_parsers(sub: Any) -> None:
         p.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
         p.add_argument("--json", action="store_true", help="print the result as JSON")
         p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
-        p.set_defaults(func=_wrap(_cmd_train))
+        p.set_defaults(func=_wrap(_cmd_train), needs=(kind,))
 
         p = s.add_parser("compress", help=f"compress a {k['ext']} file")
         p.add_argument("input", metavar=f"IN.{k['ext'].lower()}")
@@ -273,7 +273,7 @@ def add_parsers(sub: Any) -> None:
         p.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
         p.add_argument("--json", action="store_true", help="print the result as JSON")
         p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
-        p.set_defaults(func=_wrap(_cmd_compress))
+        p.set_defaults(func=_wrap(_cmd_compress), needs=(kind,))
 
         p = s.add_parser("decompress", help=f"decompress to a {k['ext']} file")
         p.add_argument("input", metavar="IN.relc")
@@ -286,4 +286,4 @@ def add_parsers(sub: Any) -> None:
             help="a directory to search for the codec (repeatable)",
         )
         p.add_argument("--json", action="store_true", help="print the result as JSON")
-        p.set_defaults(func=_wrap(_cmd_decompress))
+        p.set_defaults(func=_wrap(_cmd_decompress), needs=(kind,))

@@ -28,7 +28,16 @@ from ..errors import FormatError, InputError
 from .codec import Codec, find_codec
 from .grouping import Blocks
 
-__all__ = ["SignalBase", "SignalFile", "read_signal", "scale_for_blocks", "signal_base", "write_signal"]
+__all__ = [
+    "SignalBase",
+    "SignalFile",
+    "base_of",
+    "is_signal_metadata",
+    "read_signal",
+    "scale_for_blocks",
+    "signal_base",
+    "write_signal",
+]
 
 #: Version of the signal metadata layout.
 SIGNAL_VERSION = 1
@@ -186,13 +195,19 @@ def _read_bytes(source: Any) -> bytes:
         raise InputError(f"cannot read {source}: {e.strerror or e}") from None
 
 
+def is_signal_metadata(meta: Any) -> bool:
+    """Whether a relcode file's metadata marks it as a compressed signal (its checks are
+    :func:`peek_metadata`'s)."""
+    return isinstance(meta, dict) and meta.get("v") == SIGNAL_VERSION and "c" in meta and "s" in meta
+
+
 def peek_metadata(data: bytes) -> dict[str, Any]:
     """The signal metadata of a file, checked; without decoding anything."""
     from .. import format as fmt
 
     f = fmt.open(data)
     meta = f.metadata
-    if f.base_sha256 is None or not isinstance(meta, dict) or meta.get("v") != SIGNAL_VERSION:
+    if f.base_sha256 is None or not is_signal_metadata(meta):
         raise FormatError("this is not a compressed INR signal (a codec, or another relcode file?)")
     codec_sha = meta.get("c")
     shape = meta.get("n")
@@ -208,6 +223,38 @@ def peek_metadata(data: bytes) -> dict[str, Any]:
     return {"codec": bytes(codec_sha).hex(), "shape": tuple(shape), "scale": _check_scale(scale)}
 
 
+def base_of(
+    source: Any, *, codec: Codec | None = None, codec_dirs: list[str | os.PathLike] | tuple = ()
+) -> tuple[bytes, dict[str, Any]]:
+    """The base a signal file is coded against, rebuilt from its codec (found as in
+    :func:`read_signal`), and the file's signal metadata with the codec's name: what
+    ``relcode verify`` and ``relcode inspect`` pass as the file's base."""
+    data = _read_bytes(source)
+    meta = peek_metadata(data)
+    if codec is None:
+        dirs = list(codec_dirs)
+        if isinstance(source, (str, os.PathLike)):
+            dirs.append(Path(source).resolve().parent)
+        codec = find_codec(meta["codec"], dirs)
+    elif codec.sha256 != meta["codec"]:
+        raise InputError(f"this file was coded with codec {meta['codec'][:16]}..., not the given codec")
+    base = _base_for(codec, meta)
+    return base.data, {**meta, "codec_kind": codec.kind, "codec_bits_per_sample": codec.bits_per_sample()}
+
+
+def _base_for(codec: Codec, meta: dict[str, Any]) -> SignalBase:
+    from .signals import _grid
+
+    shape = meta["shape"]
+    if len(shape) != codec.arch.dim_in:
+        raise FormatError(f"a {len(shape)}-D signal shape for a {codec.arch.dim_in}-D codec")
+    try:
+        patches = math.prod(_grid(shape, codec.arch.patch))
+    except InputError as e:
+        raise FormatError(f"the signal's shape is invalid: {e}") from None
+    return signal_base(codec, patches, meta["scale"])
+
+
 def read_signal(
     source: Any,
     *,
@@ -218,7 +265,6 @@ def read_signal(
     codec is ``codec`` (which must be the one the file references) or found by SHA-256 in
     ``codec_dirs``, ``$RELCODE_CODEC_PATH``, the package's codecs and the file's directory."""
     from .. import format as fmt
-    from .signals import _grid
 
     data = _read_bytes(source)
     meta = peek_metadata(data)
@@ -234,13 +280,7 @@ def read_signal(
             dirs.append(Path(source).resolve().parent)
         codec = find_codec(meta["codec"], dirs)
     shape = meta["shape"]
-    if len(shape) != codec.arch.dim_in:
-        raise FormatError(f"a {len(shape)}-D signal shape for a {codec.arch.dim_in}-D codec")
-    try:
-        patches = math.prod(_grid(shape, codec.arch.patch))
-    except InputError as e:
-        raise FormatError(f"the signal's shape is invalid: {e}") from None
-    base = signal_base(codec, patches, meta["scale"])
+    base = _base_for(codec, meta)
     f = fmt.open(data, base=base.data, lazy=False)
     w = f.decode()["w"]
     return SignalFile(codec, shape, meta["scale"], w, len(data), base.num_blocks)

@@ -44,12 +44,16 @@ This package imports torch; ``import relcode`` does not.
 
 from __future__ import annotations
 
-from .bayesian import BayesianModel, CodedTensor, model_fingerprint
-from .coding import Encoded, encode_progressive
-from .compress import CompressionReport, IncompatibleKeys, compress, decompress, file_size
-from .parameterisation import MeanKL, MeanVar
-from .prior import PerLayerPrior, PerParameterPrior
-from .training import Trainer, batches, evaluate, fit
+from ..deps import require as _require
+
+_require("torch", "relcode.torch")  # one line saying what to install, before any torch import
+
+from .bayesian import BayesianModel, CodedTensor, model_fingerprint  # noqa: E402
+from .coding import Encoded, encode_progressive  # noqa: E402
+from .compress import CompressionReport, IncompatibleKeys, compress, decompress, file_size  # noqa: E402
+from .parameterisation import MeanKL, MeanVar  # noqa: E402
+from .prior import PerLayerPrior, PerParameterPrior  # noqa: E402
+from .training import Trainer, batches, evaluate, fit  # noqa: E402
 
 __all__ = [
     "BayesianModel",
