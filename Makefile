@@ -11,7 +11,7 @@ export OMP_NUM_THREADS ?= 1
 export MKL_NUM_THREADS ?= 1
 export OPENBLAS_NUM_THREADS ?= 1
 
-.PHONY: setup build inplace demo test lint test-rust test-python test-slow bench fmt clean
+.PHONY: setup build inplace demo test lint test-rust test-python test-slow bench fmt clean wheel crate-check
 
 $(PY):
 	python3 -m venv $(VENV)
@@ -54,6 +54,20 @@ test-python:
 test-slow: setup
 	cargo test --release -- --ignored
 	$(PY) -m pytest -m slow
+
+# A wheel installable on glibc 2.17 and newer (manylinux2014: CentOS 7, Ubuntu 18.04, RHEL 8,
+# Debian 10), stripped, into dist/; zig (from PyPI, in requirements.txt) is the linker.
+wheel: $(STAMP)
+	PATH=$(abspath $(VENV))/bin:$$PATH VIRTUAL_ENV=$(abspath $(VENV)) maturin build --release --zig \
+		--compatibility manylinux2014 --strip --out dist
+
+# The core crate as crates.io would ship it: package it, then build and test the packaged copy
+# on its own (it carries spec/ and the conformance vectors).
+crate-check:
+	cargo publish -p relcode --dry-run --allow-dirty
+	d=$$(mktemp -d) && tar -xzf target/package/relcode-$$(cargo pkgid -p relcode | sed 's/.*[#@]//').crate -C $$d \
+		&& (cd $$d/relcode-* && CARGO_TARGET_DIR=$(abspath target/crate-check) cargo test --release); \
+		rc=$$?; rm -rf $$d; exit $$rc
 
 bench: setup
 	cargo bench -p relcode-benches

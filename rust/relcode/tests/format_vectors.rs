@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 fn dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../spec/vectors/format")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("spec/vectors/format")
 }
 
 fn open(path: &Path, base: Option<PathBuf>) -> Result<Reader, FormatError> {

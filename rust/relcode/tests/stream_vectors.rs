@@ -5,7 +5,7 @@ use serde_json::Value;
 use std::path::PathBuf;
 
 fn load(name: &str) -> Value {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../spec/vectors/stream").join(name);
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("spec/vectors/stream").join(name);
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let v: Value = serde_json::from_str(&text).unwrap();
     assert_eq!(v["stream_version"], stream::STREAM_VERSION);
