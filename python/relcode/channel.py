@@ -33,6 +33,7 @@ import numpy as np
 
 from . import _checks, _native, gpu
 from .errors import InputError
+from .typing import ArrayLike, Device, Float32Array, Int64Array, UInt64Array
 
 __all__ = ["Code", "decode", "encode", "message_bits", "methods", "prepare_pool"]
 
@@ -43,14 +44,14 @@ class Code:
 
     method: str
     #: (n, d) float32: the coded samples, exactly what :func:`decode` returns.
-    sample: np.ndarray
+    sample: Float32Array
     #: (n,) uint64, or (n, k) uint64 for methods whose message has k fields (in the order
     #: they are written; see spec/channel.md).
-    message: np.ndarray
+    message: UInt64Array
     #: (n,) int64: code length of each message in bits, exactly what a file spends.
-    bits: np.ndarray
+    bits: Int64Array
     #: (n,) int64: proposals, candidates or tree nodes each encode examined.
-    steps: np.ndarray
+    steps: Int64Array
 
     @property
     def total_bits(self) -> int:
@@ -96,16 +97,16 @@ def _ids(ids: Any, n: int) -> np.ndarray:
 
 
 def encode(
-    q_mean: Any,
-    q_std: Any,
-    p_mean: Any,
-    p_std: Any,
+    q_mean: ArrayLike,
+    q_std: ArrayLike,
+    p_mean: ArrayLike,
+    p_std: ArrayLike,
     method: str = "pfr",
     seed: int = 0,
     *,
-    ids: Any = None,
+    ids: ArrayLike | None = None,
     threads: int | None = None,
-    device: Any = "cpu",
+    device: Device = "cpu",
     **options: Any,
 ) -> Code:
     """Codes ``n`` problems: ``q_mean`` and ``q_std`` of shape (n, d); ``p_mean`` and ``p_std``
@@ -173,17 +174,17 @@ def _split_message(message: Any, method: str, options: dict[str, Any]) -> tuple[
 
 
 def decode(
-    message: Any,
-    p_mean: Any,
-    p_std: Any,
+    message: ArrayLike,
+    p_mean: ArrayLike,
+    p_std: ArrayLike,
     method: str = "pfr",
     seed: int = 0,
     *,
-    ids: Any = None,
+    ids: ArrayLike | None = None,
     dim: int | None = None,
     threads: int | None = None,
     **options: Any,
-) -> np.ndarray:
+) -> Float32Array:
     """The (n, d) float32 samples of ``n`` messages. ``d`` is the last dimension of a 2-D
     ``p_mean``/``p_std``, or ``dim`` when both priors are scalars or 1-D per-dimension."""
     index, aux = _split_message(message, method, options)
@@ -221,7 +222,7 @@ def prepare_pool(seed: int, dim: int, bits: int, *, threads: int | None = None) 
     _native.channel_prepare_pool(seed, dim, bits, _checks.threads(threads))
 
 
-def message_bits(message: Any, method: str = "pfr", **options: Any) -> np.ndarray:
+def message_bits(message: ArrayLike, method: str = "pfr", **options: Any) -> Int64Array:
     """Code lengths in bits of messages, without decoding them."""
     index, aux = _split_message(message, method, options)
     return _native.channel_message_bits(method, index, aux, **options).astype(np.int64)

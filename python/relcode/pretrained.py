@@ -41,10 +41,10 @@ import json
 import math
 import os
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -52,6 +52,11 @@ from . import _checks, _native, weights
 from . import format as fmt
 from .deps import require
 from .errors import InputError, RelcodeError
+from .typing import ArrayLike
+
+if TYPE_CHECKING:  # pragma: no cover - annotations only; torch is optional
+    import torch
+    from sentence_transformers import SentenceTransformer
 
 __all__ = [
     "ModelReport",
@@ -176,7 +181,7 @@ def _as_numpy(value: Any, name: str) -> tuple[np.ndarray, str]:
     return a, a.dtype.name
 
 
-def load_tensors(path: str | os.PathLike) -> dict[str, Any]:
+def load_tensors(path: str | os.PathLike) -> dict[str, np.ndarray | torch.Tensor]:
     """The tensors of a .safetensors file, or of the model file in a model directory
     (``model.safetensors``, as transformers and sentence-transformers save it), in file
     order. bfloat16 tensors come back as torch tensors (numpy has no bfloat16)."""
@@ -216,7 +221,9 @@ def load_tensors(path: str | os.PathLike) -> dict[str, Any]:
     return out
 
 
-def save_tensors(path: str | os.PathLike, tensors: Mapping[str, Any], dtypes: Mapping[str, str]) -> None:
+def save_tensors(
+    path: str | os.PathLike, tensors: Mapping[str, ArrayLike | torch.Tensor], dtypes: Mapping[str, str]
+) -> None:
     """Writes tensors to .safetensors (atomically) with their original dtypes; bfloat16 needs
     torch."""
     from ._tensorfiles import AtomicFile
@@ -462,10 +469,10 @@ class _Vector:
 
 def compress(
     dest: str | os.PathLike,
-    tensors: Mapping[str, Any],
+    tensors: Mapping[str, ArrayLike | torch.Tensor],
     bits_per_weight: float,
     *,
-    sensitivity: Mapping[str, Any] | None = None,
+    sensitivity: Mapping[str, ArrayLike | torch.Tensor] | None = None,
     seed: int = 0,
     block_size: int | None = None,
     max_block_bits: int = DEFAULT_MAX_BLOCK_BITS,
@@ -735,7 +742,7 @@ def _attach_sensitivity(coded: list[_Coded], sensitivity: Mapping[str, Any]) -> 
         t.f = np.maximum(t.f, np.float32(_SENS_FLOOR * float(t.f.mean(dtype=np.float64))))
 
 
-def decompress(source: Any) -> dict[str, np.ndarray]:
+def decompress(source: fmt.Source) -> dict[str, np.ndarray]:
     """Every tensor of a model file, in the order it was given to :func:`compress`, with its
     shape and dtype (bfloat16 as float32: numpy has none; :func:`decompress_to` and
     ``relcode decode`` restore it)."""
@@ -848,7 +855,12 @@ def _output_fisher(
 
 
 def sensitivity_from_batches(
-    module: Any, batches: Iterable[Any], *, projections: int = 4, seed: int = 0, output: Any = None
+    module: torch.nn.Module,
+    batches: Iterable[Any],
+    *,
+    projections: int = 4,
+    seed: int = 0,
+    output: Callable[[Any], torch.Tensor] | None = None,
 ) -> dict[str, np.ndarray]:
     """Per-parameter sensitivity of any ``torch.nn.Module`` from a few input batches (each a
     tensor, a tuple of positional inputs or a dict of keyword inputs): the diagonal
@@ -881,7 +893,12 @@ def sensitivity_from_batches(
 
 
 def sensitivity_from_sentences(
-    model: Any, sentences: Sequence[str], *, batch_size: int = 16, projections: int = 4, seed: int = 0
+    model: str | os.PathLike | SentenceTransformer,
+    sentences: Sequence[str],
+    *,
+    batch_size: int = 16,
+    projections: int = 4,
+    seed: int = 0,
 ) -> dict[str, np.ndarray]:
     """Sensitivity of a sentence-embedding model (a ``sentence_transformers.SentenceTransformer``
     or a directory it loads) from calibration sentences: the Gauss-Newton diagonal of its

@@ -23,6 +23,7 @@ import numpy as np
 
 from . import _checks, _native
 from .errors import InputError
+from .typing import ArrayLike, Float32Array, Float64Array, UInt32Array
 
 __all__ = [
     "PURPOSES",
@@ -56,7 +57,7 @@ def _purpose(value: Any) -> int:
     return v
 
 
-def philox4x32_10(counters: Any, key: Any) -> np.ndarray:
+def philox4x32_10(counters: ArrayLike, key: ArrayLike) -> UInt32Array:
     """Philox4x32-10 (Random123 constants) of each row of ``counters`` (n, 4) under ``key`` (2,)."""
     c = _checks.uint32_array(counters, "counters")
     k = _checks.uint32_array(key, "key")
@@ -67,7 +68,7 @@ def philox4x32_10(counters: Any, key: Any) -> np.ndarray:
     return _native.philox4x32_10(c, k)
 
 
-def derive_key(seed: int, purpose: str | int) -> np.ndarray:
+def derive_key(seed: int, purpose: str | int) -> UInt32Array:
     """The Philox key of (seed, purpose) as a uint32 array of shape (2,)."""
     k0, k1 = _native.derive_key(_checks.uint64(seed, "seed"), _purpose(purpose))
     return np.array([k0, k1], dtype=np.uint32)
@@ -82,7 +83,7 @@ def normals(
     backend: str = "auto",
     threads: int | None = None,
     purpose: str | int = "CAND",
-) -> np.ndarray:
+) -> Float32Array:
     """Standard normals at positions ``start .. start + count - 1`` of stream ``stream``.
 
     ``backend`` ("auto", "scalar", "avx2", "avx512") and ``threads`` choose how the values are
@@ -98,7 +99,7 @@ def normals(
     return _native.normals(seed, stream, start, count, backend, _checks.threads(threads), _purpose(purpose))
 
 
-def words(seed: int, purpose: str | int, stream: int, start: int, count: int) -> np.ndarray:
+def words(seed: int, purpose: str | int, stream: int, start: int, count: int) -> UInt32Array:
     """Raw 32-bit words ``start .. start + count - 1`` of stream (seed, purpose, stream)."""
     return _native.words(
         _checks.uint64(seed, "seed"),
@@ -109,7 +110,7 @@ def words(seed: int, purpose: str | int, stream: int, start: int, count: int) ->
     )
 
 
-def uniforms(seed: int, purpose: str | int, stream: int, start: int, count: int) -> np.ndarray:
+def uniforms(seed: int, purpose: str | int, stream: int, start: int, count: int) -> Float64Array:
     """Uniforms in (0, 1) at positions ``start .. start + count - 1`` (52-bit, float64)."""
     return _native.uniforms(
         _checks.uint64(seed, "seed"),
@@ -120,7 +121,7 @@ def uniforms(seed: int, purpose: str | int, stream: int, start: int, count: int)
     )
 
 
-def ndtri(u: Any, *, threads: int | None = None) -> np.ndarray:
+def ndtri(u: ArrayLike, *, threads: int | None = None) -> Float64Array:
     """Inverse standard normal CDF in float64, elementwise; every value must be in (0, 1)."""
     arr = np.asarray(u)
     if arr.dtype.kind not in "fiu":
