@@ -404,8 +404,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bits-per-weight", type=float, required=True, help="target rate of the whole file")
     p.add_argument(
         "--calibration", metavar="FILE", default=None,
-        help="UTF-8 text, one sample per line: weights the rate by the model's sensitivity to each weight "
-        "(needs the model directory with its config and tokenizer)",
+        help="weights the rate by the model's sensitivity to each weight, measured on FILE: UTF-8 text, one "
+        "sample per line (a sentence-transformers or transformers model directory, with its tokenizer), "
+        "or a .safetensors/.npz of tokenised input batches ('0.input_ids', '0.attention_mask', "
+        "'1.input_ids', ...; a transformers model directory)",
     )  # fmt: skip
     p.add_argument("--seed", type=int, default=0, help="root seed of the file's random streams (default 0)")
     p.add_argument(

@@ -63,7 +63,9 @@ __all__ = [
     "TensorReport",
     "compress",
     "compress_model_dir",
+    "compress_module",
     "decompress",
+    "load_batches",
     "load_tensors",
     "save_tensors",
     "sensitivity_from_batches",
@@ -944,6 +946,67 @@ def _load_sentence_model(model: Any) -> Any:
     return model
 
 
+def load_batches(path: str | os.PathLike) -> list[Any]:
+    """Calibration batches from a .safetensors or .npz file, as torch tensors. Entries named
+    ``"0"``, ``"1"``, … are one positional input per batch; entries named ``"0.input_ids"``,
+    ``"0.attention_mask"``, ``"1.input_ids"``, … are keyword inputs, grouped by batch. Batches
+    come in numeric order of their index."""
+    require("torch", "calibration batches")
+    import torch
+
+    p = _checks.input_file(path)
+    if p.suffix == ".npz":
+        with np.load(p, allow_pickle=False) as z:
+            flat = {k: z[k] for k in z.files}
+    elif p.suffix == ".safetensors":
+        flat = load_tensors(p)
+    else:
+        raise InputError(f"{p}: calibration batches must be a .safetensors or .npz file")
+    groups: dict[int, dict[str, Any]] = {}
+    for key, a in flat.items():
+        idx, dot, name = key.partition(".")
+        if not idx.isdigit() or (dot and not name):
+            raise InputError(
+                f"{p}: entry {key!r} is not named like a batch ('0', '1', … or '0.input_ids', …)"
+            )
+        groups.setdefault(int(idx), {})[name] = a if isinstance(a, torch.Tensor) else torch.from_numpy(a)
+    if not groups:
+        raise InputError(f"{p}: no calibration batches")
+    out: list[Any] = []
+    for i in sorted(groups):
+        g = groups[i]
+        if "" in g:
+            if len(g) > 1:
+                raise InputError(f"{p}: batch {i} has both a positional and keyword inputs")
+            out.append(g[""])
+        else:
+            out.append(g)
+    return out
+
+
+def compress_module(
+    module: torch.nn.Module,
+    dest: str | os.PathLike,
+    bits_per_weight: float,
+    *,
+    calibration: str | os.PathLike | Iterable[Any] | None = None,
+    output: Callable[[Any], torch.Tensor] | None = None,
+    **kwargs: Any,
+) -> ModelReport:
+    """:func:`compress` of a torch module's state_dict (parameters and buffers, every dtype),
+    weighted by its sensitivity on ``calibration`` when given: a .safetensors/.npz file of
+    input batches (see :func:`load_batches`) or an iterable of batches (tensors, tuples of
+    positional inputs or dicts of keyword inputs). ``output`` picks the output to protect
+    (see :func:`sensitivity_from_batches`). ``relcode decode`` or :func:`decompress` give the
+    state_dict back, loadable with ``module.load_state_dict``."""
+    require("torch", "compress_module")
+    sens = None
+    if calibration is not None:
+        batches = load_batches(calibration) if isinstance(calibration, (str, os.PathLike)) else calibration
+        sens = sensitivity_from_batches(module, batches, output=output)
+    return compress(dest, dict(module.state_dict()), bits_per_weight, sensitivity=sens, **kwargs)
+
+
 def compress_model_dir(
     model: str | os.PathLike,
     dest: str | os.PathLike,
@@ -959,14 +1022,17 @@ def compress_model_dir(
     tensors = load_tensors(path)
     sens = None
     if calibration is not None:
+        mdir = path if path.is_dir() else path.parent
         if isinstance(calibration, (str, os.PathLike)):
-            cp = Path(calibration)
-            if not cp.exists():
-                raise FileNotFoundError(f"{cp}: no such calibration file")
+            cp = _checks.input_file(calibration)
+            if cp.suffix in (".safetensors", ".npz"):
+                return compress(
+                    dest, tensors, bits_per_weight, sensitivity=_batch_sensitivity(mdir, cp, set(tensors)),
+                    **kwargs,
+                )  # fmt: skip
             lines = cp.read_text(encoding="utf-8").splitlines()
         else:
             lines = list(calibration)
-        mdir = path if path.is_dir() else path.parent
         if (mdir / "modules.json").exists():
             sens = sensitivity_from_sentences(mdir, lines)
         elif (mdir / "config.json").exists():
@@ -980,6 +1046,32 @@ def compress_model_dir(
         if not set(sens) & set(tensors):
             raise InputError("the calibration model's parameter names do not match the weight file")
     return compress(dest, tensors, bits_per_weight, sensitivity=sens, **kwargs)
+
+
+def _batch_sensitivity(mdir: Path, batches: Path, keys: set[str]) -> dict[str, np.ndarray]:
+    """Sensitivities of a transformers model directory from a file of tokenised batches."""
+    if not (mdir / "config.json").exists():
+        raise InputError(
+            f"{mdir}: calibration batches from the command line need a transformers model directory "
+            "(config.json beside the weights); for other modules use relcode.pretrained.compress_module"
+        )
+    require("pretrained", "calibration batches", ("torch", "transformers"))
+    from transformers import AutoModel
+
+    mod = AutoModel.from_pretrained(str(mdir))
+    return _match_names(sensitivity_from_batches(mod, load_batches(batches)), keys)
+
+
+def _match_names(fis: Mapping[str, np.ndarray], keys: set[str]) -> dict[str, np.ndarray]:
+    """``fis`` keyed by the weight file's names (with or without the model's base prefix)."""
+    out = {}
+    for n, a in fis.items():
+        for k in (n, n.split(".", 1)[-1]):
+            if k in keys:
+                out[k] = a
+    if not out:
+        raise InputError("the calibration model's parameter names do not match the weight file")
+    return out
 
 
 def _transformers_sensitivity(
@@ -997,10 +1089,4 @@ def _transformers_sensitivity(
         dict(tok(lines[i : i + batch_size], padding=True, truncation=True, return_tensors="pt"))
         for i in range(0, len(lines), batch_size)
     ]
-    fis = sensitivity_from_batches(mod, batches)
-    out = {}
-    for n, a in fis.items():
-        for k in (n, n.split(".", 1)[-1]):
-            if k in keys:
-                out[k] = a
-    return out
+    return _match_names(sensitivity_from_batches(mod, batches), keys)

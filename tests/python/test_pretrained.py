@@ -186,6 +186,53 @@ def test_sensitivity_from_batches_is_the_output_gauss_newton_diagonal():
     np.testing.assert_allclose(f, np.broadcast_to(expect, (3, 8)), rtol=0.25)
 
 
+def test_load_batches_positional_and_keyword(tmp_path):
+    torch = pytest.importorskip("torch")
+    a = {str(i): np.full((2, 3), i, np.float32) for i in (0, 1, 2, 10)}
+    np.savez(tmp_path / "pos.npz", **a)
+    got = rp.load_batches(tmp_path / "pos.npz")
+    assert [int(b[0, 0]) for b in got] == [0, 1, 2, 10] and isinstance(got[0], torch.Tensor)
+    from safetensors.numpy import save_file
+
+    kw = {
+        f"{i}.{k}": np.full((2, 4), i if k == "input_ids" else 1, np.int64)
+        for i in (1, 0)
+        for k in ("input_ids", "attention_mask")
+    }
+    save_file(kw, str(tmp_path / "kw.safetensors"))
+    got = rp.load_batches(tmp_path / "kw.safetensors")
+    assert [sorted(b) for b in got] == [["attention_mask", "input_ids"]] * 2
+    assert int(got[1]["input_ids"][0, 0]) == 1 and got[0]["input_ids"].dtype == torch.int64
+    np.savez(tmp_path / "bad.npz", x=np.zeros(3))
+    with pytest.raises(relcode.InputError, match="not named like a batch"):
+        rp.load_batches(tmp_path / "bad.npz")
+    with pytest.raises(FileNotFoundError):
+        rp.load_batches(tmp_path / "none.npz")
+
+
+def test_compress_module_with_calibration_batches_lowers_the_output_error(tmp_path):
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(0)
+    lin = torch.nn.Linear(128, 128, bias=False)
+    scales = torch.logspace(-1.5, 0.5, 128)  # inputs whose features differ 100x in scale
+    batches = {str(i): (torch.randn(64, 128) * scales).numpy() for i in range(4)}
+    np.savez(tmp_path / "cal.npz", **batches)
+    kw = dict(progress=False, chunk_size=1 << 12)
+    free = rp.compress_module(lin, tmp_path / "f.relc", 3.0, **kw)
+    cal = rp.compress_module(lin, tmp_path / "c.relc", 3.0, calibration=tmp_path / "cal.npz", **kw)
+    assert abs(free.bits_per_weight - cal.bits_per_weight) < 0.1
+    x = torch.randn(512, 128) * scales  # fresh inputs from the same distribution
+    y = lin(x).detach()
+    err = {}
+    for name in ("f", "c"):
+        m = torch.nn.Linear(128, 128, bias=False)
+        sd = {k: torch.from_numpy(v) for k, v in rp.decompress(tmp_path / f"{name}.relc").items()}
+        m.load_state_dict(sd)
+        err[name] = float(((m(x).detach() - y) ** 2).mean())
+    # the water-filling spends the bits on the columns that meet large inputs
+    assert err["c"] < 0.5 * err["f"], err
+
+
 def test_cli_compress_model_and_decode(tmp_path, model, capsys):
     from safetensors.numpy import load_file, save_file
 
