@@ -133,9 +133,14 @@ def encode(
     fields = _fields(method, options)
     device = gpu.resolve(device, method, options)
     if not gpu.is_cpu(device):
-        seed = _checks.uint64(seed, "seed")
-        return gpu.encode(method, qm, qs, pm.reshape(n, d), ps.reshape(n, d), _ids(ids, n), seed,
-                          device=device, threads=_checks.threads(threads), **options)  # fmt: skip
+        # the GPU selects the messages; the CPU decodes them: same samples, bits by construction
+        seed, ids_ = _checks.uint64(seed, "seed"), _ids(ids, n)
+        index = gpu.encode(method, qm, qs, pm.reshape(n, d), ps.reshape(n, d), ids_, seed,
+                           device=device, threads=_checks.threads(threads), **options)  # fmt: skip
+        sample = decode(index, pm.reshape(n, d), ps.reshape(n, d), method, seed, ids=ids_, threads=threads,
+                        **options)  # fmt: skip
+        steps = np.full(n, 1 << int(options["bits"]), dtype=np.int64)
+        return Code(method, sample, index, message_bits(index, method, **options), steps)
     sample, index, aux, bits, steps = _native.channel_encode(
         method,
         d,

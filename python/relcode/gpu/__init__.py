@@ -533,11 +533,11 @@ def encode(
     device: Any,
     threads: int | None = None,
     **options: Any,
-) -> Any:
-    """``relcode.channel.encode`` on a GPU: arrays already checked and shaped (n, d) (P as
-    float32, broadcast), ids uint64. Returns the :class:`relcode.channel.Code` the CPU encoder
-    returns for the same arguments; the samples are decoded on the CPU."""
-    from .. import _native, channel
+) -> np.ndarray:
+    """The messages (n,) uint64 ``relcode.channel.encode`` selects on a GPU: arrays already
+    checked and shaped (n, d) (P as float32, broadcast), ids uint64; the same messages the
+    CPU encoder selects for the same arguments (``relcode.channel`` decodes the samples)."""
+    from .. import _native
 
     if not supports(method, **options):
         raise InputError(
@@ -547,7 +547,7 @@ def encode(
     bits = options.get("bits")
     if bits is None:
         raise InputError(f"{method} needs bits=C (2^C candidates)")
-    n, d = q_mean.shape
+    d = q_mean.shape[1]
     empty64 = np.zeros(0, dtype=np.float64)
     empty32 = np.zeros(0, dtype=np.float32)
     # the CPU encoder's option checks, on zero problems (pool off: it would build the CPU pool)
@@ -560,10 +560,4 @@ def encode(
     pool = bool(options.get("pool") or False)
     if pool:
         a, b = pool_coefficients(a, b, seed, ids)
-    index = select(method, a, b, ids, seed, int(bits), pool=pool, device=device)
-    sample = channel.decode(
-        index, p_mean, p_std, method=method, seed=seed, ids=ids, threads=threads, **options
-    )
-    nbits = channel.message_bits(index, method, **options)
-    steps = np.full(n, 1 << int(bits), dtype=np.int64)
-    return channel.Code(method, sample, index, nbits, steps)
+    return select(method, a, b, ids, seed, int(bits), pool=pool, device=device)
