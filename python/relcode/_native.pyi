@@ -59,6 +59,12 @@ def channel_decode(
     threads: int | None = None,
     **kwargs: Any,
 ) -> npt.NDArray[np.float32]: ...
+def channel_kl_bits(
+    q_mean: npt.NDArray[np.float64],
+    q_std: npt.NDArray[np.float64],
+    p_mean: npt.NDArray[np.float32],
+    p_std: npt.NDArray[np.float32],
+) -> npt.NDArray[np.float64]: ...
 def channel_message_bits(
     method_name: str, index: npt.NDArray[np.uint64], aux: npt.NDArray[np.uint64], **kwargs: Any
 ) -> npt.NDArray[np.uint32]: ...

@@ -33,9 +33,9 @@ import numpy as np
 
 from . import _checks, _native, gpu
 from .errors import InputError
-from .typing import ArrayLike, Device, Float32Array, Int64Array, UInt64Array
+from .typing import ArrayLike, Device, Float32Array, Float64Array, Int64Array, UInt64Array
 
-__all__ = ["Code", "decode", "encode", "message_bits", "methods", "prepare_pool"]
+__all__ = ["Code", "decode", "encode", "kl_bits", "message_bits", "message_fields", "methods", "prepare_pool"]
 
 
 @dataclass(frozen=True)
@@ -67,8 +67,14 @@ def methods() -> dict[str, dict[str, Any]]:
     return out
 
 
-def _fields(method: str, options: dict[str, Any]) -> list[str]:
+def message_fields(method: str, **options: Any) -> list[str]:
+    """The fields of a message of ``method`` with these options, in the order they are
+    written (``["index"]`` for most methods): the columns of :attr:`Code.message`."""
     return list(_native.channel_message_fields(method, **options))
+
+
+def _fields(method: str, options: dict[str, Any]) -> list[str]:
+    return message_fields(method, **options)
 
 
 def _priors(p_mean: Any, p_std: Any, n: int, d: int) -> tuple[np.ndarray, np.ndarray]:
@@ -225,6 +231,22 @@ def prepare_pool(seed: int, dim: int, bits: int, *, threads: int | None = None) 
     builds it on first use otherwise); pools stay in memory for later calls."""
     seed, dim, bits = _checks.uint64(seed, "seed"), _checks.uint64(dim, "dim"), _checks.uint64(bits, "bits")
     _native.channel_prepare_pool(seed, dim, bits, _checks.threads(threads))
+
+
+def kl_bits(q_mean: ArrayLike, q_std: ArrayLike, p_mean: ArrayLike, p_std: ArrayLike) -> Float64Array:
+    """KL(Q ‖ P) in bits of each element of Gaussian Q = N(q_mean, q_std²) against
+    P = N(p_mean, p_std²), broadcast to ``q_mean``'s shape, computed by the core as its
+    samplers see it (P rounded to float32). A block's KL is the sum over its elements."""
+    qm = np.asarray(q_mean, dtype=np.float64)
+    shape = qm.shape
+    qs, pm, ps = (np.broadcast_to(np.asarray(a), shape) for a in (q_std, p_mean, p_std))
+    out = _native.channel_kl_bits(
+        np.ascontiguousarray(qm).reshape(-1),
+        np.ascontiguousarray(qs, dtype=np.float64).reshape(-1),
+        np.ascontiguousarray(pm, dtype=np.float32).reshape(-1),
+        np.ascontiguousarray(ps, dtype=np.float32).reshape(-1),
+    )
+    return out.reshape(shape)
 
 
 def message_bits(message: ArrayLike, method: str = "pfr", **options: Any) -> Int64Array:

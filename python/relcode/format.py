@@ -485,7 +485,7 @@ class File:
     def messages(self, group: int) -> tuple[str, dict[str, Any], np.ndarray]:
         """(method, options, messages) of one group: messages are (n,) or (n, fields)."""
         method, opts, index, aux = self._n.messages(int(group))
-        fields = _channel._fields(method, opts)
+        fields = _channel.message_fields(method, **opts)
         cols = {"index": index, "aux": aux}
         msg = index if fields == ["index"] else np.stack([cols[f] for f in fields], axis=1)
         return method, dict(opts), msg
@@ -949,7 +949,7 @@ class Writer:
         self.metadata = metadata
         self.threads = _checks.threads(threads)
         self.report: Report | None = None
-        self._fields = _channel._fields(method, self.options)
+        self._fields = _channel.message_fields(method, **self.options)
         self.base: File | None = None
         if base is not None:
             self.base = base if isinstance(base, File) else open(base, lazy=False)

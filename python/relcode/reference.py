@@ -1,5 +1,6 @@
 """The decoder path in plain numpy: Philox4x32-10, the normal transform, ``ndtri`` and
-candidate weights, written from spec/stream.md without any native code.
+candidate weights, written from spec/stream.md without any native code, and the KL-greedy
+packing rule of spec/format.md.
 
 It exists to prove the specification is complete and the Rust code follows it: tests
 compare every function here with its native twin bit for bit. It is slow by design
@@ -12,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["candidate", "derive_key", "ndtri", "normals", "philox4x32_10", "uniforms"]
+__all__ = ["candidate", "derive_key", "kl_greedy_sizes", "ndtri", "normals", "philox4x32_10", "uniforms"]
 
 _M0 = np.uint64(0xD2511F53)
 _M1 = np.uint64(0xCD9E8D57)
@@ -277,3 +278,24 @@ def ndtri(u: Any) -> np.ndarray:
         val[~mid] = _horner8(_AS241["E"], rf) / _horner8(_AS241["F"], rf)
         out[tail] = np.where(qt < 0, -val, val)
     return out.reshape(shape)
+
+
+def kl_greedy_sizes(kl_in_order: Any, budget: float = 16.0, max_size: int = 25) -> np.ndarray:
+    """Block sizes of the KL-greedy packing (spec/format.md, layout rule ``kl``) of KL values
+    already in coding order: a block is closed when adding the next value would take its KL
+    above ``budget`` or its size above ``max_size``; a value over budget on its own gets a
+    block of its own."""
+    kl = np.asarray(kl_in_order, dtype=np.float64).reshape(-1)
+    if not np.all(np.isfinite(kl)) or (kl.size and kl.min() < 0):
+        raise ValueError("KL values must be finite and non-negative")
+    sizes: list[int] = []
+    cur, acc = 0, 0.0
+    for k in kl.tolist():
+        if cur and (acc + k > budget or cur == max_size):
+            sizes.append(cur)
+            cur, acc = 0, 0.0
+        cur += 1
+        acc += k
+    if cur:
+        sizes.append(cur)
+    return np.asarray(sizes, dtype=np.int64)

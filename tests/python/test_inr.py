@@ -12,8 +12,10 @@ import pytest
 torch = pytest.importorskip("torch")
 
 import relcode  # noqa: E402
+from relcode import coding as engine  # noqa: E402
+from relcode import reference  # noqa: E402
 from relcode.errors import InputError  # noqa: E402
-from relcode.inr import coding, grouping, signals, siren  # noqa: E402
+from relcode.inr import coding, signals, siren  # noqa: E402
 from relcode.inr.model import BayesianSiren, gaussian_kl  # noqa: E402
 from relcode.inr.train import Batch, BlockBetas, Trainer, _rate_step, evaluate_mse, fit, learn_prior  # noqa: E402
 
@@ -179,19 +181,19 @@ def test_em_with_rate_control_reaches_the_budget_and_learns() -> None:
 
 def test_kl_greedy_sizes_rule() -> None:
     kl = [5, 5, 5, 2, 20, 1, 1, 1]
-    assert grouping.kl_greedy_sizes(kl, budget=16, max_size=25).tolist() == [3, 1, 1, 3]
-    assert grouping.kl_greedy_sizes([0.1] * 60, max_size=25).tolist() == [25, 25, 10]
-    with pytest.raises(InputError):
-        grouping.kl_greedy_sizes([1, np.nan])
+    assert reference.kl_greedy_sizes(kl, budget=16, max_size=25).tolist() == [3, 1, 1, 3]
+    assert reference.kl_greedy_sizes([0.1] * 60, max_size=25).tolist() == [25, 25, 10]
+    with pytest.raises(ValueError):
+        reference.kl_greedy_sizes([1, np.nan])
 
 
 def test_format_layout_packs_like_the_reference_rule(rng: np.random.Generator) -> None:
     kl = rng.exponential(1.5, (3, 40))
     lay = relcode.format.Layout.kl({"w": kl}, bits_per_block=16, seed=22, max_block_size=25)
-    blocks = grouping.Blocks.from_layout(lay)
+    blocks = engine.Blocks.from_layout(lay)
     order = blocks.members
     assert sorted(order.tolist()) == list(range(120))
-    np.testing.assert_array_equal(blocks.sizes, grouping.kl_greedy_sizes(kl.reshape(-1)[order], 16, 25))
+    np.testing.assert_array_equal(blocks.sizes, reference.kl_greedy_sizes(kl.reshape(-1)[order], 16, 25))
     assert blocks.ids[0] == 0 and blocks.ids[-1] == blocks.num_blocks - 1  # one group: ids are positions
     bo = blocks.block_of()
     assert (np.bincount(bo) == blocks.sizes).all()
@@ -201,10 +203,10 @@ def test_format_layout_packs_like_the_reference_rule(rng: np.random.Generator) -
 
 def test_round_sizes() -> None:
     for nb, r in [(1, 20), (7, 3), (100, 20), (5000, 30)]:
-        s = coding.round_sizes(nb, r)
+        s = engine.growing_rounds(nb, r)
         assert sum(s) == nb and min(s) >= 1 and len(s) <= r
         assert s[0] <= s[-1]
-    assert coding.round_sizes(0, 5) == []
+    assert engine.growing_rounds(0, 5) == []
 
 
 def test_progressive_coding_decodes_exactly() -> None:
@@ -216,7 +218,7 @@ def test_progressive_coding_decodes_exactly() -> None:
     tr = Trainer(m, batch, lr=3e-3, seed=0)
     kl = np.tile(np.full(N, 0.4), P)
     lay = relcode.format.Layout.kl({"w": kl.reshape(P, N)}, bits_per_block=8, seed=1, max_block_size=25)
-    blocks = grouping.Blocks.from_layout(lay)
+    blocks = engine.Blocks.from_layout(lay)
     betas = BlockBetas(blocks.block_of(), blocks.num_blocks, 1e-5, budget=8, device="cpu")
     fit(tr, 40, betas)
     opts = coding.ChannelOptions(bits=8, seed=9)

@@ -17,8 +17,8 @@ Modules, in the order data flows:
 - :mod:`~relcode.inr.signals`: images and audio as patches; quantisation; PSNR.
 - :mod:`~relcode.inr.model`: the batched variational SIREN (torch).
 - :mod:`~relcode.inr.train`: the beta-ELBO, per-block betas, EM prior learning, codecs.
-- :mod:`~relcode.inr.grouping`: the KL-greedy block layout.
-- :mod:`~relcode.inr.coding`: progressive relative entropy coding with fine-tuning.
+- :mod:`~relcode.inr.coding`: progressive relative entropy coding with fine-tuning, on the
+  shared engine :mod:`relcode.coding` (blocks from the file's KL-greedy layout).
 - :mod:`~relcode.inr.codec`: codec files (shared side information).
 - :mod:`~relcode.inr.files`: compressed signal files.
 - :mod:`~relcode.inr.pipeline`: encode and decode one signal.
@@ -30,7 +30,7 @@ needs only numpy and the native module.
 
 from __future__ import annotations
 
-from . import audio, codec, files, grouping, image, pipeline, signals, siren
+from . import audio, codec, files, image, pipeline, signals, siren
 from .codec import Codec, find_codec, load_codec, shipped_codecs
 from .pipeline import EncodeReport, EncodeSettings
 from .siren import PRESETS, Architecture, preset
@@ -45,7 +45,6 @@ __all__ = [
     "codec",
     "files",
     "find_codec",
-    "grouping",
     "image",
     "load_codec",
     "pipeline",

@@ -1,15 +1,13 @@
-"""Progressive coding of INR weights: relative entropy coding block by block, with the
-remaining posteriors fine-tuned in between (COMBINER section 3.6, RECOMBINER).
+"""Progressive coding of INR weights (COMBINER section 3.6, RECOMBINER) on the shared engine
+:mod:`relcode.coding`.
 
-A block's message selects one of 2^16 candidate weight vectors drawn from the prior (the
-shared randomness of :mod:`relcode.channel`); the selected sample is only approximately a
-sample of the posterior, and the weights coded later can compensate for the error of the
-weights coded earlier. So the encoder codes in *rounds*: each round codes the blocks whose
-current KL is largest (RECOMBINER's order; a message is stored by block id, so the order
-costs nothing), fixes their weights to the coded values, and fine-tunes the blocks still
-uncoded for a few steps, with their betas still pulled towards the 16-bit budget. Blocks of
-one round are coded in parallel: one channel call per block size, every block with its own
-stream id, so the messages do not depend on how blocks were batched.
+A block's message selects one of 2^16 candidate weight vectors drawn from the prior; the
+selected sample is only approximately a sample of the posterior, and the weights coded later
+can compensate for the error of the weights coded earlier. So the encoder codes in rounds of
+geometrically growing size: each round codes the blocks whose current KL is largest
+(RECOMBINER's order; a message is stored by block id, so the order costs nothing), fixes
+their weights to the coded values, and fine-tunes the blocks still uncoded for a few steps,
+with their betas still pulled towards the 16-bit budget.
 
 Decoding needs no training and no torch: every block's message, prior and stream id give its
 weights (:func:`decode_weights`); the networks are then evaluated by
@@ -26,11 +24,11 @@ from typing import Any
 
 import numpy as np
 
-from .. import channel
+from ..coding import Blocks, CodedBlocks, Coder, growing_rounds, progressive
 from ..errors import InputError
-from .grouping import Blocks
+from ..typing import Device
 
-__all__ = ["ChannelOptions", "EncodeResult", "decode_weights", "progressive_encode", "round_sizes"]
+__all__ = ["ChannelOptions", "EncodeResult", "decode_weights", "progressive_encode"]
 
 
 @dataclass(frozen=True)
@@ -50,6 +48,10 @@ class ChannelOptions:
             opts["pool"] = True
         return opts
 
+    def coder(self, *, device: Device = "cpu", threads: int | None = None) -> Coder:
+        """The :class:`relcode.coding.Coder` of these options."""
+        return Coder(self.method, self.options(), int(self.seed), device=device, threads=threads)
+
 
 @dataclass
 class EncodeResult:
@@ -62,56 +64,51 @@ class EncodeResult:
     rounds: list[dict[str, float]] = field(default_factory=list)
 
 
-def round_sizes(num_blocks: int, rounds: int) -> list[int]:
-    """Blocks coded in each of ``rounds`` rounds: geometric growth, so the first rounds
-    (when fine-tuning helps most) code few blocks and later rounds many."""
-    if num_blocks == 0:
-        return []
-    rounds = max(1, min(int(rounds), num_blocks))
-    w = np.geomspace(1.0, 4.0, rounds)
-    raw = w / w.sum() * num_blocks
-    sizes = np.maximum(1, np.floor(raw)).astype(int)
-    i = 0
-    while sizes.sum() < num_blocks:
-        sizes[-1 - (i % rounds)] += 1
-        i += 1
-    while sizes.sum() > num_blocks:
-        j = int(np.argmax(sizes))
-        sizes[j] -= 1
-    return [int(s) for s in sizes if s > 0]
+class _SirenTarget:
+    """A :class:`~relcode.inr.model.BayesianSiren` as the engine's target."""
 
+    def __init__(self, model, trainer, betas, p_mean, p_std, adjust_every: int) -> None:
+        import torch
 
-def _code_blocks(
-    blocks: Blocks,
-    chosen: np.ndarray,
-    q_mean: np.ndarray,
-    q_std: np.ndarray,
-    p_mean: np.ndarray,
-    p_std: np.ndarray,
-    opts: ChannelOptions,
-    threads: int | None,
-) -> tuple[np.ndarray, list[tuple[np.ndarray, np.ndarray]]]:
-    """Codes the chosen blocks; returns their messages and (members, values) per size."""
-    msgs = np.zeros(chosen.size, dtype=np.uint64)
-    pos = {int(b): k for k, b in enumerate(chosen)}
-    placed = []
-    for _, bs in blocks.by_size(chosen).items():
-        mem = blocks.member_matrix(bs)
-        code = channel.encode(
-            q_mean[mem],
-            q_std[mem],
-            p_mean[mem],
-            p_std[mem],
-            method=opts.method,
-            seed=opts.seed,
-            ids=blocks.ids[bs],
-            threads=threads,
-            **opts.options(),
-        )
-        for k, b in enumerate(bs):
-            msgs[pos[int(b)]] = code.message[k]
-        placed.append((mem.reshape(-1), code.sample.reshape(-1)))
-    return msgs, placed
+        self.model, self.trainer, self.betas = model, trainer, betas
+        self.p_mean, self.p_std = p_mean, p_std
+        self.adjust_every = adjust_every
+        self.N = model.arch.num_params
+        self.weights = np.zeros(model.num_signals * self.N, dtype=np.float32)
+        self.active = torch.ones(betas.num_blocks, dtype=torch.bool, device=betas.beta.device)
+
+    def posterior(self):
+        import torch
+
+        with torch.no_grad():
+            q_mean = self.model.mean.detach().reshape(-1).double().cpu().numpy()
+            q_std = self.model.std().detach().reshape(-1).double().cpu().numpy()
+        return q_mean, q_std, self.p_mean, self.p_std
+
+    def block_kl(self) -> np.ndarray:
+        import torch
+
+        from .model import LN2
+
+        with torch.no_grad():
+            return self.betas.block_kl(self.model.kl().reshape(-1) / LN2).cpu().numpy()
+
+    def fix(self, coded: CodedBlocks) -> None:
+        import torch
+
+        mem, val = coded.flat()
+        self.weights[mem] = val
+        self.model.fix(mem // self.N, mem % self.N, val)
+        self.active[torch.as_tensor(coded.blocks, device=self.active.device)] = False
+
+    def finetune(self, _round: int, steps: int, _remaining: np.ndarray) -> None:
+        from .model import LN2
+
+        self.trainer.reset()
+        for t in range(steps):
+            _, kl = self.trainer.step(self.betas.per_element(self.model.mean.shape), full=True)
+            if t % self.adjust_every == 0:
+                self.betas.adjust(kl / LN2, self.active)
 
 
 def progressive_encode(
@@ -127,6 +124,7 @@ def progressive_encode(
     finetune_steps: int = 300,
     adjust_every: int = 5,
     threads: int | None = None,
+    device: Device = "auto",
     progress: Callable[[int, dict[str, float]], None] | None = None,
 ) -> EncodeResult:
     """Codes every block of a trained :class:`~relcode.inr.model.BayesianSiren` (P signals
@@ -134,59 +132,23 @@ def progressive_encode(
     float32 prior) in ``rounds`` rounds, with ``finetune_steps`` Adam steps in all spread
     over the rounds between them (more per block early on). ``trainer`` and ``betas`` are
     the :class:`~relcode.inr.train.Trainer` and :class:`~relcode.inr.train.BlockBetas` of
-    the posterior fit. Returns the messages and the coded weights."""
-    import torch
-
-    from .model import LN2
-
+    the posterior fit. ``device`` is where the channel searches ("auto": a GPU when one is
+    usable; the messages are the same). Returns the messages and the coded weights."""
     S, N = model.num_signals, model.arch.num_params
     if blocks.num_elements != S * N:
         raise InputError(f"the blocks cover {blocks.num_elements} elements, the model has {S * N}")
     p_mean = np.ascontiguousarray(p_mean, dtype=np.float32).reshape(-1)
     p_std = np.ascontiguousarray(p_std, dtype=np.float32).reshape(-1)
     nb = blocks.num_blocks
-    messages = np.zeros(nb, dtype=np.uint64)
-    coded = np.zeros(nb, dtype=bool)
-    weights = np.zeros(S * N, dtype=np.float32)
-    sizes = round_sizes(nb, rounds)
+    sizes = growing_rounds(nb, rounds)
     # fine-tuning steps after each round, proportional to the blocks still uncoded
     remaining = nb - np.cumsum(sizes)
     share = remaining / max(1, remaining.sum())
     ft = [math.ceil(finetune_steps * s) for s in share]
-    history: list[dict[str, float]] = []
-    active = torch.ones(nb, dtype=torch.bool, device=betas.beta.device)
-    for r, k in enumerate(sizes):
-        with torch.no_grad():
-            kl_bits = model.kl().reshape(-1) / LN2
-            bk = betas.block_kl(kl_bits).cpu().numpy()
-            q_mean = model.mean.detach().reshape(-1).double().cpu().numpy()
-            q_std = model.std().detach().reshape(-1).double().cpu().numpy()
-        cand = np.flatnonzero(~coded)
-        chosen = cand[np.argsort(-bk[cand], kind="stable")[:k]]
-        msgs, placed = _code_blocks(blocks, chosen, q_mean, q_std, p_mean, p_std, opts, threads)
-        messages[chosen] = msgs
-        coded[chosen] = True
-        active[torch.as_tensor(chosen, device=active.device)] = False
-        for mem, val in placed:
-            weights[mem] = val
-            model.fix(mem // N, mem % N, val)
-        trainer.reset()
-        for t in range(ft[r]):
-            _, kl = trainer.step(betas.per_element(model.mean.shape), full=True)
-            if t % adjust_every == 0:
-                betas.adjust(kl / LN2, active)
-        rec = {
-            "round": r,
-            "coded_blocks": int(coded.sum()),
-            "kl_coded_bits": float(bk[chosen].sum()),
-            "kl_max_bits": float(bk[chosen].max()),
-            "finetune_steps": ft[r],
-        }
-        history.append(rec)
-        if progress is not None:
-            progress(r, rec)
-    bits = int(channel.message_bits(messages, opts.method, **opts.options()).sum()) if nb else 0
-    return EncodeResult(messages, weights.reshape(S, N), bits, history)
+    target = _SirenTarget(model, trainer, betas, p_mean, p_std, adjust_every)
+    coder = opts.coder(device=device, threads=threads)
+    res = progressive(target, blocks, coder, sizes, order="largest_kl", steps=ft, on_round=progress)
+    return EncodeResult(res.messages, target.weights.reshape(S, N), res.total_bits, res.rounds)
 
 
 def decode_weights(
@@ -199,24 +161,4 @@ def decode_weights(
     threads: int | None = None,
 ) -> np.ndarray:
     """The flat coded weights (float32) from every block's message."""
-    msgs = np.asarray(messages, dtype=np.uint64).reshape(-1)
-    if msgs.size != blocks.num_blocks:
-        raise InputError(f"expected {blocks.num_blocks} messages, got {msgs.size}")
-    p_mean = np.ascontiguousarray(p_mean, dtype=np.float32).reshape(-1)
-    p_std = np.ascontiguousarray(p_std, dtype=np.float32).reshape(-1)
-    out = np.zeros(blocks.num_elements, dtype=np.float32)
-    for d, bs in blocks.by_size().items():
-        mem = blocks.member_matrix(bs)
-        x = channel.decode(
-            msgs[bs],
-            p_mean[mem],
-            p_std[mem],
-            method=opts.method,
-            seed=opts.seed,
-            ids=blocks.ids[bs],
-            dim=d,
-            threads=threads,
-            **opts.options(),
-        )
-        out[mem.reshape(-1)] = x.reshape(-1)
-    return out
+    return opts.coder(threads=threads).decode(np.asarray(messages, dtype=np.uint64), blocks, p_mean, p_std)

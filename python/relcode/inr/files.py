@@ -10,6 +10,11 @@ itself is never stored; its SHA-256, recorded by the format, proves that the dec
 rebuilt exactly the encoder's. The size of a file is therefore its header (about 300 bytes:
 framing, the two SHA-256 values, the metadata, the index and a SHA-256 of the decoded
 weights) plus ``bits`` per block.
+
+The layout packs parameters into blocks of at most ``block_bits`` of training KL (and at most
+``max_block_size`` members) before the signal is seen, walking them in a seeded random order
+over all patches, so blocks mix parameters of different patches (RECOMBINER: budgets shift
+between easy and hard patches); per-block betas then pull each block's KL to its budget.
 """
 
 from __future__ import annotations
@@ -24,9 +29,9 @@ from typing import Any
 
 import numpy as np
 
+from ..coding import Blocks
 from ..errors import FormatError, InputError
 from .codec import Codec, find_codec
-from .grouping import Blocks
 
 __all__ = [
     "SignalBase",

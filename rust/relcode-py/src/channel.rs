@@ -225,6 +225,27 @@ fn channel_message_bits<'py>(
     Ok(PyArray1::from_vec(py, out))
 }
 
+/// KL(Q ‖ P) in bits of each element, as the samplers see it (P in float32):
+/// `relcode::channel::gaussian::Std1::kl` over ln 2. The one Gaussian KL Python uses.
+#[pyfunction]
+fn channel_kl_bits<'py>(
+    py: Python<'py>,
+    q_mean: PyReadonlyArray1<'py, f64>,
+    q_std: PyReadonlyArray1<'py, f64>,
+    p_mean: PyReadonlyArray1<'py, f32>,
+    p_std: PyReadonlyArray1<'py, f32>,
+) -> PyResult<Bound<'py, PyArray1<f64>>> {
+    let (qm, qs) = (slice(&q_mean, "q_mean")?, slice(&q_std, "q_std")?);
+    let (pm, ps) = (slice(&p_mean, "p_mean")?, slice(&p_std, "p_std")?);
+    if qs.len() != qm.len() || pm.len() != qm.len() || ps.len() != qm.len() {
+        return Err(input_error("q_mean, q_std, p_mean and p_std must have one value per element"));
+    }
+    let out = (0..qm.len())
+        .map(|i| channel::gaussian::Std1::new(qm[i], qs[i], pm[i], ps[i]).kl() / std::f64::consts::LN_2)
+        .collect();
+    Ok(PyArray1::from_vec(py, out))
+}
+
 /// The message fields of a method with these options, in the order they are written.
 #[pyfunction]
 #[pyo3(signature = (method_name, **kwargs))]
@@ -285,6 +306,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(channel_encode, m)?)?;
     m.add_function(wrap_pyfunction!(channel_decode, m)?)?;
     m.add_function(wrap_pyfunction!(channel_message_bits, m)?)?;
+    m.add_function(wrap_pyfunction!(channel_kl_bits, m)?)?;
     m.add_function(wrap_pyfunction!(channel_message_fields, m)?)?;
     m.add_function(wrap_pyfunction!(channel_methods, m)?)?;
     m.add_function(wrap_pyfunction!(channel_prepare_pool, m)?)?;
