@@ -168,3 +168,12 @@ def test_an_empty_options_field_is_refused_and_an_empty_map_means_defaults() -> 
     with pytest.raises(relcode.FormatError) as info:
         relcode.verify(G.build_file(chunks, digests, version=version))
     assert type(info.value) is relcode.FormatError
+
+
+def test_gprs_bnb_decodes_like_as_star_and_ad_star() -> None:
+    """spec/channel.md section 5.3: B_1 is the whole quantile domain, as in section 5.2."""
+    h = np.array([1, 2, 3, 13, 1000, 2**40 + 7, 2**63 - 1], dtype=np.uint64)
+    for split, twin in (("sample", "as_star"), ("dyadic", "ad_star")):
+        a = relcode.channel.decode(h, 0.1, 0.5, method="gprs_bnb", split=split, seed=5, dim=1)
+        b = relcode.channel.decode(h, 0.1, 0.5, method=twin, seed=5, dim=1)
+        np.testing.assert_array_equal(a.view(np.uint32), b.view(np.uint32))
