@@ -339,8 +339,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("posterior", metavar="POSTERIOR", help="a .safetensors posterior file")
     p.add_argument("-o", "--output", required=True, metavar="MODEL", help="the relcode file to write")
     p.add_argument("--seed", type=int, default=0, help="root seed of the file's random streams (default 0)")
-    p.add_argument("--method", default="pfr", help="channel simulation method (default pfr)")
-    p.add_argument("--bits-per-block", type=float, default=16, help="KL bits per block (default 16)")
+    p.add_argument(
+        "--method", default="pfr",
+        help="channel simulation method (default pfr: truncated pfr, bits = ceil(--bits-per-block); "
+        "--option bits=none for exact pfr)",
+    )  # fmt: skip
+    p.add_argument(
+        "--bits-per-block", type=float, default=16,
+        help="KL bits per block (default 16); rounded up, also the default bits option of mrc, orc and pfr",
+    )  # fmt: skip
     p.add_argument("--layout", choices=("kl", "fixed"), default="kl", help="block layout (default kl)")
     p.add_argument("--block-size", type=int, default=None, help="elements per block (fixed layout)")
     p.add_argument("--max-block-size", type=int, default=25, help="largest KL-layout block (default 25)")

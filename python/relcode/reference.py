@@ -13,7 +13,16 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["candidate", "derive_key", "kl_greedy_sizes", "ndtri", "normals", "philox4x32_10", "uniforms"]
+__all__ = [
+    "candidate",
+    "candidate_position",
+    "derive_key",
+    "kl_greedy_sizes",
+    "ndtri",
+    "normals",
+    "philox4x32_10",
+    "uniforms",
+]
 
 _M0 = np.uint64(0xD2511F53)
 _M1 = np.uint64(0xCD9E8D57)
@@ -165,12 +174,21 @@ def uniforms(seed: int, purpose: int, stream: int, start: int, count: int) -> np
     return u[off : off + count]
 
 
+def candidate_position(index: int, j: int, d: int) -> int:
+    """Stream position of normal ``j`` of candidate ``index`` of a ``d``-dimensional block:
+    the group-interleaved layout ``floor(k / 16) 16 d + 16 j + (k mod 16)`` (spec/stream.md
+    section 5, spec/channel.md section 2)."""
+    return (index // 16) * 16 * d + 16 * j + index % 16
+
+
 def candidate(seed: int, stream: int, index: int, prior_mean: Any, prior_std: Any) -> np.ndarray:
-    """Candidate ``index`` of a block with stream id ``stream``: float32 mean + std * z."""
+    """Candidate ``index`` of a block with stream id ``stream``: float32 mean + std * z, with
+    normal j at ``candidate_position(index, j, d)`` of stream (seed, ``CAND``, stream)."""
     pm = np.asarray(prior_mean, dtype=np.float32).reshape(-1)
     ps = np.asarray(prior_std, dtype=np.float32).reshape(-1)
     d = pm.size
-    z = normals(seed, stream, index * d, d)
+    # normals j = 0 .. d-1 lie 16 positions apart
+    z = normals(seed, stream, candidate_position(index, 0, d), 16 * (d - 1) + 1)[::16]
     return ps * z + pm
 
 

@@ -2,8 +2,10 @@
 
 A stream is named by a root ``seed``, a purpose tag and a 64-bit ``stream`` id; value
 ``p`` of it depends on those and ``p`` alone, so any machine, thread count or SIMD width
-regenerates the same bits. Candidate ``k`` of a ``d``-dimensional block whose stream id is
-``s`` is ``normals(seed, s, k * d, d)``, scaled as ``prior_mean + prior_std * z`` in float32.
+regenerates the same bits. Normal ``j`` of candidate ``k`` of a ``d``-dimensional block whose
+stream id is ``s`` is normal ``(k // 16) * 16 * d + 16 * j + k % 16`` of the ``CAND`` stream
+``s`` (candidates are interleaved in groups of sixteen), scaled as
+``prior_mean + prior_std * z`` in float32 (``relcode.reference.candidate``).
 
 >>> import relcode
 >>> z = relcode.stream.normals(seed=0, stream=0, start=0, count=4)

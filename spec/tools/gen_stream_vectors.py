@@ -126,6 +126,9 @@ def main() -> None:
         (0, 0, 0, [0.0, 0.0, 0.0], [1.0, 1.0, 1.0]),
         (5, 17, 65535, [0.1, -0.2, 0.3, 0.0, 1.5], [0.05, 0.1, 0.2, 1.0, 0.01]),
         (77, 2**33, 3, [-1.0], [0.125]),
+        (3, 9, 17, [0.25, -0.5], [0.5, 2.0]),
+        (11, 2**63 + 5, 2**62 + 21, [0.0, 1.0, -1.0], [1.0, 0.5, 0.25]),
+        (2, 1000, 1000, list(np.linspace(-1, 1, 25)), list(np.linspace(0.05, 0.5, 25))),
     ]:
         w = R.candidate(seed, stream, index, pm, ps_)
         cands.append(
@@ -138,7 +141,16 @@ def main() -> None:
                 "bits": hexwords(w.view(np.uint32)),
             }
         )
-    write(out, "candidates.json", {"description": "candidate weights, binary32 bit patterns", "cases": cands})
+    write(
+        out,
+        "candidates.json",
+        {
+            "description": "weights of candidate `index` of a block with stream id `stream` (normal j at "
+            "position floor(index/16)*16*d + 16*j + index%16 of the CAND stream, d = len(prior_mean)), "
+            "binary32 bit patterns",
+            "cases": cands,
+        },
+    )
     print(f"wrote vectors to {out}")
 
 

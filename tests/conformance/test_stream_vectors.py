@@ -82,13 +82,30 @@ def test_ndtri(impl: str) -> None:
 
 
 def test_candidates() -> None:
+    """Candidate k's normal j sits at the group-interleaved position of spec/stream.md section 5
+    (spec/channel.md section 2); the vector is what the decoder of a real message returns."""
     for case in load("candidates.json"):
         pm = words(case["prior_mean"]).view(np.float32)
         ps = words(case["prior_std"]).view(np.float32)
         seed, stream, index = int(case["seed"]), int(case["stream"]), int(case["index"])
+        d = pm.size
         want = words(case["bits"])
         ref = R.candidate(seed, stream, index, pm, ps)
-        z = relcode.stream.normals(seed, stream, index * pm.size, pm.size)
+        pos = [(index // 16) * 16 * d + 16 * j + index % 16 for j in range(d)]
+        z = np.array([relcode.stream.normals(seed, stream, p, 1)[0] for p in pos], dtype=np.float32)
         native = ps * z + pm
+        # exact pfr's message n names candidate n - 1: the channel decoder itself
+        decoded = relcode.channel.decode(
+            np.array([index + 1], dtype=np.uint64), pm[None], ps[None], method="pfr", seed=seed,
+            ids=np.array([stream], dtype=np.uint64),
+        )[0]  # fmt: skip
         np.testing.assert_array_equal(ref.view(np.uint32), want)
         np.testing.assert_array_equal(native.view(np.uint32), want)
+        np.testing.assert_array_equal(decoded.view(np.uint32), want)
+        if index < 2**32:  # mrc's fixed(C) index names candidate k itself
+            bits = max(1, index.bit_length())
+            mrc = relcode.channel.decode(
+                np.array([index], dtype=np.uint64), pm[None], ps[None], method="mrc", bits=bits, seed=seed,
+                ids=np.array([stream], dtype=np.uint64),
+            )[0]  # fmt: skip
+            np.testing.assert_array_equal(mrc.view(np.uint32), want)

@@ -1,5 +1,6 @@
 //! spec/vectors/stream: every vector must reproduce bit for bit, with every backend.
 
+use relcode::channel::{self, Keys, Message, Method, Options};
 use relcode::stream::{self, purpose, Backend, Stream};
 use serde_json::Value;
 use std::path::PathBuf;
@@ -97,9 +98,26 @@ fn candidate_vectors() {
         let pm: Vec<f32> = words(&case["prior_mean"]).into_iter().map(f32::from_bits).collect();
         let ps: Vec<f32> = words(&case["prior_std"]).into_iter().map(f32::from_bits).collect();
         let d = pm.len() as u64;
+        // the group-interleaved layout of spec/stream.md section 5 (spec/channel.md section 2)
+        let pos = |j: u64| (k / 16) * 16 * d + 16 * j + k % 16;
         let got: Vec<u32> = (0..d)
-            .map(|j| stream::candidate_weight(pm[j as usize], ps[j as usize], s.normal(k * d + j)).to_bits())
+            .map(|j| stream::candidate_weight(pm[j as usize], ps[j as usize], s.normal(pos(j))).to_bits())
             .collect();
         assert_eq!(got, words(&case["bits"]));
+        // what the decoder of a real message returns: exact pfr's message n is candidate n - 1
+        let keys = Keys::new(dec(&case["seed"]));
+        let mut out = vec![0f32; d as usize];
+        channel::decode(
+            Method::Pfr,
+            &Message::new(k + 1),
+            &pm,
+            &ps,
+            &keys,
+            dec(&case["stream"]),
+            &Options::default(),
+            &mut out,
+        )
+        .unwrap();
+        assert_eq!(out.iter().map(|x| x.to_bits()).collect::<Vec<u32>>(), got);
     }
 }
