@@ -35,7 +35,18 @@ from . import _checks, _native, gpu
 from .errors import InputError
 from .typing import ArrayLike, Device, Float32Array, Float64Array, Int64Array, UInt64Array
 
-__all__ = ["Code", "decode", "encode", "kl_bits", "message_bits", "message_fields", "methods", "prepare_pool"]
+__all__ = [
+    "Code",
+    "budget_bits",
+    "decode",
+    "encode",
+    "kl_bits",
+    "message_bits",
+    "message_fields",
+    "methods",
+    "prepare_pool",
+    "with_default_bits",
+]
 
 
 @dataclass(frozen=True)
@@ -65,6 +76,27 @@ def methods() -> dict[str, dict[str, Any]]:
         info = dict(info)
         out[info.pop("name")] = info
     return out
+
+
+def budget_bits(method: str, **options: Any) -> int | None:
+    """The fixed length in bits of every message of ``method`` with these options (mrc and
+    orc, pfr with ``bits``, dad_star with ``depth``): the file's size is then known before
+    coding; None for methods whose messages vary in length."""
+    return _native.channel_budget_bits(method, **options)
+
+
+def with_default_bits(method: str, options: dict[str, Any], bits: int) -> dict[str, Any]:
+    """``options`` with ``bits`` set to ``bits`` where ``method`` takes a ``bits`` option that
+    makes it fixed-budget (mrc, orc, pfr) and the options do not set it already."""
+    opts = dict(options)
+    if "bits" not in opts:
+        try:
+            fixed = budget_bits(method, **opts, bits=int(bits)) is not None
+        except InputError:  # the method has no bits option
+            fixed = False
+        if fixed:
+            opts["bits"] = int(bits)
+    return opts
 
 
 def message_fields(method: str, **options: Any) -> list[str]:

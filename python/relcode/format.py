@@ -68,7 +68,6 @@ FORMAT_VERSION: tuple[int, int] = tuple(_native.FORMAT_VERSION)
 #: Default number of elements per layout group (the unit of parallel, bounded-memory work).
 DEFAULT_CHUNK_SIZE = 1 << 20
 _MAX_BLOCK = 65535
-_FIXED_BUDGET = ("mrc", "orc", "pfr")
 _DTYPES = ("float16", "float32", "float64", "int8", "int16", "int32", "int64", "uint8", "bool")
 
 PathLike = str | os.PathLike
@@ -764,10 +763,7 @@ def _raw_arg(name: str, a: np.ndarray) -> tuple:
 
 
 def _split_options(method: str, bits_per_block: float, options: dict[str, Any]) -> dict[str, Any]:
-    options = dict(options)
-    if method in _FIXED_BUDGET and "bits" not in options:
-        options["bits"] = math.ceil(bits_per_block)
-    return options
+    return _channel.with_default_bits(method, options, math.ceil(bits_per_block))
 
 
 def encode(

@@ -12,7 +12,7 @@ torch = pytest.importorskip("torch")
 import mpmath  # noqa: E402
 from scipy.special import lambertw  # noqa: E402
 
-from relcode.torch.blocks import Blocks  # noqa: E402
+from relcode.torch.blocks import BlockTensors  # noqa: E402
 from relcode.torch.lambertw import lambertw0, variance_ratio  # noqa: E402
 from relcode.torch.parameterisation import MeanKL, gaussian_kl, mean_kl_posterior  # noqa: E402
 
@@ -69,7 +69,7 @@ def test_gradcheck_variance_ratio() -> None:
 
 
 def _meankl(n: int = 40, n_blocks: int = 5, bits: float = 6.0, seed: int = 0) -> MeanKL:
-    p = MeanKL(Blocks.fixed(n, -(-n // n_blocks), seed), bits * math.log(2)).double()
+    p = MeanKL(BlockTensors.fixed(n, -(-n // n_blocks), seed), bits * math.log(2)).double()
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         p.logits.copy_(torch.randn(n, generator=g, dtype=f64) * 2)

@@ -46,7 +46,7 @@ from torch.func import functional_call
 from .. import sharing as _hashing
 from ..errors import InputError
 from ..format import Layout
-from .blocks import Blocks
+from .blocks import BlockTensors
 from .parameterisation import MeanKL, MeanVar, Parameterisation
 from .prior import PerLayerPrior, PerParameterPrior, Prior
 
@@ -225,7 +225,7 @@ class BayesianModel(nn.Module):
         if not isinstance(size, int) or not 1 <= size <= 65535:
             raise InputError(f"block_size must be an integer in 1..65535, got {size!r}")
         self.layout = Layout.fixed({t.name: t.file_shape for t in tensors}, block_size=size, seed=self.seed)
-        self.blocks = Blocks.from_layout(self.layout)
+        self.blocks = BlockTensors.from_layout(self.layout)
 
         # Prior.
         init = torch.cat(values).to(torch.float32)

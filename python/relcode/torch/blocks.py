@@ -1,4 +1,4 @@
-"""Blocks: which coded variables are sent together as one relative-entropy-coding message.
+"""Blocks as torch index tensors: which coded variables are sent together as one message.
 
 Each block gets a KL budget (its share of the file) and one message of ``bits`` bits; the
 parameterisations need the assignment while training (Mean-KL spreads a block's budget over
@@ -7,8 +7,9 @@ built. MIRACLE assigns variables to equal blocks by a seeded random permutation,
 decoder regenerates from the seed, so the file stores only the rule: the layout is a
 :class:`relcode.format.Layout` (``fixed`` rule), exactly what the file records.
 
-:class:`Blocks` holds the assignment as the list of variables of each block (in coding order)
-and each block's stream id, plus padded index tensors for vectorised per-block reductions.
+:class:`BlockTensors` is the training-side view of the engine's :class:`relcode.coding.Blocks`
+(members of each block in coding order and its stream id): padded index tensors for
+vectorised per-block reductions.
 """
 
 from __future__ import annotations
@@ -19,13 +20,15 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..coding import Blocks
 from ..errors import InputError
 
-__all__ = ["Blocks"]
+__all__ = ["BlockTensors"]
 
 
-class Blocks(nn.Module):
-    """``members[b]`` are the variable indices of block ``b``; ``stream_ids[b]`` its stream id."""
+class BlockTensors(nn.Module):
+    """``members[b]`` are the variable indices of block ``b``; ``stream_ids[b]`` its stream
+    id; :attr:`coding_blocks` the same assignment as the coding engine's :class:`~relcode.coding.Blocks`."""
 
     def __init__(self, n_vars: int, members: list[np.ndarray], stream_ids: np.ndarray) -> None:
         super().__init__()
@@ -59,9 +62,10 @@ class Blocks(nn.Module):
         self.register_buffer("pad", torch.as_tensor(index == self.n_vars), persistent=False)
         self.register_buffer("where", torch.as_tensor(where), persistent=False)
         self.register_buffer("block_of", torch.as_tensor(block_of), persistent=False)
+        self.coding_blocks = Blocks.from_order(flat.astype(np.int64), sizes, self.stream_ids)
 
     @classmethod
-    def from_layout(cls, layout: Any) -> Blocks:
+    def from_layout(cls, layout: Any) -> BlockTensors:
         """The blocks of a :class:`relcode.format.Layout`, whose coded vector is the model's
         variable vector (coded tensors sorted by name, each flattened)."""
         members = [layout.block_elements(b).astype(np.int64) for b in range(layout.num_blocks)]
@@ -69,7 +73,7 @@ class Blocks(nn.Module):
         return cls(layout.num_elements, members, ids)
 
     @classmethod
-    def fixed(cls, n_vars: int, block_size: int, seed: int) -> Blocks:
+    def fixed(cls, n_vars: int, block_size: int, seed: int) -> BlockTensors:
         """MIRACLE's layout of one tensor of ``n_vars`` variables: a seeded permutation cut
         into blocks of ``block_size`` (the last one shorter)."""
         from ..format import Layout

@@ -1,24 +1,22 @@
-"""Progressive coding: blocks are coded one round at a time, the rest fine-tuned in between.
+"""Progressive coding of a :class:`BayesianModel` on the shared engine :mod:`relcode.coding`.
 
 MIRACLE's observation is that coding a block replaces its posterior by one sample, and
 re-optimising the blocks not yet coded to fit that sample ("retraining the rest") is what
 keeps the network accurate: the family becomes auto-regressive over blocks. Coding all blocks
 at once would leave every block's sample error uncorrected.
 
-One round codes several blocks with one batched channel call (one call per block size),
-freezes them at the coded float32 samples, which are exactly what decoders reconstruct, then
-runs a few fine-tuning steps on everything still uncoded. The coding distribution is frozen
-before the first round. The channel's candidate search runs on a GPU when one is usable
-(``channel_device="auto"``, fixed-budget methods, :mod:`relcode.gpu`) and on the CPU otherwise;
-both choose the same messages, and the coded samples are always decoded from the messages on
-the CPU, so they are bit-exact on every machine, whatever device trains the model.
+One round codes several blocks with one batched channel call per block size, freezes them at
+the coded float32 samples, which are exactly what decoders reconstruct, then runs a few
+fine-tuning steps on everything still uncoded. The coding distribution is frozen before the
+first round. The channel's candidate search runs on a GPU when one is usable
+(``channel_device="auto"``, fixed-budget methods, :mod:`relcode.gpu`) and on the CPU
+otherwise; both choose the same messages, and the coded samples are always decoded from the
+messages on the CPU, so they are bit-exact on every machine, whatever device trains the model.
 """
 
 from __future__ import annotations
 
-import math
 import sys
-import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,14 +27,13 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from .. import channel
+from ..coding import CodedBlocks, Coder, equal_rounds, progressive
 from ..errors import InputError
+from ..typing import Device
 from .bayesian import BayesianModel
 from .training import Trainer
 
-__all__ = ["Encoded", "code_blocks", "encode_progressive"]
-
-#: Methods whose messages are a fixed-length index (the file size is known in advance).
-FIXED_BUDGET = ("pfr", "mrc", "orc")
+__all__ = ["Encoded", "channel_options", "code_blocks", "encode_progressive"]
 
 
 @dataclass
@@ -63,11 +60,40 @@ class Encoded:
         return int(self.bits.sum())
 
 
-def _channel_options(model: BayesianModel, method: str, options: dict[str, Any]) -> dict[str, Any]:
-    opts = dict(options)
-    if method in FIXED_BUDGET:
-        opts.setdefault("bits", model.bits)
-    return opts
+def channel_options(model: BayesianModel, method: str, options: dict[str, Any]) -> dict[str, Any]:
+    """``options`` with ``bits`` defaulting to the model's for the methods it makes fixed-budget."""
+    return channel.with_default_bits(method, options, model.bits)
+
+
+class _ModelTarget:
+    """A :class:`BayesianModel` as the engine's target."""
+
+    def __init__(self, model: BayesianModel, trainer: Trainer | None) -> None:
+        self.model, self.trainer = model, trainer
+        self.steps = 0
+
+    @torch.no_grad()
+    def posterior(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        q_mean, q_std, p_mean, p_std = (
+            t.detach().to("cpu", torch.float64).numpy() for t in self.model.posterior()
+        )
+        return q_mean, q_std, p_mean.astype(np.float32), p_std.astype(np.float32)
+
+    @torch.no_grad()
+    def block_kl(self) -> np.ndarray:
+        return self.model.block_kl().detach().cpu().numpy()
+
+    def fix(self, coded: CodedBlocks) -> None:
+        self.model.set_coded([int(b) for b in coded.blocks], coded.samples)
+
+    def finetune(self, _round: int, steps: int, _remaining: np.ndarray) -> None:
+        if self.trainer is not None:
+            self.trainer.run(steps, progress=False)
+            self.steps += steps
+
+
+def _coder(model: BayesianModel, method: str, options: dict[str, Any], channel_device: Device) -> Coder:
+    return Coder(method, options, int(model.seed), device=channel_device)
 
 
 @torch.no_grad()
@@ -76,7 +102,7 @@ def code_blocks(
     blocks: Iterable[int],
     method: str,
     options: dict[str, Any],
-    channel_device: Any = "auto",
+    channel_device: Device = "auto",
 ) -> tuple[list[int], list[np.ndarray], np.ndarray, np.ndarray]:
     """Code ``blocks`` of ``model`` (prior frozen) with the channel, one call per block size,
     and freeze them at their samples. Returns (blocks, messages, bits, KL in bits).
@@ -87,47 +113,12 @@ def code_blocks(
     already = [b for b in blocks if bool(model.block_coded[b])]
     if already:
         raise InputError(f"blocks {already[:5]} are already coded")
-    q_mean, q_std, p_mean, p_std = (t.detach().to("cpu", torch.float64).numpy() for t in model.posterior())
-    ratio = q_std / p_std
-    kl_var = np.log(p_std / q_std) + 0.5 * (ratio * ratio + ((q_mean - p_mean) / p_std) ** 2) - 0.5
-    kl_all = np.bincount(model.blocks.block_of.cpu().numpy(), kl_var, model.n_blocks) / math.log(2.0)
-    by_size: dict[int, list[int]] = {}
-    for b in blocks:
-        by_size.setdefault(int(model.blocks.sizes[b]), []).append(b)
-    messages: dict[int, np.ndarray] = {}
-    nbits: dict[int, int] = {}
-    samples: dict[int, np.ndarray] = {}
-    for _, group in sorted(by_size.items()):
-        idx = np.stack([model.blocks.members[b] for b in group])
-        ids = model.blocks.stream_ids[group]
-        code = channel.encode(
-            q_mean[idx],
-            q_std[idx],
-            p_mean[idx].astype(np.float32),
-            p_std[idx].astype(np.float32),
-            method=method,
-            seed=model.seed,
-            ids=ids,
-            device=channel_device,
-            **options,
-        )
-        for i, b in enumerate(group):
-            messages[b] = code.message[i]
-            nbits[b] = int(code.bits[i])
-            samples[b] = code.sample[i]
-    model.set_coded(blocks, [samples[b] for b in blocks])
-    return (
-        blocks,
-        [messages[b] for b in blocks],
-        np.array([nbits[b] for b in blocks], dtype=np.int64),
-        kl_all[blocks],
+    target = _ModelTarget(model, None)
+    coded = _coder(model, method, options, channel_device).encode(
+        model.blocks.coding_blocks, blocks, *target.posterior()
     )
-
-
-def _schedule(n_blocks: int, rounds: int) -> list[int]:
-    """Blocks per round: ``rounds`` rounds as equal as possible."""
-    base, extra = divmod(n_blocks, rounds)
-    return [base + (1 if r < extra else 0) for r in range(rounds)]
+    target.fix(coded)
+    return blocks, list(coded.messages), coded.bits, coded.kl_bits
 
 
 def encode_progressive(
@@ -144,7 +135,7 @@ def encode_progressive(
     progress: bool = True,
     callback: Callable[[int, BayesianModel], Any] | None = None,
     device: str | torch.device | None = None,
-    channel_device: Any = "auto",
+    channel_device: Device = "auto",
     **options: Any,
 ) -> Encoded:
     """Freeze the prior, then code every block of ``model`` in ``rounds`` rounds with
@@ -166,7 +157,7 @@ def encode_progressive(
         raise InputError(f"order must be 'random', 'largest_kl' or 'index', got {order!r}")
     if method not in channel.methods():
         raise InputError(f"unknown method {method!r}; choose from {sorted(channel.methods())}")
-    opts = _channel_options(model, method, options)
+    opts = channel_options(model, method, options)
     if device is not None:
         model.to(device)
     remaining = [b for b in range(model.n_blocks) if not bool(model.block_coded[b])]
@@ -176,63 +167,42 @@ def encode_progressive(
         rounds = len(remaining) if data is not None else 1
     if not isinstance(rounds, int) or rounds < 1:
         raise InputError(f"rounds must be a positive integer, got {rounds!r}")
-    rounds = min(rounds, len(remaining))
     step_fn = steps if callable(steps) else (lambda _r, n=int(steps): n)
 
     model.freeze_prior()
     if beta_step is not None and hasattr(model.posterior_param, "beta_step"):
         model.posterior_param.beta_step = float(beta_step)
     trainer = Trainer(model, data, loss_fn=loss_fn, lr=lr) if data is not None else None
+    seq: str | list[int] = order
     if order == "random":
         rng = np.random.Generator(np.random.PCG64([model.seed, 0x6F72646572]))
-        remaining = [remaining[i] for i in rng.permutation(len(remaining))]
-
-    n = model.n_blocks
-    messages: list[Any] = [None] * n
-    bits = np.zeros(n, dtype=np.int64)
-    kl_bits = np.full(n, np.nan)
-    done: list[int] = []
-    t_code = t_train = 0.0
-    total_steps = 0
+        seq = [remaining[i] for i in rng.permutation(len(remaining))]
+    target = _ModelTarget(model, trainer)
+    schedule = equal_rounds(len(remaining), rounds)
     bar = tqdm(
         total=len(remaining), desc="coding blocks", unit="block", disable=not progress, file=sys.stderr
     )
+
+    def on_round(r: int, rec: dict[str, float]) -> None:
+        bar.update(schedule[r])
+        if callback is not None:
+            callback(r, model)
+
     try:
-        for r, count in enumerate(_schedule(len(remaining), rounds)):
-            if order == "largest_kl":
-                with torch.no_grad():
-                    kl = model.block_kl().detach().cpu().numpy()
-                pick = sorted(remaining, key=lambda b: (-kl[b], b))[:count]
-            else:
-                pick = remaining[:count]
-            picked = set(pick)
-            remaining = [b for b in remaining if b not in picked]
-            t0 = time.perf_counter()
-            blocks_r, msgs, nb, klb = code_blocks(model, pick, method, opts, channel_device)
-            t_code += time.perf_counter() - t0
-            for b, m, k, kb in zip(blocks_r, msgs, nb, klb):
-                messages[b], bits[b], kl_bits[b] = m, k, kb
-            done.extend(blocks_r)
-            bar.update(len(blocks_r))
-            if trainer is not None and remaining:
-                k_steps = int(step_fn(r))
-                if k_steps > 0:
-                    t0 = time.perf_counter()
-                    trainer.run(k_steps, progress=False)
-                    t_train += time.perf_counter() - t0
-                    total_steps += k_steps
-            if callback is not None:
-                callback(r, model)
+        res = progressive(
+            target, model.blocks.coding_blocks, _coder(model, method, opts, channel_device), schedule,
+            order=seq, steps=step_fn if trainer is not None else 0, remaining=remaining, on_round=on_round,
+        )  # fmt: skip
     finally:
         bar.close()
     return Encoded(
         method=method,
         options=opts,
         seed=model.seed,
-        messages=np.asarray(messages, dtype=np.uint64),
-        bits=bits,
-        kl_bits=kl_bits,
-        order=done,
-        steps=total_steps,
-        seconds={"coding": t_code, "fine_tuning": t_train},
+        messages=res.messages,
+        bits=res.bits,
+        kl_bits=res.kl_bits,
+        order=res.order,
+        steps=target.steps,
+        seconds=res.seconds,
     )

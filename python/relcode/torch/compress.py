@@ -39,7 +39,7 @@ from .. import channel, weights
 from ..errors import InputError
 from ..format import Writer
 from .bayesian import BayesianModel, model_fingerprint
-from .coding import FIXED_BUDGET, Encoded, encode_progressive
+from .coding import Encoded, channel_options, encode_progressive
 
 __all__ = [
     "CompressionReport",
@@ -255,11 +255,13 @@ def file_size(
     """The size in bytes of the file :func:`compress` will write for ``model`` with a
     fixed-budget method (every message has ``bits`` bits, so the size is known before any
     block is coded): for choosing the number of blocks that fits a byte budget."""
-    if method not in FIXED_BUDGET:
-        raise InputError(f"file sizes are known in advance only for fixed-budget methods {FIXED_BUDGET}")
-    opts = dict(options)
-    opts.setdefault("bits", model.bits)
-    fields = len(channel._fields(method, opts))
+    opts = channel_options(model, method, options)
+    if channel.budget_bits(method, **opts) is None:
+        raise InputError(
+            f"file sizes are known in advance only for fixed-budget methods (mrc, orc, pfr with bits, "
+            f"dad_star), not {method} with {opts}"
+        )
+    fields = len(channel.message_fields(method, **opts))
     messages = np.zeros((model.n_blocks, fields) if fields > 1 else model.n_blocks, dtype=np.uint64)
     raw = _raw_entries(model, store_uncoded)
     buf = io.BytesIO()

@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import InputError
-from .blocks import Blocks
+from .blocks import BlockTensors
 from .lambertw import variance_ratio
 
 __all__ = ["MeanKL", "MeanVar", "Parameterisation", "gaussian_kl", "mean_kl_posterior"]
@@ -69,7 +69,7 @@ class Parameterisation(nn.Module):
     #: Whether training needs the block KLs at every step (penalty and annealing).
     trains_on_kl: bool = True
 
-    def __init__(self, blocks: Blocks, kl_nats: float) -> None:
+    def __init__(self, blocks: BlockTensors, kl_nats: float) -> None:
         super().__init__()
         if not math.isfinite(kl_nats) or kl_nats <= 0:
             raise InputError(f"the KL budget per block must be positive, got {kl_nats} nats")
@@ -106,7 +106,7 @@ class MeanVar(Parameterisation):
 
     def __init__(
         self,
-        blocks: Blocks,
+        blocks: BlockTensors,
         kl_nats: float,
         *,
         init_std: float = 1e-2,
@@ -153,7 +153,9 @@ class MeanKL(Parameterisation):
     default_lr = 3e-2
     trains_on_kl = False  # every block is at its budget: no penalty, nothing to anneal
 
-    def __init__(self, blocks: Blocks, kl_nats: float, *, clip: float = 0.95, smoothing: float = 1.0) -> None:
+    def __init__(
+        self, blocks: BlockTensors, kl_nats: float, *, clip: float = 0.95, smoothing: float = 1.0
+    ) -> None:
         super().__init__(blocks, kl_nats)
         if not 0 < clip < 1:
             raise InputError("clip must be in (0, 1)")

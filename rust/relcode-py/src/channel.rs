@@ -225,6 +225,15 @@ fn channel_message_bits<'py>(
     Ok(PyArray1::from_vec(py, out))
 }
 
+/// The fixed message length in bits of `method` with these options (mrc, orc, pfr with
+/// `bits`, dad_star), or None for methods whose messages vary in length.
+#[pyfunction]
+#[pyo3(signature = (method_name, **kwargs))]
+fn channel_budget_bits(method_name: &str, kwargs: Option<&Bound<'_, PyDict>>) -> PyResult<Option<u32>> {
+    let m = method(method_name)?;
+    Ok(m.budget_bits(&options(m, kwargs)?))
+}
+
 /// KL(Q ‖ P) in bits of each element, as the samplers see it (P in float32):
 /// `relcode::channel::gaussian::Std1::kl` over ln 2. The one Gaussian KL Python uses.
 #[pyfunction]
@@ -307,6 +316,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(channel_decode, m)?)?;
     m.add_function(wrap_pyfunction!(channel_message_bits, m)?)?;
     m.add_function(wrap_pyfunction!(channel_kl_bits, m)?)?;
+    m.add_function(wrap_pyfunction!(channel_budget_bits, m)?)?;
     m.add_function(wrap_pyfunction!(channel_message_fields, m)?)?;
     m.add_function(wrap_pyfunction!(channel_methods, m)?)?;
     m.add_function(wrap_pyfunction!(channel_prepare_pool, m)?)?;
