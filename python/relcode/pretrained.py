@@ -62,6 +62,7 @@ __all__ = [
     "ModelReport",
     "TensorReport",
     "compress",
+    "compress_finetuned",
     "compress_model_dir",
     "compress_module",
     "decompress",
@@ -1005,6 +1006,61 @@ def compress_module(
         batches = load_batches(calibration) if isinstance(calibration, (str, os.PathLike)) else calibration
         sens = sensitivity_from_batches(module, batches, output=output)
     return compress(dest, dict(module.state_dict()), bits_per_weight, sensitivity=sens, **kwargs)
+
+
+def compress_finetuned(
+    module: torch.nn.Module,
+    dest: str | os.PathLike,
+    bits_per_weight: float,
+    data: Iterable[Any],
+    *,
+    loss_fn: Callable[[Any, Any], torch.Tensor] | None = None,
+    bits: int = 16,
+    fit_steps: int = 300,
+    rounds: int = 10,
+    steps: int = 20,
+    seed: int = 0,
+    progress: bool | None = None,
+) -> Any:
+    """For users with training data: compress a pretrained ``module`` to ``bits_per_weight``
+    for the whole file by fine-tuning with :mod:`relcode.torch` instead of coding the
+    weights as they are. Mean-KL posteriors start at the pretrained weights, are fitted for
+    ``fit_steps`` steps on ``data`` (an iterable of ``(inputs, targets)`` batches, re-iterated
+    as needed, e.g. :func:`relcode.torch.batches`), then coded progressively in ``rounds``
+    rounds of ``bits``-bit blocks with ``steps`` fine-tuning steps between rounds. The block
+    size is the smallest whose file (headers and verbatim tensors included) fits the rate.
+    ``loss_fn`` defaults to cross-entropy. Returns the
+    :class:`relcode.torch.CompressionReport`; :func:`relcode.torch.decompress` loads the file
+    into a fresh module, and ``relcode decode`` gives its tensors."""
+    require("torch", "compress_finetuned")
+    import torch.nn.functional as F
+
+    from . import torch as rt
+
+    rate = float(bits_per_weight)
+    if not (math.isfinite(rate) and rate > 0):
+        raise InputError(f"bits_per_weight must be positive, got {bits_per_weight!r}")
+    n = sum(int(t.numel()) for t in module.state_dict().values())
+    if n == 0:
+        raise InputError("the module has no weights")
+
+    def view(block_size: int) -> Any:
+        return rt.BayesianModel(module, bits=bits, block_size=block_size, seed=seed)
+
+    lo, hi = 1, 65535  # the smallest block size whose file fits the rate: bisection on file_size
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if rt.file_size(view(mid)) * 8 <= rate * n:
+            hi = mid
+        else:
+            lo = mid + 1
+    bm = view(lo)
+    if rt.file_size(bm) * 8 > rate * n:
+        raise InputError(f"{rate:g} bits/weight is below what the verbatim tensors and headers need")
+    loss = F.cross_entropy if loss_fn is None else loss_fn
+    show = bool(progress) if progress is not None else False
+    rt.fit(bm, data, steps=fit_steps, loss_fn=loss, progress=show)
+    return rt.compress(bm, dest, data, loss_fn=loss, rounds=rounds, steps=steps, progress=show)
 
 
 def compress_model_dir(

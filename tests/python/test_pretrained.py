@@ -233,6 +233,37 @@ def test_compress_module_with_calibration_batches_lowers_the_output_error(tmp_pa
     assert err["c"] < 0.5 * err["f"], err
 
 
+def test_compress_finetuned_fits_the_rate_and_loads(tmp_path):
+    torch = pytest.importorskip("torch")
+    import relcode.torch as rt
+
+    torch.manual_seed(0)
+    x = torch.randn(256, 8)
+    y = (x[:, 0] + x[:, 1] > 0).long()
+
+    def make():
+        return torch.nn.Sequential(torch.nn.Linear(8, 256), torch.nn.ReLU(), torch.nn.Linear(256, 2))
+
+    net = make()
+    opt = torch.optim.Adam(net.parameters(), 1e-2)
+    for _ in range(100):
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(net(x), y).backward()
+        opt.step()
+    n = sum(t.numel() for t in net.state_dict().values())
+    dest = tmp_path / "ft.relc"
+    rep = rp.compress_finetuned(net, dest, 2.0, rt.batches(x, y, 64), fit_steps=40, rounds=3, steps=5)
+    got = dest.stat().st_size * 8 / n
+    assert 1.5 < got <= 2.0 and rep.bytes == dest.stat().st_size
+    fresh = make()
+    rt.decompress(dest, fresh)
+    assert torch.equal(fresh(x), rep.model(x))
+    assert float((fresh(x).argmax(1) == y).float().mean()) > 0.8
+    with pytest.raises(relcode.InputError, match="below what"):
+        rp.compress_finetuned(net, tmp_path / "no.relc", 0.01, rt.batches(x, y, 64), fit_steps=1)
+    assert not (tmp_path / "no.relc").exists()
+
+
 def test_cli_compress_model_and_decode(tmp_path, model, capsys):
     from safetensors.numpy import load_file, save_file
 
