@@ -8,7 +8,10 @@
 /// One standardised dimension: Q = N(mu, s^2) against P = N(0, 1).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Std1 {
+    /// Standardised mean of Q: (q_mean - p_mean) / p_std.
     pub mu: f64,
+    /// Standardised standard deviation of Q: q_std / p_std (positive; below 1 for a
+    /// bounded density ratio).
     pub s: f64,
 }
 
@@ -67,23 +70,32 @@ impl Std1 {
 /// A standardised block: per-dimension targets, with block totals.
 #[derive(Clone, Debug)]
 pub struct Block {
+    /// The standardised target of each dimension, in order.
     pub dims: Vec<Std1>,
 }
 
 impl Block {
+    /// Standardises each dimension i of Q = N(q_mean, q_std^2) against P = N(p_mean, p_std^2)
+    /// ([`Std1::new`]). The dimension is `q_mean.len()`; the other slices must be at least
+    /// as long (shorter ones panic). Nothing is validated here (see `check_target`).
     pub fn new(q_mean: &[f64], q_std: &[f64], p_mean: &[f32], p_std: &[f32]) -> Block {
         let dims = (0..q_mean.len()).map(|i| Std1::new(q_mean[i], q_std[i], p_mean[i], p_std[i])).collect();
         Block { dims }
     }
 
+    /// KL(Q || P) of the block in nats: the sum over its dimensions.
     pub fn kl(&self) -> f64 {
         self.dims.iter().map(Std1::kl).sum()
     }
 
+    /// D_inf = log sup dQ/dP of the block in nats: the sum over its dimensions; infinite when
+    /// any dimension is unbounded.
     pub fn d_inf(&self) -> f64 {
         self.dims.iter().map(Std1::d_inf).sum()
     }
 
+    /// Whether the block's density ratio is bounded: s < 1 in every dimension, what the
+    /// exact samplers need.
     pub fn bounded(&self) -> bool {
         self.dims.iter().all(Std1::bounded)
     }
@@ -496,6 +508,8 @@ fn legendre<const N: usize>(x: f64) -> [f64; N] {
 }
 
 impl Stretch {
+    /// The stretch function of `target` (which must be bounded, s < 1), with an empty table:
+    /// panels are integrated lazily as `sigma` and `below` need them.
     pub fn new(target: Std1) -> Stretch {
         let d_inf = target.d_inf();
         let top = d_inf + FLAT;

@@ -6,6 +6,43 @@
 //! the message, P, the keys and the id, and regenerates the sample bit for bit. The
 //! dispatcher here computes `code.sample` by running the decoder on the encoder's message,
 //! so the two can never disagree.
+//!
+//! Entry points: [`encode`] and [`decode`] for one block, [`encode_batch`] and
+//! [`decode_batch`] for many blocks of one dimension (in parallel, with results that never
+//! depend on the thread count), [`decode_many`] for blocks of mixed sizes laid out back to
+//! back, and [`write_message`] / [`read_message`] for the bits of a message.
+//!
+//! Decoding uses only the deterministic streams and the crate's own `ndtri`, so a message
+//! decodes to the same bits on every machine and backend. Encoders of the exact samplers
+//! use the platform's `exp` and `ln` to choose a message; that choice never affects how
+//! any message decodes.
+//!
+//! # Examples
+//!
+//! An exact method (PFR) and a fixed-budget one (MRC with 2^10 candidates) on one block:
+//!
+//! ```
+//! use relcode::channel::{decode, encode, Keys, Method, Options, Target};
+//!
+//! let (q_mean, q_std) = ([0.12, -0.30, 0.05], [0.05, 0.08, 0.10]);
+//! let (p_mean, p_std) = ([0.0f32; 3], [0.2f32; 3]);
+//! let target = Target { q_mean: &q_mean, q_std: &q_std, p_mean: &p_mean, p_std: &p_std };
+//! let keys = Keys::new(42); // the root seed
+//! let id = 7; // the block's stream id
+//!
+//! for (method, opts) in [
+//!     (Method::Pfr, Options::default()),
+//!     (Method::Mrc, Options { bits: Some(10), ..Options::default() }),
+//! ] {
+//!     let mut sample = [0f32; 3];
+//!     let enc = encode(method, &target, &keys, id, &opts, &mut sample)?;
+//!     // The decoder needs only P, the seed, the id, the options and the message.
+//!     let mut out = [0f32; 3];
+//!     decode(method, &enc.message, &p_mean, &p_std, &keys, id, &opts, &mut out)?;
+//!     assert_eq!(out.map(f32::to_bits), sample.map(f32::to_bits));
+//! }
+//! # Ok::<(), relcode::channel::ChannelError>(())
+//! ```
 
 pub mod candidates;
 pub mod gaussian;
@@ -59,6 +96,7 @@ pub enum Method {
 /// What `methods()` reports.
 #[derive(Clone, Copy, Debug)]
 pub struct MethodInfo {
+    /// The method's name, as [`Method::name`] returns it and [`Method::parse`] reads it.
     pub name: &'static str,
     /// Exact samplers output samples distributed exactly as Q.
     pub exact: bool,
@@ -75,6 +113,8 @@ pub struct MethodInfo {
 }
 
 impl Method {
+    /// Every method, in the order of their stable ids: `Method::ALL[m.id() as usize] == m`.
+    /// The order is part of the file format (spec/format.md, method ids) and never changes.
     pub const ALL: [Method; 12] = [
         Method::Mrc,
         Method::Orc,
@@ -90,23 +130,40 @@ impl Method {
         Method::GprsBnb,
     ];
 
+    /// The method's lowercase name: `mrc`, `orc`, `pfr`, `astar`, `as_star`, `ad_star`,
+    /// `dad_star`, `grs`, `agrs`, `gprs`, `gprs_parallel` or `gprs_bnb`.
     pub fn name(self) -> &'static str {
         self.info().name
     }
 
+    /// The method called `name` (exactly as [`Method::name`] spells it), or `None`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use relcode::channel::Method;
+    ///
+    /// assert_eq!(Method::parse("as_star"), Some(Method::AsStar));
+    /// assert_eq!(Method::parse("AS*"), None);
+    /// assert!(Method::ALL.iter().all(|&m| Method::parse(m.name()) == Some(m)));
+    /// ```
     pub fn parse(name: &str) -> Option<Method> {
         Method::ALL.into_iter().find(|m| m.name() == name)
     }
 
-    /// Stable numeric id used by the file format.
+    /// Stable numeric id used by the file format: the method's position in [`Method::ALL`]
+    /// (0 `mrc` .. 11 `gprs_bnb`).
     pub fn id(self) -> u8 {
         Method::ALL.iter().position(|&m| m == self).unwrap() as u8
     }
 
+    /// The method whose [`Method::id`] is `id`, or `None` for an id above 11.
     pub fn from_id(id: u8) -> Option<Method> {
         Method::ALL.get(id as usize).copied()
     }
 
+    /// What the method is and needs: exactness, the largest block dimension, whether it
+    /// has a fixed budget or needs a bounded density ratio, its runtime and its message.
     pub fn info(self) -> MethodInfo {
         let i = |name, exact, max_dim, fixed_budget, needs_bounded_ratio, runtime, message| MethodInfo {
             name,
@@ -264,9 +321,21 @@ pub enum ChannelError {
     /// The method cannot code this target (dimension, unbounded density ratio).
     Unsupported(String),
     /// The iteration cap was reached before a sample was accepted.
-    IterationCap { method: Method, steps: u64 },
+    IterationCap {
+        /// The method whose search stopped.
+        method: Method,
+        /// The steps taken when it stopped: [`Options::max_steps`], or fewer when a
+        /// method's own limit came first (a stream position beyond 2^64 for gprs_parallel,
+        /// more than 2^21 open nodes for dyadic gprs_bnb).
+        steps: u64,
+    },
     /// A tree search needed a node deeper than a message can address (heap indices are 64-bit).
-    DepthLimit { method: Method, depth: u32 },
+    DepthLimit {
+        /// The method whose search stopped.
+        method: Method,
+        /// The deepest level a message addresses (62: heap indices stay below 2^63).
+        depth: u32,
+    },
     /// A message that no encoder with these options can produce.
     InvalidMessage(String),
     /// The options ask for a SIMD backend this CPU cannot run.
@@ -315,15 +384,22 @@ impl From<CodeError> for ChannelError {
 /// The keys of every purpose of one root seed, derived once per call.
 #[derive(Clone, Copy, Debug)]
 pub struct Keys {
+    /// The root seed the keys were derived from.
     pub seed: u64,
+    /// Key of (seed, `CAND`): candidate normals, read by encoders and decoders.
     pub cand: [u32; 2],
+    /// Key of (seed, `NODE`): node uniforms of the 1D tree samplers and agrs.
     pub node: [u32; 2],
+    /// Key of (seed, `NOIS`): encoder-only noise; decoders never read it.
     pub noise: [u32; 2],
+    /// Key of (seed, `POOL`): the shared candidate pools of the pool mode.
     pub pool: [u32; 2],
+    /// Key of (seed, `XFRM`): the block-keyed transforms of the pool mode.
     pub xfrm: [u32; 2],
 }
 
 impl Keys {
+    /// Derives the five keys of root seed `seed` (one Philox call each, `derive_key`).
     pub fn new(seed: u64) -> Keys {
         Keys {
             seed,
@@ -340,28 +416,42 @@ impl Keys {
 /// two numbers (gprs_parallel: the sub-process; agrs), a second field.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Hash)]
 pub struct Message {
+    /// The main field (spec/channel.md section 3): the candidate index k < 2^bits of mrc,
+    /// orc and truncated pfr; the arrival index n >= 1 of pfr, astar, grs, gprs and
+    /// gprs_parallel; the heap index h >= 1 of as_star, ad_star, dad_star and gprs_bnb; the
+    /// accepting step k >= 1 of agrs.
     pub index: u64,
+    /// The second field: the sub-process j < J of gprs_parallel, the proposal bound b >= 1
+    /// of agrs; 0 for every other method, which does not transmit it.
     pub aux: u64,
 }
 
 impl Message {
+    /// A message of one field: `index`, with `aux` = 0.
     pub fn new(index: u64) -> Message {
         Message { index, aux: 0 }
     }
 }
 
-/// One block to code: Q in float64 (encoder only), P in float32 (what files store).
+/// One block to code: Q in float64 (encoder only), P in float32 (what files store). All four
+/// slices have the block dimension d as their length.
 #[derive(Clone, Copy, Debug)]
 pub struct Target<'a> {
+    /// Means of Q, per dimension (finite).
     pub q_mean: &'a [f64],
+    /// Standard deviations of Q, per dimension (positive and finite).
     pub q_std: &'a [f64],
+    /// Means of P, per dimension (finite): what the decoder is given.
     pub p_mean: &'a [f32],
+    /// Standard deviations of P, per dimension (positive and finite). The exact methods
+    /// need `q_std < p_std` in every dimension (a bounded density ratio).
     pub p_std: &'a [f32],
 }
 
 /// The encoder's result for one block.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Encoded {
+    /// The message to transmit: what [`decode`] takes to regenerate the sample.
     pub message: Message,
     /// Proposals, candidates or tree nodes examined.
     pub steps: u64,
@@ -379,6 +469,15 @@ fn log2_exact(j: u32) -> Option<u32> {
 
 /// Checks that `opts` make sense for `method` and block dimension `d`, and that this CPU runs
 /// their backend.
+///
+/// # Errors
+///
+/// [`ChannelError::Backend`] for a backend this CPU cannot run; [`ChannelError::Unsupported`]
+/// for d > 1 with a one-dimensional method; [`ChannelError::InvalidInput`] for d = 0 and for
+/// options the method refuses (mrc and orc without `bits`, `bits` above 32, dad_star without
+/// `depth` or with `depth` above 62, gprs_parallel with `parallel` not a power of two in
+/// 1 ..= 65536, pool mode
+/// without a fixed budget, `max_steps` = 0, an invalid `index_code`).
 pub fn validate(method: Method, opts: &Options, d: usize) -> Result<(), ChannelError> {
     validated(method, opts, d).map(|_| ())
 }
@@ -441,6 +540,14 @@ fn check_options(method: Method, opts: &Options, d: usize) -> Result<(), Channel
 }
 
 /// Checks one target: finite values, positive stds, and a bounded ratio where required.
+/// Returns the target in standard coordinates.
+///
+/// # Errors
+///
+/// [`ChannelError::InvalidInput`] for slices of unequal lengths, a non-finite mean, or a
+/// standard deviation that is not positive and finite; [`ChannelError::Unsupported`] when an
+/// exact method (one that [`MethodInfo::needs_bounded_ratio`], without a fixed budget) meets
+/// a dimension with `q_std >= p_std`.
 pub fn check_target(method: Method, t: &Target<'_>, opts: &Options) -> Result<Block, ChannelError> {
     let d = t.p_mean.len();
     if t.q_mean.len() != d || t.q_std.len() != d || t.p_std.len() != d {
@@ -492,7 +599,9 @@ pub fn message_codes(method: Method, opts: &Options) -> Vec<(Field, IndexCode)> 
 /// Which part of a `Message` a code field carries.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Field {
+    /// [`Message::index`].
     Index,
+    /// [`Message::aux`].
     Aux,
 }
 
@@ -504,6 +613,11 @@ fn field(m: &Message, f: Field) -> u64 {
 }
 
 /// Code length of `msg` in bits.
+///
+/// # Errors
+///
+/// [`ChannelError::InvalidMessage`] when a field is not representable by its code (a value
+/// of 2^b or more in a b-bit field, or 0 in a universal-code field).
 pub fn message_bits(method: Method, opts: &Options, msg: &Message) -> Result<u32, ChannelError> {
     let mut n = 0u32;
     for (f, code) in message_codes(method, opts) {
@@ -512,7 +626,13 @@ pub fn message_bits(method: Method, opts: &Options, msg: &Message) -> Result<u32
     Ok(n)
 }
 
-/// Appends the code of `msg`; returns its length.
+/// Appends the code of `msg`, its fields in the order of [`message_codes`], without padding;
+/// returns its length in bits (what [`message_bits`] gives).
+///
+/// # Errors
+///
+/// [`ChannelError::InvalidMessage`] when a field is not representable by its code. A field
+/// already written stays in `w`.
 pub fn write_message(
     method: Method,
     opts: &Options,
@@ -526,7 +646,12 @@ pub fn write_message(
     Ok(n)
 }
 
-/// Reads one message.
+/// Reads one message written by [`write_message`] with the same method and options.
+///
+/// # Errors
+///
+/// [`ChannelError::InvalidMessage`] when the bits end inside a field or hold a malformed
+/// code word. Field values are not range-checked here; [`decode`] checks them.
 pub fn read_message(method: Method, opts: &Options, r: &mut BitReader<'_>) -> Result<Message, ChannelError> {
     read_message_with(&message_codes(method, opts), r)
 }
@@ -548,6 +673,45 @@ pub fn read_message_with(
 }
 
 /// Encodes one block. `sample` receives the coded weights (what `decode` returns).
+///
+/// `keys` are those of the root seed ([`Keys::new`]) and `id` is the block's stream id; the
+/// decoder needs both. `sample` must have the block's dimension. The returned
+/// [`Encoded::bits`] is the exact code length of the message, and the sample is
+/// computed by running [`decode`] on the message, so encoder and decoder cannot disagree.
+///
+/// # Errors
+///
+/// Everything [`validate`] and [`check_target`] refuse; [`ChannelError::IterationCap`] or
+/// [`ChannelError::DepthLimit`] when the search stops without a sample (never a silently
+/// wrong one); [`ChannelError::InvalidInput`] when `sample` has the wrong length or a pool
+/// would exceed `pool::MAX_POOL_ELEMENTS`.
+///
+/// # Examples
+///
+/// Encode, transmit the message's bits, and decode on the other side:
+///
+/// ```
+/// use relcode::channel::{decode, encode, read_message, write_message, Keys, Method, Options, Target};
+/// use relcode::codes::{BitReader, BitWriter};
+///
+/// let (q_mean, q_std) = ([0.4], [0.05]);
+/// let (p_mean, p_std) = ([0.0f32], [0.5f32]);
+/// let target = Target { q_mean: &q_mean, q_std: &q_std, p_mean: &p_mean, p_std: &p_std };
+/// let (keys, id, opts) = (Keys::new(2024), 0, Options::default());
+///
+/// let mut sample = [0f32];
+/// let enc = encode(Method::AdStar, &target, &keys, id, &opts, &mut sample)?;
+/// let mut w = BitWriter::new();
+/// assert_eq!(write_message(Method::AdStar, &opts, &enc.message, &mut w)?, enc.bits);
+/// let bytes = w.finish();
+///
+/// let mut r = BitReader::new(&bytes, enc.bits as u64);
+/// let message = read_message(Method::AdStar, &opts, &mut r)?;
+/// let mut out = [0f32];
+/// decode(Method::AdStar, &message, &p_mean, &p_std, &keys, id, &opts, &mut out)?;
+/// assert_eq!(out[0].to_bits(), sample[0].to_bits());
+/// # Ok::<(), relcode::channel::ChannelError>(())
+/// ```
 pub fn encode(
     method: Method,
     t: &Target<'_>,
@@ -579,6 +743,35 @@ pub fn encode(
 }
 
 /// Decodes one block into `out` (length = block dimension).
+///
+/// Needs only P (`p_mean`, `p_std`), the root seed's `keys`, the block's stream `id`, the
+/// method and options the encoder used, and the message; the result is the same bits on
+/// every machine and backend.
+///
+/// # Errors
+///
+/// [`ChannelError::InvalidInput`] when `p_mean`, `p_std` and `out` differ in length;
+/// everything [`validate`] refuses; [`ChannelError::InvalidMessage`] for a message no
+/// encoder with these options produces (a field outside its code or range: k >= 2^bits,
+/// n = 0, h = 0, a heap index too deep, j >= J, a candidate beyond the stream).
+///
+/// # Examples
+///
+/// ```
+/// use relcode::channel::{decode, ChannelError, Message, Method, Options, Keys};
+///
+/// let opts = Options { bits: Some(8), ..Options::default() };
+/// let (p_mean, p_std) = ([0.0f32; 2], [1.0f32; 2]);
+/// let keys = Keys::new(1);
+/// // Any index below 2^8 is candidate k of block 5's candidate stream.
+/// let mut out = [0f32; 2];
+/// decode(Method::Mrc, &Message::new(200), &p_mean, &p_std, &keys, 5, &opts, &mut out)?;
+/// assert!(out.iter().all(|x| x.is_finite()));
+/// // Index 256 is outside the budget: an error, never a sample.
+/// let bad = decode(Method::Mrc, &Message::new(256), &p_mean, &p_std, &keys, 5, &opts, &mut out);
+/// assert!(matches!(bad, Err(ChannelError::InvalidMessage(_))));
+/// # Ok::<(), ChannelError>(())
+/// ```
 #[allow(clippy::too_many_arguments)]
 pub fn decode(
     method: Method,
@@ -613,12 +806,19 @@ pub fn decode(
 }
 
 /// A batch of `n` problems of dimension `d`, row-major; problem i uses stream id `ids[i]`.
+/// Every parameter slice holds `n * d` values, problem i at `i * d .. (i + 1) * d`.
 pub struct Batch<'a> {
+    /// Dimension of every problem (positive).
     pub d: usize,
+    /// Means of Q, `n * d` of them.
     pub q_mean: &'a [f64],
+    /// Standard deviations of Q, `n * d` of them.
     pub q_std: &'a [f64],
+    /// Means of P, `n * d` of them.
     pub p_mean: &'a [f32],
+    /// Standard deviations of P, `n * d` of them.
     pub p_std: &'a [f32],
+    /// The stream id of each problem; its length is the number of problems `n`.
     pub ids: &'a [u64],
 }
 
@@ -637,6 +837,39 @@ impl<'a> Batch<'a> {
 
 /// Encodes a batch in parallel on the current rayon pool. Results (and the first error, by
 /// problem index) never depend on the number of threads.
+///
+/// Problem i is coded as [`encode`] codes it alone with `Keys::new(seed)` and id
+/// `b.ids[i]`; its sample goes to `samples[i * d .. (i + 1) * d]`. `samples` and the slices
+/// of `b` must hold `b.ids.len() * b.d` values (not checked: other lengths panic or leave
+/// problems out).
+///
+/// # Errors
+///
+/// `(i, error)` for the first problem i that fails, with the errors of [`encode`]; errors
+/// of the options or the backend come as problem 0.
+///
+/// # Examples
+///
+/// ```
+/// use relcode::channel::{decode_batch, encode_batch, Batch, Method, Options};
+///
+/// let (n, d) = (4, 2);
+/// let q_mean: Vec<f64> = (0..n * d).map(|i| 0.01 * i as f64).collect();
+/// let q_std = vec![0.05; n * d];
+/// let (p_mean, p_std) = (vec![0.0f32; n * d], vec![0.1f32; n * d]);
+/// let ids: Vec<u64> = (0..n as u64).collect();
+/// let b = Batch { d, q_mean: &q_mean, q_std: &q_std, p_mean: &p_mean, p_std: &p_std, ids: &ids };
+/// let opts = Options { bits: Some(12), ..Options::default() };
+///
+/// let mut samples = vec![0f32; n * d];
+/// let enc = encode_batch(Method::Orc, &b, 7, &opts, &mut samples).map_err(|(_, e)| e)?;
+/// let messages: Vec<_> = enc.iter().map(|e| e.message).collect();
+/// let mut out = vec![0f32; n * d];
+/// decode_batch(Method::Orc, &messages, d, &p_mean, &p_std, &ids, 7, &opts, &mut out)
+///     .map_err(|(_, e)| e)?;
+/// assert_eq!(out, samples);
+/// # Ok::<(), relcode::channel::ChannelError>(())
+/// ```
 pub fn encode_batch(
     method: Method,
     b: &Batch<'_>,
@@ -765,6 +998,35 @@ fn candidate_index(method: Method, opts: &Options, m: &Message) -> Option<Result
 /// regenerate every candidate of the slice together, sixteen normals per SIMD step whatever
 /// their blocks; the others decode block by block. Bit-identical to `decode` per block.
 /// Refuses a backend this CPU cannot run (as block 0) before decoding anything.
+///
+/// # Errors
+///
+/// `(i, error)` for the first block i that fails, with the errors [`decode`] gives it alone,
+/// plus [`ChannelError::InvalidInput`] for a prior mean that is not finite or a prior std
+/// that is not positive and finite, and (as block 0) for lengths that do not add up
+/// (`ids`, `messages` and `sizes` of one length; `p_mean`, `p_std` and `out` of the sum of
+/// `sizes`). Blocks before the failing one may already be written.
+///
+/// # Examples
+///
+/// ```
+/// use relcode::channel::{decode, decode_many, Keys, Message, Method, Options};
+///
+/// let opts = Options { bits: Some(10), ..Options::default() };
+/// let keys = Keys::new(3);
+/// let sizes = [3u32, 1, 5];
+/// let ids = [10u64, 11, 12];
+/// let messages = [Message::new(5), Message::new(1023), Message::new(0)];
+/// let (p_mean, p_std) = (vec![0.5f32; 9], vec![0.25f32; 9]);
+/// let mut out = vec![0f32; 9];
+/// decode_many(Method::Mrc, &opts, &keys, &ids, &messages, &sizes, &p_mean, &p_std, &mut out)
+///     .map_err(|(_, e)| e)?;
+/// // The same bits as decoding each block alone.
+/// let mut last = [0f32; 5];
+/// decode(Method::Mrc, &messages[2], &p_mean[4..], &p_std[4..], &keys, 12, &opts, &mut last)?;
+/// assert_eq!(out[4..], last);
+/// # Ok::<(), relcode::channel::ChannelError>(())
+/// ```
 #[allow(clippy::too_many_arguments)]
 pub fn decode_many(
     method: Method,
@@ -998,7 +1260,16 @@ fn decode_many_body(
 /// Stream distance between consecutive normals of one candidate (the interleaving group).
 const GROUP_STRIDE: u64 = candidates::GROUP as u64;
 
-/// Decodes a batch in parallel.
+/// Decodes a batch in parallel: `messages.len()` blocks of dimension `d`, block i with stream
+/// id `ids[i]` under root seed `seed`, into `out[i * d .. (i + 1) * d]`. The bits are those of
+/// [`decode`] per block, whatever the thread count. `p_mean`, `p_std` and `out` must hold
+/// `messages.len() * d` values and `ids` one per block (not checked: other lengths panic or
+/// are refused as invalid input).
+///
+/// # Errors
+///
+/// `(i, error)` for the first block i that fails, as [`decode_many`] reports it; errors of
+/// the options or the backend come as block 0.
 #[allow(clippy::too_many_arguments)]
 pub fn decode_batch(
     method: Method,

@@ -25,7 +25,9 @@ pub const MAX_POOL_ELEMENTS: u64 = 1 << 28;
 /// when `neg[j]`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Transform {
+    /// A permutation of 0 .. d: block dimension j reads pool dimension `perm[j]`.
     pub perm: Vec<usize>,
+    /// Per block dimension j, whether the pool value is negated (d entries).
     pub neg: Vec<bool>,
 }
 

@@ -14,13 +14,18 @@ use crate::stream::ndtri;
 /// A point of the quantile domain: v = c (lower) or v = 1 - c (upper), 0 <= c <= 1/2.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Coord {
+    /// The tail mass, in [0, 1/2]: the P-mass between the point and the end of its side.
     pub c: f64,
+    /// The side: `false` for the lower tail (v = c), `true` for the upper tail (v = 1 - c).
     pub upper: bool,
 }
 
 impl Coord {
+    /// The lower end, v = 0 (standard-normal value -infinity).
     pub const ZERO: Coord = Coord { c: 0.0, upper: false };
+    /// The upper end, v = 1 (standard-normal value +infinity).
     pub const ONE: Coord = Coord { c: 0.0, upper: true };
+    /// The median, v = 1/2 (standard-normal value 0), written on the lower side.
     pub const HALF: Coord = Coord { c: 0.5, upper: false };
 
     /// The standard-normal quantile of the point (±infinity at the ends).
@@ -55,7 +60,9 @@ impl Coord {
 /// An interval [lo, hi] of the quantile domain, lo before hi.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Interval {
+    /// The lower endpoint.
     pub lo: Coord,
+    /// The upper endpoint (not before `lo`).
     pub hi: Coord,
 }
 

@@ -13,6 +13,7 @@ pub struct BitWriter {
 }
 
 impl BitWriter {
+    /// An empty writer (no bits, no bytes).
     pub fn new() -> BitWriter {
         BitWriter::default()
     }
@@ -64,10 +65,12 @@ impl<'a> BitReader<'a> {
         BitReader { bytes, pos: 0, len: len.min(bytes.len() as u64 * 8) }
     }
 
+    /// Bits read so far, from the start of the slice.
     pub fn position(&self) -> u64 {
         self.pos
     }
 
+    /// Bits left before the end of the readable length (`len` clamped to the slice).
     pub fn remaining(&self) -> u64 {
         self.len - self.pos
     }

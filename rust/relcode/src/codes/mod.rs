@@ -7,6 +7,29 @@
 //! Vigna, "Codes for the World-Wide Web", 2005), so with k near the block KL in bits it
 //! spends about KL + log2(KL + 1) + O(1) bits, against ~1 bit more for parameter-free
 //! Elias-delta. The decoder must know k: files record it per chunk.
+//!
+//! # Examples
+//!
+//! ```
+//! use relcode::codes::{BitReader, BitWriter, IndexCode};
+//!
+//! let mut w = BitWriter::new();
+//! let mut bits = 0;
+//! bits += IndexCode::Fixed(10).write(&mut w, 1000)?; // 10 bits
+//! bits += IndexCode::EliasDelta.write(&mut w, 17)?; // 4 + 2 * 2 + 1 = 9 bits
+//! bits += IndexCode::Zeta(3).write(&mut w, 5)?; // 4 bits
+//! assert_eq!((bits, w.bit_len()), (23, 23));
+//! let bytes = w.finish(); // 3 bytes, the last padded with zeros
+//!
+//! let mut r = BitReader::new(&bytes, 23);
+//! assert_eq!(IndexCode::Fixed(10).read(&mut r)?, 1000);
+//! assert_eq!(IndexCode::EliasDelta.read(&mut r)?, 17);
+//! assert_eq!(IndexCode::Zeta(3).read(&mut r)?, 5);
+//! assert_eq!(r.remaining(), 0);
+//! // Universal codes start at 1.
+//! assert!(IndexCode::EliasDelta.len(0).is_err());
+//! # Ok::<(), relcode::codes::CodeError>(())
+//! ```
 
 mod bits;
 pub use bits::{BitReader, BitWriter};
@@ -17,7 +40,12 @@ use std::fmt;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum CodeError {
     /// The value cannot be represented by this code (0 for a universal code, or too wide).
-    Unrepresentable { value: u64, code: IndexCode },
+    Unrepresentable {
+        /// The value given.
+        value: u64,
+        /// The code that cannot write it.
+        code: IndexCode,
+    },
     /// The bit stream ended inside a code word.
     Truncated,
     /// A code word decodes to a value outside 1 ..= 2^64 - 1 or has an impossible prefix.

@@ -32,10 +32,16 @@ pub enum Backend {
 /// A CPU feature that a SIMD backend's code may use.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Feature {
+    /// AVX: 256-bit floating-point vectors (implied by every other feature here).
     Avx,
+    /// AVX2: 256-bit integer vectors; with AVX, what [`Backend::Avx2`] needs.
     Avx2,
+    /// FMA3: fused multiply-add instructions. Implied by AVX-512F and so required by
+    /// [`Backend::Avx512`]; the stream itself never fuses a multiplication and an addition.
     Fma,
+    /// F16C: half-precision conversions (implied by AVX-512F).
     F16c,
+    /// AVX-512 Foundation: 512-bit vectors, what [`Backend::Avx512`] adds to the others.
     Avx512f,
 }
 
@@ -81,6 +87,7 @@ impl CpuFeatures {
         CpuFeatures(bits)
     }
 
+    /// Whether `f` is in this set.
     pub fn contains(self, f: Feature) -> bool {
         self.0 & f.bit() != 0
     }
@@ -142,8 +149,11 @@ pub struct Avx512Cpu(());
 /// A concrete backend that runs on this CPU; the SIMD ones carry the proof.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Supported {
+    /// Portable Rust code (runs everywhere).
     Scalar,
+    /// AVX2 code, with the proof that this CPU runs it.
     Avx2(Avx2Cpu),
+    /// AVX-512F code, with the proof that this CPU runs it.
     Avx512(Avx512Cpu),
 }
 
@@ -242,6 +252,26 @@ impl Backend {
 
     /// The backend checked against the running CPU: the concrete backend, with the proof of
     /// its features, or an error naming the missing ones. The only way to a proof.
+    ///
+    /// # Errors
+    ///
+    /// [`BackendError`] when `self` is `Avx2` or `Avx512` and the running CPU lacks one of
+    /// its [`features`](Backend::features); `Auto` and `Scalar` always succeed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use relcode::stream::{Backend, CpuFeatures};
+    ///
+    /// let best = Backend::Auto.checked().unwrap(); // never fails
+    /// assert!(Backend::CONCRETE.contains(&best.backend()));
+    /// match Backend::Avx512.checked() {
+    ///     Ok(s) => assert_eq!(s.backend(), Backend::Avx512),
+    ///     Err(e) => assert!(!e.missing.is_empty() && e.available.contains(&Backend::Scalar)),
+    /// }
+    /// // The same rule on a given feature set, without a proof:
+    /// assert_eq!(Backend::Auto.resolve_for(CpuFeatures::NONE), Ok(Backend::Scalar));
+    /// ```
     pub fn checked(self) -> Result<Supported, BackendError> {
         Ok(match self.resolve_for(running())? {
             Backend::Avx512 => Supported::Avx512(Avx512Cpu(())),

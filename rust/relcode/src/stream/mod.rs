@@ -7,6 +7,27 @@
 //! can never share a block: streams are disjoint by construction, not with high
 //! probability. Every value at position `p` depends on `(seed, purpose, id, p)` alone,
 //! so chunking, batching, thread count and SIMD width cannot change any bit.
+//!
+//! The conversions from words to numbers (`uniform_f64_from_words`, `box_muller`, `ndtri`)
+//! use this crate's own elementary functions (`math`), a fixed sequence of IEEE-754 basic
+//! operations with no fused multiply-add, so every machine and every [`Backend`] produces
+//! the same bits.
+//!
+//! # Examples
+//!
+//! ```
+//! use relcode::stream::{purpose, Backend, Stream};
+//!
+//! // Stream 7 of the candidate purpose under root seed 42.
+//! let s = Stream::new(42, purpose::CANDIDATES, 7);
+//! let mut z = vec![0f32; 1000];
+//! s.fill_normals(0, &mut z, Backend::Auto)?;
+//! // Bulk filling and random access agree bit for bit.
+//! assert_eq!(z[123].to_bits(), s.normal(123).to_bits());
+//! // Normals never exceed sqrt(66 ln 2) = 6.764 in magnitude.
+//! assert!(z.iter().all(|x| x.abs() <= 6.765));
+//! # Ok::<(), relcode::stream::BackendError>(())
+//! ```
 
 pub mod consts;
 pub mod dispatch;
@@ -54,11 +75,28 @@ pub fn derive_key(seed: u64, purpose: u32) -> [u32; 2] {
 /// One stream: (key, id). Cheap to copy; every accessor is a pure function of position.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Stream {
+    /// The Philox key of (seed, purpose), as [`derive_key`] returns it.
     pub key: [u32; 2],
+    /// The stream id: counter words 2 (low half) and 3 (high half) of every block.
     pub id: u64,
 }
 
 impl Stream {
+    /// Stream `id` of root seed `seed` and purpose tag `purpose` (one of [`purpose`]'s
+    /// constants), with its key derived now (one Philox call).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use relcode::stream::{derive_key, purpose, Stream};
+    ///
+    /// let s = Stream::new(42, purpose::NODES, 3);
+    /// assert_eq!(s, Stream::with_key(derive_key(42, purpose::NODES), 3));
+    /// // Random access: every value depends on its position alone.
+    /// let u = s.uniform_f64(10);
+    /// assert!(u > 0.0 && u < 1.0);
+    /// assert_eq!(s.word(9), s.block(2)[1]);
+    /// ```
     pub fn new(seed: u64, purpose: u32, id: u64) -> Stream {
         Stream { key: derive_key(seed, purpose), id }
     }
@@ -105,6 +143,29 @@ impl Stream {
     /// Normals `start .. start + out.len()` into `out`, on this thread, computed by `backend`
     /// once it is checked against the CPU (`Backend::checked`; nothing runs if it fails).
     /// Positions must not pass 2^64 (callers check `start + len` does not overflow).
+    /// `out[i]` is bit for bit `self.normal(start + i)` on every backend.
+    ///
+    /// # Errors
+    ///
+    /// [`BackendError`] when `backend` is a SIMD backend this CPU cannot run (`Auto` and
+    /// `Scalar` never fail); `out` is then left as it was.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use relcode::stream::{purpose, Backend, Stream};
+    ///
+    /// let s = Stream::new(1, purpose::POOL, 16);
+    /// let mut bulk = vec![0f32; 300];
+    /// s.fill_normals(5, &mut bulk, Backend::Auto)?;
+    /// let mut portable = vec![0f32; 300];
+    /// s.fill_normals(5, &mut portable, Backend::Scalar)?;
+    /// for (i, (a, b)) in bulk.iter().zip(&portable).enumerate() {
+    ///     assert_eq!(a.to_bits(), b.to_bits());
+    ///     assert_eq!(a.to_bits(), s.normal(5 + i as u64).to_bits());
+    /// }
+    /// # Ok::<(), relcode::stream::BackendError>(())
+    /// ```
     pub fn fill_normals(&self, start: u64, out: &mut [f32], backend: Backend) -> Result<(), BackendError> {
         self.fill_normals_with(start, out, backend.checked()?);
         Ok(())
@@ -182,7 +243,26 @@ impl Stream {
     }
 
     /// Words `start .. start + out.len()` into `out`, on this thread, computed by `backend`
-    /// once it is checked against the CPU.
+    /// once it is checked against the CPU. `out[i]` is `self.word(start + i)` on every
+    /// backend.
+    /// Positions must not pass 2^64, as for `fill_normals`.
+    ///
+    /// # Errors
+    ///
+    /// [`BackendError`] when `backend` is a SIMD backend this CPU cannot run; `out` is then
+    /// left as it was.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use relcode::stream::{purpose, Backend, Stream};
+    ///
+    /// let s = Stream::new(9, purpose::NOISE, 1 << 40);
+    /// let mut w = [0u32; 70];
+    /// s.fill_words(3, &mut w, Backend::Auto)?;
+    /// assert!(w.iter().enumerate().all(|(i, &x)| x == s.word(3 + i as u64)));
+    /// # Ok::<(), relcode::stream::BackendError>(())
+    /// ```
     pub fn fill_words(&self, start: u64, out: &mut [u32], backend: Backend) -> Result<(), BackendError> {
         self.fill_words_with(start, out, backend.checked()?);
         Ok(())
@@ -262,7 +342,27 @@ impl Stream {
         self.fill_words_scalar(p, &mut out[i..]);
     }
 
-    /// Like `fill_normals`, split over the current rayon pool in fixed 64 Ki chunks.
+    /// Like `fill_normals`, split over the current rayon pool in fixed chunks of 2^16
+    /// normals: the result is the same bits as `fill_normals` for any thread count.
+    ///
+    /// # Errors
+    ///
+    /// [`BackendError`] when `backend` is a SIMD backend this CPU cannot run (checked once,
+    /// before any thread starts); `out` is then left as it was.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use relcode::stream::{purpose, Backend, Stream};
+    ///
+    /// let s = Stream::new(3, purpose::CANDIDATES, 0);
+    /// let mut par = vec![0f32; 200_000];
+    /// s.fill_normals_par(0, &mut par, Backend::Auto)?;
+    /// let mut one = vec![0f32; 200_000];
+    /// s.fill_normals(0, &mut one, Backend::Auto)?;
+    /// assert!(par.iter().zip(&one).all(|(a, b)| a.to_bits() == b.to_bits()));
+    /// # Ok::<(), relcode::stream::BackendError>(())
+    /// ```
     pub fn fill_normals_par(
         &self,
         start: u64,
@@ -286,6 +386,30 @@ impl Stream {
 /// `pos[i]` of stream `ids[i]`. A decoder that regenerates many candidates of many blocks
 /// evaluates them sixteen (AVX-512) or eight (AVX2) at a time, whatever their streams.
 /// `backend` is checked against the CPU first (nothing runs if it fails).
+///
+/// # Errors
+///
+/// [`BackendError`] when `backend` is a SIMD backend this CPU cannot run.
+///
+/// # Panics
+///
+/// If `ids`, `pos` and `out` do not all have the same length.
+///
+/// # Examples
+///
+/// ```
+/// use relcode::stream::{derive_key, normals_at, purpose, Backend, Stream};
+///
+/// let key = derive_key(77, purpose::CANDIDATES);
+/// let ids = [5u64, 5, 900, 1 << 63];
+/// let pos = [0u64, 17, 3, u64::MAX];
+/// let mut out = [0f32; 4];
+/// normals_at(key, &ids, &pos, &mut out, Backend::Auto)?;
+/// for i in 0..4 {
+///     assert_eq!(out[i].to_bits(), Stream::with_key(key, ids[i]).normal(pos[i]).to_bits());
+/// }
+/// # Ok::<(), relcode::stream::BackendError>(())
+/// ```
 pub fn normals_at(
     key: [u32; 2],
     ids: &[u64],
@@ -298,6 +422,10 @@ pub fn normals_at(
 }
 
 /// `normals_at` on a backend already checked.
+///
+/// # Panics
+///
+/// If `ids`, `pos` and `out` do not all have the same length.
 pub fn normals_at_with(key: [u32; 2], ids: &[u64], pos: &[u64], out: &mut [f32], simd: Supported) {
     assert!(ids.len() == pos.len() && pos.len() == out.len());
     let n = out.len();

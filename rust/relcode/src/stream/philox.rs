@@ -10,6 +10,16 @@ fn mulhilo(a: u32, b: u32) -> (u32, u32) {
 }
 
 /// One Philox4x32-10 evaluation: 128-bit counter, 64-bit key, 128 bits out.
+///
+/// # Examples
+///
+/// The first known answer of spec/stream.md section 1 (Random123's `kat_vectors`):
+///
+/// ```
+/// use relcode::stream::philox4x32_10;
+///
+/// assert_eq!(philox4x32_10([0; 4], [0; 2]), [0x6627_e8d5, 0xe169_c58d, 0xbc57_ac4c, 0x9b00_dbd8]);
+/// ```
 #[inline(always)]
 pub fn philox4x32_10(ctr: [u32; 4], key: [u32; 2]) -> [u32; 4] {
     let mut c = ctr;
