@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError
-from .codec import Codec, load_codec, shipped_codecs
+from .codec import Codec, load_codec, nearest_codec, shipped_codecs
 from .pipeline import EncodeReport, EncodeSettings, decode, encode
 from .signals import audio_to_patches, from_patches, random_crops, to_samples
 
@@ -76,9 +76,10 @@ def _as_audio(audio: Any) -> np.ndarray:
 
 def default_codec(kbps: float | None, samples: int) -> Codec:
     """The shipped audio codec nearest the message rate a whole-file target leaves."""
-    from .image import _nearest
 
-    return _nearest(shipped_codecs("audio"), None if kbps is None else kbps * 1000 / RATE, samples, "audio")
+    return nearest_codec(
+        shipped_codecs("audio"), None if kbps is None else kbps * 1000 / RATE, samples, "audio"
+    )
 
 
 def compress(

@@ -31,7 +31,15 @@ import numpy as np
 from ..errors import FormatError, InputError
 from .siren import Architecture
 
-__all__ = ["CODEC_VERSION", "Codec", "codec_dirs", "find_codec", "load_codec"]
+__all__ = [
+    "CODEC_VERSION",
+    "Codec",
+    "codec_dirs",
+    "find_codec",
+    "load_codec",
+    "nearest_codec",
+    "shipped_codecs",
+]
 
 #: Version of the codec metadata layout.
 CODEC_VERSION = 1
@@ -260,3 +268,16 @@ def shipped_codecs(kind: str | None = None) -> list[Codec]:
             if kind is None or c.kind == kind:
                 out.append(c)
     return sorted(out, key=lambda c: c.bits_per_sample())
+
+
+def nearest_codec(codecs: list[Codec], bits_per_sample: float | None, samples: int, kind: str) -> Codec:
+    """Of ``codecs`` (by nominal rate), the one whose rate is closest in log scale to the
+    message rate a whole-file target of ``bits_per_sample`` leaves after a ~330-byte header
+    over ``samples`` samples, among those that can reach it; the middle one without a rate."""
+    if not codecs:
+        raise InputError(f"no {kind} codec is shipped with this installation; pass --codec")
+    if bits_per_sample is None:
+        return codecs[len(codecs) // 2]
+    msg = max(bits_per_sample - 330 * 8 / samples, 1e-3)
+    feasible = [c for c in codecs if c.min_bits_per_sample() * 1.02 <= msg] or codecs[:1]
+    return min(feasible, key=lambda c: abs(math.log(c.bits_per_sample() / msg)))

@@ -248,13 +248,13 @@ def base_of(
 
 
 def _base_for(codec: Codec, meta: dict[str, Any]) -> SignalBase:
-    from .signals import _grid
+    from .signals import patch_grid
 
     shape = meta["shape"]
     if len(shape) != codec.arch.dim_in:
         raise FormatError(f"a {len(shape)}-D signal shape for a {codec.arch.dim_in}-D codec")
     try:
-        patches = math.prod(_grid(shape, codec.arch.patch))
+        patches = math.prod(patch_grid(shape, codec.arch.patch))
     except InputError as e:
         raise FormatError(f"the signal's shape is invalid: {e}") from None
     return signal_base(codec, patches, meta["scale"])

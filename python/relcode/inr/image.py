@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError
-from .codec import Codec, load_codec, shipped_codecs
+from .codec import Codec, load_codec, nearest_codec, shipped_codecs
 from .pipeline import EncodeReport, EncodeSettings, decode, encode
 from .signals import MAX_PATCHES, from_patches, image_to_patches, random_crops, to_pixels
 
@@ -110,17 +110,7 @@ def _as_image(image: Any) -> np.ndarray:
 def default_codec(bits_per_pixel: float | None, pixels: int) -> Codec:
     """The shipped image codec whose nominal rate is closest (in log scale) to the message
     rate a whole-file target leaves after a ~330-byte header, among those that can reach it."""
-    return _nearest(shipped_codecs("image"), bits_per_pixel, pixels, "image")
-
-
-def _nearest(codecs: list[Codec], bits_per_sample: float | None, samples: int, kind: str) -> Codec:
-    if not codecs:
-        raise InputError(f"no {kind} codec is shipped with this installation; pass --codec")
-    if bits_per_sample is None:
-        return codecs[len(codecs) // 2]
-    msg = max(bits_per_sample - 330 * 8 / samples, 1e-3)
-    feasible = [c for c in codecs if c.min_bits_per_sample() * 1.02 <= msg] or codecs[:1]
-    return min(feasible, key=lambda c: abs(math.log(c.bits_per_sample() / msg)))
+    return nearest_codec(shipped_codecs("image"), bits_per_pixel, pixels, "image")
 
 
 def compress(

@@ -26,6 +26,7 @@ __all__ = [
     "audio_to_patches",
     "from_patches",
     "image_to_patches",
+    "patch_grid",
     "psnr",
     "random_crops",
     "to_pixels",
@@ -53,7 +54,7 @@ class Patches:
         return int(self.values.shape[0])
 
 
-def _grid(shape: tuple[int, ...], patch: tuple[int, ...]) -> tuple[int, ...]:
+def patch_grid(shape: tuple[int, ...], patch: tuple[int, ...]) -> tuple[int, ...]:
     if len(shape) != len(patch):
         raise InputError(f"a signal of shape {shape} does not match patches of shape {patch}")
     if any(s < 1 for s in shape):
@@ -74,7 +75,7 @@ def image_to_patches(image: np.ndarray, patch: tuple[int, int]) -> Patches:
             f"images must be (height, width, channels) uint8 arrays, got {img.dtype} {img.shape}"
         )
     H, W, C = img.shape
-    gh, gw = _grid((H, W), tuple(patch))
+    gh, gw = patch_grid((H, W), tuple(patch))
     ph, pw = patch
     padded = np.pad(img, ((0, gh * ph - H), (0, gw * pw - W), (0, 0)), mode="edge")
     wmask = np.zeros((gh * ph, gw * pw), dtype=np.float32)
@@ -89,7 +90,7 @@ def audio_to_patches(samples: np.ndarray, patch: int) -> Patches:
     a = np.asarray(samples)
     if a.dtype != np.int16 or a.ndim != 1:
         raise InputError(f"audio must be a 1-D int16 array, got {a.dtype} {a.shape}")
-    (g,) = _grid((a.size,), (patch,))
+    (g,) = patch_grid((a.size,), (patch,))
     padded = np.pad(a, (0, g * patch - a.size), mode="edge")
     w = np.zeros(g * patch, dtype=np.float32)
     w[: a.size] = 1.0
