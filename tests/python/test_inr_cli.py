@@ -204,11 +204,21 @@ def test_shipped_codecs_load_and_compress(
     assert code == 0 and "OK" in err, err
     code, out, err = run(capsys, "inspect", rel)
     assert code == 0, err
-    assert "(attached)" in out and "compressed image: " in out and "b'" not in out
+    assert "compact signal file" in out and "(image)" in out and "CRC-32 verified" in out
     code, out, err = run(capsys, "inspect", rel, "--json")
     info = json.loads(out)
+    assert info["verified"] and info["codec_kind"] == "image" and info["codec"] in {c.sha256 for c in codecs}
+    # the relcode container: verify and inspect rebuild its base from the shipped codec it names
+    rel2 = tmp_path / "d2.relc"
+    st = EncodeSettings(steps=30, finetune_steps=10, rounds=3, pixels=64, container="relcode")
+    image.compress(image.read_image(images / "crop.png"), rel2, bpp=2, settings=st)
+    code, _, err = run(capsys, "verify", rel2)
+    assert code == 0 and "OK" in err, err
+    code, out, err = run(capsys, "inspect", rel2)
+    assert "(attached)" in out and "compressed image: " in out and "b'" not in out
+    code, out, err = run(capsys, "inspect", rel2, "--json")
+    info = json.loads(out)
     assert info["base_attached"] and info["signal"]["codec_kind"] == "image"
-    assert info["signal"]["codec"] in {c.sha256 for c in codecs}
     bad = bytearray(rel.read_bytes())
     bad[-40] ^= 1  # inside the last chunk: a CRC or digest failure, never "OK"
     (tmp_path / "bad.relc").write_bytes(bytes(bad))

@@ -1,5 +1,9 @@
 """Compressed signal files: a header and one message per block, nothing else.
 
+New files use the *compact container* of spec/signal.md (:func:`write_compact`,
+:func:`read_compact`: 24 bytes of header and CRC-32, then the messages). The older container,
+still read and written on request, is described here:
+
 A signal file is a relcode file (spec/format.md) whose base is the *signal base* derived
 from a codec (:func:`signal_base`): the codec's prior tiled over the signal's ``P`` patches
 as a ``(P, N)`` coded tensor ``w``, and the KL-greedy layout of the codec's training KL,
@@ -23,6 +27,7 @@ import hashlib
 import io
 import math
 import os
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,10 +42,16 @@ __all__ = [
     "SignalBase",
     "SignalFile",
     "base_of",
+    "compact_header_bytes",
+    "compact_scale",
+    "is_compact",
     "is_signal_metadata",
+    "parse_compact",
+    "read_compact",
     "read_signal",
     "scale_for_blocks",
     "signal_base",
+    "write_compact",
     "write_signal",
 ]
 
@@ -272,6 +283,11 @@ def read_signal(
     from .. import format as fmt
 
     data = _read_bytes(source)
+    if is_compact(data):
+        dirs = list(codec_dirs)
+        if isinstance(source, (str, os.PathLike)):
+            dirs.append(Path(source).resolve().parent)
+        return read_compact(data, codec=codec, codec_dirs=dirs)
     meta = peek_metadata(data)
     if codec is not None:
         if codec.sha256 != meta["codec"]:
@@ -293,3 +309,226 @@ def read_signal(
 
 def file_sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+# -- the compact container (spec/signal.md) ---------------------------------------------------
+
+#: First bytes of a compact signal file, then its version byte.
+COMPACT_MAGIC = b"rS"
+COMPACT_VERSION = 1
+#: Bytes of the codec's SHA-256 that name it in a compact file.
+CODEC_ID_BYTES = 8
+_MAX_DIM = 1 << 31
+
+
+def is_compact(data: bytes) -> bool:
+    """Whether ``data`` starts like a compact signal file."""
+    return bytes(data[:2]) == COMPACT_MAGIC
+
+
+def _uleb(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        b = n & 0x7F
+        n >>= 7
+        out.append(b | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+def _read_uleb(data: bytes, pos: int, what: str) -> tuple[int, int]:
+    n = shift = 0
+    for i in range(10):
+        if pos + i >= len(data):
+            raise FormatError(f"the compact signal file is truncated in its {what}")
+        b = data[pos + i]
+        n |= (b & 0x7F) << shift
+        shift += 7
+        if not b & 0x80:
+            if b == 0 and i > 0:
+                raise FormatError(f"the {what} is not in its shortest encoding")
+            if n >= 1 << 64:
+                raise FormatError(f"the {what} does not fit in 64 bits")
+            return n, pos + i + 1
+    raise FormatError(f"the {what} is longer than 10 bytes")
+
+
+def compact_scale(scale: float) -> float:
+    """``scale`` rounded to the float32 at or below it, the value a compact file stores (so a
+    layout fitted to at most so many blocks keeps at most that many)."""
+    s = np.float32(_check_scale(scale))
+    if float(s) > scale:
+        s = np.nextafter(s, np.float32(0))
+    return _check_scale(float(s))
+
+
+def compact_header_bytes(codec: Codec, shape: tuple[int, ...], seed: int) -> int:
+    """Bytes of a compact signal file that are not message bits (header and check value)."""
+    return len(_compact_head(codec, shape, 1.0, seed)) + 4
+
+
+def _compact_head(codec: Codec, shape: tuple[int, ...], scale: float, seed: int) -> bytes:
+    if codec.sha256 is None:
+        raise InputError("save the codec (or load it from a file) before coding with it")
+    dims = b"".join(_uleb(int(s)) for s in shape)
+    scale32 = np.float32(scale).astype("<f4").tobytes()
+    return (
+        COMPACT_MAGIC + bytes([COMPACT_VERSION]) + bytes.fromhex(codec.sha256)[:CODEC_ID_BYTES]
+        + dims + _uleb(int(seed)) + scale32
+    )  # fmt: skip
+
+
+def _pack(messages: np.ndarray, bits: int) -> bytes:
+    """Messages as ``bits``-bit big-endian fields, MSB first, zero-padded to a byte."""
+    m = np.asarray(messages, dtype=np.uint64).reshape(-1)
+    if m.size and int(m.max()) >> bits:
+        raise InputError(f"a message does not fit in {bits} bits")
+    shifts = np.arange(bits - 1, -1, -1, dtype=np.uint64)
+    bitarr = ((m[:, None] >> shifts[None, :]) & np.uint64(1)).astype(np.uint8).reshape(-1)
+    return np.packbits(bitarr).tobytes()
+
+
+def _unpack(data: bytes, n: int, bits: int) -> np.ndarray:
+    bitarr = np.unpackbits(np.frombuffer(data, dtype=np.uint8))
+    if bitarr[n * bits :].any():
+        raise FormatError("the padding bits after the last message are not zero")
+    fields = bitarr[: n * bits].reshape(n, bits).astype(np.uint64)
+    weights = np.uint64(1) << np.arange(bits - 1, -1, -1, dtype=np.uint64)
+    return (fields * weights[None, :]).sum(axis=1, dtype=np.uint64)
+
+
+def _coder(codec: Codec, seed: int):
+    return codec.channel_options(seed).coder()
+
+
+@dataclass
+class CompactReport:
+    """What :func:`write_compact` wrote: sizes, the coded weights (P, N) float32 that a
+    decoder will decode, and the file's SHA-256."""
+
+    bytes: int
+    bits: int
+    header_bytes: int
+    decoded: np.ndarray
+    file_sha256: str
+
+
+def write_compact(
+    dest: Any, codec: Codec, base: SignalBase, shape: tuple[int, ...], messages: np.ndarray, seed: int
+) -> CompactReport:
+    """Writes a compact signal file (spec/signal.md; atomically for paths): about 24 bytes
+    of header and check value, then ``bits`` per block. ``base.scale`` must be a float32
+    (:func:`compact_scale`)."""
+    if float(np.float32(base.scale)) != base.scale:
+        raise InputError("a compact file stores its rate scale as a float32: use compact_scale()")
+    head = _compact_head(codec, shape, base.scale, seed)
+    msgs = np.asarray(messages, dtype=np.uint64).reshape(-1)
+    if msgs.size != base.num_blocks:
+        raise InputError(f"expected {base.num_blocks} messages, got {msgs.size}")
+    body = _pack(msgs, int(codec.bits))
+    w = _coder(codec, seed).decode(msgs, base.blocks, base.p_mean, base.p_std)
+    check = zlib.crc32(w.astype("<f4").tobytes(), zlib.crc32(head + body))
+    data = head + body + check.to_bytes(4, "little")
+    if isinstance(dest, (str, os.PathLike)):
+        from ..format import _write_atomic
+
+        _write_atomic(Path(dest), data)
+    else:
+        dest.write(data)
+    P, N = base.patches, codec.arch.num_params
+    bits = msgs.size * int(codec.bits)
+    return CompactReport(len(data), bits, len(head) + 4, w.reshape(P, N), file_sha256(data))
+
+
+def parse_compact(data: bytes, dim_in: int | None = None) -> dict[str, Any]:
+    """The header fields of a compact signal file (spec/signal.md): version and codec id
+    (hex), and with ``dim_in`` (the codec's number of dimensions, which the file does not
+    store) also the shape, seed, scale and where the messages start."""
+    if len(data) < 3 or not is_compact(data):
+        raise FormatError("not a compact signal file (the magic bytes are missing)")
+    if data[2] != COMPACT_VERSION:
+        from ..errors import VersionError
+
+        raise VersionError(f"compact signal version {data[2]} is not supported (this build reads 1)")
+    pos = 3 + CODEC_ID_BYTES
+    if len(data) < pos:
+        raise FormatError("the compact signal file is truncated in its codec id")
+    out: dict[str, Any] = {
+        "container": "compact",
+        "version": int(data[2]),
+        "codec_id": bytes(data[3:pos]).hex(),
+    }
+    if dim_in is None:
+        return out
+    shape = []
+    for k in range(int(dim_in)):
+        s, pos = _read_uleb(data, pos, f"signal shape (dimension {k})")
+        if not 1 <= s <= _MAX_DIM:
+            raise FormatError(f"the signal's shape is invalid (dimension {k} is {s})")
+        shape.append(s)
+    seed, pos = _read_uleb(data, pos, "seed")
+    if len(data) < pos + 4:
+        raise FormatError("the compact signal file is truncated in its rate scale")
+    scale = float(np.frombuffer(data[pos : pos + 4], dtype="<f4")[0])
+    out.update(shape=tuple(shape), seed=int(seed), scale=_check_scale(scale), messages_at=pos + 4)
+    return out
+
+
+def _find_by_id(codec_id: str, dirs: list[str | os.PathLike]) -> Codec:
+    from .codec import codec_dirs
+
+    found: dict[str, Path] = {}
+    for d in codec_dirs(dirs):
+        if not d.is_dir():
+            continue
+        for p in sorted(d.iterdir()):
+            try:
+                if not p.is_file() or p.stat().st_size > 1 << 30:
+                    continue
+                data = p.read_bytes()
+            except OSError:
+                continue
+            sha = hashlib.sha256(data).hexdigest()
+            if sha.startswith(codec_id):
+                found.setdefault(sha, p)
+    if len(found) > 1:
+        raise InputError(f"codec id {codec_id} names {len(found)} codecs here: pass the codec explicitly")
+    if not found:
+        raise InputError(
+            f"codec {codec_id}... not found in {', '.join(str(d) for d in codec_dirs(dirs))}; "
+            "pass it with --codec (or set RELCODE_CODEC_PATH)"
+        )
+    return find_codec(next(iter(found)), [next(iter(found.values())).parent])
+
+
+def read_compact(
+    data: bytes, *, codec: Codec | None = None, codec_dirs: list[str | os.PathLike] | tuple = ()
+) -> SignalFile:
+    """Decodes a compact signal file to its coded weights, checking its CRC-32 (which covers
+    the header, the messages and the decoded weights)."""
+    data = bytes(data)
+    codec_id = parse_compact(data)["codec_id"]
+    if codec is None:
+        codec = _find_by_id(codec_id, list(codec_dirs))
+    elif not (codec.sha256 or "").startswith(codec_id):
+        raise InputError(f"this file was coded with codec {codec_id}..., not the given codec")
+    head = parse_compact(data, codec.arch.dim_in)
+    meta = {"shape": head["shape"], "scale": head["scale"]}
+    base = _base_for(codec, meta)
+    bits = int(codec.bits)
+    at, n = head["messages_at"], base.num_blocks
+    body_len = (n * bits + 7) // 8
+    if len(data) != at + body_len + 4:
+        raise FormatError(
+            f"the compact signal file has {len(data)} bytes; its header and {n} blocks of {bits} bits "
+            f"make {at + body_len + 4}"
+        )
+    msgs = _unpack(data[at : at + body_len], n, bits)
+    w = _coder(codec, head["seed"]).decode(msgs, base.blocks, base.p_mean, base.p_std)
+    check = zlib.crc32(w.astype("<f4").tobytes(), zlib.crc32(data[: at + body_len]))
+    if check != int.from_bytes(data[-4:], "little"):
+        from ..errors import ChecksumError
+
+        raise ChecksumError("the compact signal file's CRC-32 does not match: it is corrupt")
+    P, N = base.patches, codec.arch.num_params
+    return SignalFile(codec, tuple(head["shape"]), head["scale"], w.reshape(P, N), len(data), n)

@@ -28,7 +28,15 @@ import numpy as np
 
 from ..errors import InputError
 from .codec import Codec
-from .files import read_signal, scale_for_blocks, signal_base, write_signal
+from .files import (
+    compact_header_bytes,
+    compact_scale,
+    read_signal,
+    scale_for_blocks,
+    signal_base,
+    write_compact,
+    write_signal,
+)
 from .signals import Patches
 
 __all__ = ["EncodeReport", "EncodeSettings", "decode", "encode", "header_bytes"]
@@ -40,7 +48,9 @@ class EncodeSettings:
     samples per patch per step, all samples at the end), learning rate ``lr``; coding in
     ``rounds`` rounds with ``finetune_steps`` fine-tuning steps in all between them
     (``finetune=False``: none, the ablation); ``seed`` seeds the file's random streams and
-    the training noise; ``device`` is the torch device (default: CUDA when present)."""
+    the training noise; ``device`` is the torch device (default: CUDA when present);
+    ``container`` is ``"compact"`` (spec/signal.md: about 24 bytes of header) or
+    ``"relcode"`` (a relcode file referencing the codec's base: about 330 bytes)."""
 
     steps: int = 1000
     lr: float = 2e-3
@@ -55,8 +65,11 @@ class EncodeSettings:
     seed: int = 0
     device: Any = None
     threads: int | None = None
+    container: str = "compact"
 
     def __post_init__(self) -> None:
+        if self.container not in ("compact", "relcode"):
+            raise InputError(f"container must be 'compact' or 'relcode', got {self.container!r}")
         if self.steps < 0 or self.rounds < 1 or self.finetune_steps < 0:
             raise InputError("steps and finetune_steps must be non-negative and rounds positive")
         if not (self.lr > 0 and math.isfinite(self.lr)):
@@ -86,20 +99,30 @@ class EncodeReport:
 
 
 def header_bytes(
-    codec: Codec, shape: tuple[int, ...], patches: int, scale: float = 1.0, seed: int = 0
+    codec: Codec,
+    shape: tuple[int, ...],
+    patches: int,
+    scale: float = 1.0,
+    seed: int = 0,
+    container: str = "compact",
 ) -> int:
-    """Bytes of a signal file that are not message bits: the format's framing, the header
-    with the references and metadata, the index and the digest (a dry run with zero
-    messages; the count does not depend on the message values)."""
+    """Bytes of a signal file that are not message bits: for a compact file its header and
+    check value; for a relcode file the format's framing, the header with the references and
+    metadata, the index and the digest (a dry run with zero messages; the count does not
+    depend on the message values)."""
+    if container == "compact":
+        return compact_header_bytes(codec, shape, seed)
     base = signal_base(codec, patches, scale)
     buf = io.BytesIO()
     rep = write_signal(buf, codec, base, shape, np.zeros(base.num_blocks, dtype=np.uint64), seed)
     return rep.bytes - (rep.bits + 7) // 8
 
 
-def _max_blocks(codec: Codec, shape, patches: int, samples: int, bits_per_sample: float, seed: int) -> int:
+def _max_blocks(
+    codec: Codec, shape, patches: int, samples: int, bits_per_sample: float, seed: int, container: str
+) -> int:
     target = math.floor(bits_per_sample * samples / 8)
-    head = header_bytes(codec, shape, patches, 1.0, seed)
+    head = header_bytes(codec, shape, patches, 1.0, seed, container)
     avail = target - head
     n = (avail * 8) // int(codec.bits)
     if n < 1:
@@ -147,7 +170,7 @@ def encode(
     if bits_per_sample is not None:
         if not (bits_per_sample > 0 and math.isfinite(bits_per_sample)):
             raise InputError("bits per sample must be positive")
-        nmax = _max_blocks(codec, patches.shape, P, samples, bits_per_sample, st.seed)
+        nmax = _max_blocks(codec, patches.shape, P, samples, bits_per_sample, st.seed, st.container)
         scale = scale_for_blocks(codec, P, nmax)
     elif blocks is not None:
         nmax = int(blocks)
@@ -187,6 +210,8 @@ def encode(
         init_beta = float(beta)
     else:
         scale, init_beta = 1.0, codec.beta
+    if st.container == "compact":
+        scale = compact_scale(scale)  # stored as a float32, at or below the fitted scale
     base = signal_base(codec, P, scale)
     history["scale"] = scale
     betas = BlockBetas(
@@ -221,15 +246,19 @@ def encode(
     history["rounds"] = res.rounds
     times["code"] = time.perf_counter() - t1
     t2 = time.perf_counter()
-    rep = write_signal(dest, codec, base, patches.shape, res.messages, st.seed)
-    decoded = rep.decoded["w"]
+    if st.container == "compact":
+        rep = write_compact(dest, codec, base, patches.shape, res.messages, st.seed)
+        decoded, head_bytes = rep.decoded, rep.header_bytes
+    else:
+        rep = write_signal(dest, codec, base, patches.shape, res.messages, st.seed)
+        decoded, head_bytes = rep.decoded["w"], rep.bytes - (rep.bits + 7) // 8
     if not np.array_equal(decoded.view(np.uint32), res.weights.view(np.uint32)):
         raise AssertionError("the file does not decode to the coded weights (please report this bug)")
     recon = arch.forward(res.weights)
     times["write"] = time.perf_counter() - t2
     return EncodeReport(
         bytes=rep.bytes,
-        header_bytes=rep.bytes - (rep.bits + 7) // 8,
+        header_bytes=head_bytes,
         message_bits=rep.bits,
         blocks=base.num_blocks,
         scale=scale,
