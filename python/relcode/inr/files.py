@@ -1,7 +1,7 @@
 """Compressed signal files: a header and one message per block, nothing else.
 
 New files use the *compact container* of spec/signal.md (:func:`write_compact`,
-:func:`read_compact`: 24 bytes of header and CRC-32, then the messages). The older container,
+:func:`read_compact`: 22-24 bytes of header and CRC-32, then the messages). The older container,
 still read and written on request, is described here:
 
 A signal file is a relcode file (spec/format.md) whose base is the *signal base* derived
@@ -416,7 +416,7 @@ class CompactReport:
 def write_compact(
     dest: Any, codec: Codec, base: SignalBase, shape: tuple[int, ...], messages: np.ndarray, seed: int
 ) -> CompactReport:
-    """Writes a compact signal file (spec/signal.md; atomically for paths): about 24 bytes
+    """Writes a compact signal file (spec/signal.md; atomically for paths): 22-24 bytes
     of header and check value, then ``bits`` per block. ``base.scale`` must be a float32
     (:func:`compact_scale`)."""
     if float(np.float32(base.scale)) != base.scale:

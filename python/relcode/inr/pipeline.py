@@ -49,7 +49,7 @@ class EncodeSettings:
     ``rounds`` rounds with ``finetune_steps`` fine-tuning steps in all between them
     (``finetune=False``: none, the ablation); ``seed`` seeds the file's random streams and
     the training noise; ``device`` is the torch device (default: CUDA when present);
-    ``container`` is ``"compact"`` (spec/signal.md: about 24 bytes of header) or
+    ``container`` is ``"compact"`` (spec/signal.md: 22-24 bytes of header) or
     ``"relcode"`` (a relcode file referencing the codec's base: about 330 bytes)."""
 
     steps: int = 1000
