@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import numbers
 import operator
-import os
-import tempfile
-import threading
 from typing import Any
 
 import numpy as np
@@ -59,35 +56,3 @@ def uint32_array(value: Any, name: str) -> np.ndarray:
     if arr.size and (arr.min() < 0 or arr.max() > 0xFFFFFFFF):
         raise InputError(f"{name} values must fit in 32 bits")
     return np.ascontiguousarray(arr, dtype=np.uint32)
-
-
-_umask_lock = threading.Lock()
-
-
-def _new_file_mode() -> int:
-    """The mode ``open()`` gives a new file now: 0o666 less the process umask."""
-    try:  # Linux: read it without changing it
-        with open("/proc/self/status", encoding="ascii", errors="replace") as f:
-            for line in f:
-                if line.startswith("Umask:"):
-                    return 0o666 & ~int(line.split()[1], 8)
-    except (OSError, ValueError, IndexError):
-        pass
-    with _umask_lock:  # elsewhere: set and restore (briefly visible to other threads)
-        mask = os.umask(0o022)
-        os.umask(mask)
-    return 0o666 & ~mask
-
-
-def temp_file(dest: os.PathLike, suffix: str = ".tmp") -> tuple[int, str]:
-    """A temporary file next to ``dest`` for an atomic write (renamed over ``dest`` when
-    complete): ``(fd, path)``. Unlike ``tempfile.mkstemp`` (always 0o600) it gets the mode a
-    plain ``open()`` would, so the renamed result is as readable as any other output."""
-    dest = os.fspath(dest)
-    parent = os.path.dirname(dest) or "."
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(dest)}.", suffix=suffix, dir=parent)
-    try:
-        os.fchmod(fd, _new_file_mode())
-    except OSError:  # a file system without modes: keep mkstemp's
-        pass
-    return fd, tmp

@@ -30,6 +30,7 @@ tensor by tensor; :func:`decode`, :func:`verify` and :func:`inspect` read whole 
 
 from __future__ import annotations
 
+import concurrent.futures as cf
 import hashlib
 import math
 import os
@@ -40,9 +41,8 @@ from typing import Any, BinaryIO, Union
 
 import numpy as np
 
-from . import _checks, _native
+from . import _checks, _native, _output
 from . import channel as _channel
-from ._tensorfiles import AtomicFile
 from .errors import FormatError, InputError
 
 __all__ = [
@@ -412,6 +412,12 @@ class File:
     # -- what the file holds --
 
     @property
+    def paths(self) -> list[Path]:
+        """The paths this file and its base file were read from (none for bytes)."""
+        own = [self._path] if self._path is not None else []
+        return own + (self.base.paths if self.base is not None else [])
+
+    @property
     def info(self) -> dict[str, Any]:
         """Header fields, chunk list, tensors and groups (see :func:`inspect`)."""
         return self._info
@@ -647,16 +653,11 @@ def inspect(
 # Writing
 
 
-def _write_atomic(dest: Any, data: bytes) -> None:
-    """Writes ``data`` to a path through a temporary file in the same directory, renamed on
-    success; or to a binary file object."""
+def write_output(dest: Any, data: bytes, *, inputs: Iterable[Any] = ()) -> None:
+    """Writes ``data`` to a path atomically (:mod:`relcode._output`: checked, complete or
+    absent, flushed to disk), or to a binary file object."""
     if isinstance(dest, (str, os.PathLike)):
-        with AtomicFile(dest) as out:
-            with out.path.open("wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            out.commit()
+        _output.write_bytes(dest, data, inputs=inputs)
     elif hasattr(dest, "write"):
         dest.write(data)
     else:
@@ -863,7 +864,7 @@ def encode(
         **options,
     )
     data = bytes(nat_bytes)
-    _write_atomic(dest, data)
+    write_output(dest, data)
     report = _report(rep["names"], shapes, rep, data, kl=rep["kl"])
     report.rate = {n: _rate_row(r) for n, r in zip(rep["names"], rep["rate"]) if r is not None}
     return report
@@ -1185,7 +1186,7 @@ class Writer:
         if self._closed:
             raise InputError("this writer is closed")
         data = self.to_bytes()
-        _write_atomic(self.dest, data)
+        write_output(self.dest, data)
         self._closed = True
         assert self.report is not None
         return self.report
@@ -1220,7 +1221,8 @@ class StreamWriter:
     :func:`encode_group_payloads` computed elsewhere, e.g. on a Dask worker), then
     :meth:`close`. Done in that order, with the KL layout, the bytes equal those of
     :func:`encode` with the same ``chunk_size``. The file appears at ``dest`` only when
-    :meth:`close` succeeds.
+    :meth:`close` succeeds (:mod:`relcode._output`: ``dest`` may not be one of the
+    ``inputs`` paths, a link, a directory or a FIFO).
     """
 
     def __init__(
@@ -1232,6 +1234,7 @@ class StreamWriter:
         chunk_size: int = DEFAULT_CHUNK_SIZE,
         digest: str = "tensor",
         metadata: Any = None,
+        inputs: Iterable[Any] = (),
     ):
         self.dest = Path(dest)
         self.seed = _checks.uint64(seed, "seed")
@@ -1257,7 +1260,7 @@ class StreamWriter:
             spec["shape"] = shape
             self.specs[n] = spec
         self.groups: list[tuple[int, int]] = Layout._ranges(coded_len, chunk_size) if coded_len else []
-        self._out = AtomicFile(self.dest)
+        self._out = _output.AtomicOutput(self.dest, inputs=inputs)
         try:
             self._w = _native.FormatStreamWriter(
                 str(self._out.path), self.seed, args, len(self.groups), digest, metadata
@@ -1442,6 +1445,7 @@ def encode_group_payloads(
     threads: int | None = None,
     tensors: Sequence[tuple[str, int, int]] | None = None,
     max_excess: float | None = None,
+    cancel: Any = None,
     **options: Any,
 ) -> tuple[bytes, bytes, np.ndarray, dict[str, Any]]:
     """Encodes one group anywhere (a pure function of its arguments): returns its LAYO and
@@ -1452,15 +1456,38 @@ def encode_group_payloads(
     ``tensors`` (``(name, first element of the tensor, count)`` in group order, tiling the
     group; each row also carries ``name``, ``first`` and ``count``), or one row for the
     whole group (``name`` None). ``max_excess`` refuses a block over its budget by more
-    than that many bits before any block is coded (see :func:`encode`)."""
+    than that many bits before any block is coded (see :func:`encode`). Setting ``cancel``
+    (a :func:`cancel_flag`, from any thread) stops the call within one block's time with
+    :class:`~relcode.errors.CancelledError`; an uncancelled call returns the same bytes."""
     args, options = _group_args(
         q_mean, q_std, p_mean, p_std, method, bits_per_block, layout, max_block_size, block_size, options
     )
     layo, msgs, vals, rep = _native.format_encode_group(
         int(g), _checks.uint64(seed, "seed"), int(start), *args, threads=_checks.threads(threads),
-        tensors=_spans(tensors), max_excess=_checks.max_excess(max_excess), **options,
+        tensors=_spans(tensors), max_excess=_checks.max_excess(max_excess), cancel=cancel, **options,
     )  # fmt: skip
     return bytes(layo), bytes(msgs), vals, dict(rep)
+
+
+def cancel_flag() -> Any:
+    """A new flag for :func:`encode_group_payloads` ``cancel``: ``.set()`` cancels every call
+    given it, ``.is_set()`` tells whether it is set."""
+    return _native.CancelFlag()
+
+
+def encode_group_interruptibly(*args: Any, **kwargs: Any) -> tuple[bytes, bytes, np.ndarray, dict[str, Any]]:
+    """:func:`encode_group_payloads` on a helper thread while the caller waits in Python, so
+    that Ctrl-C (``KeyboardInterrupt``) reaches the caller at once; the native work is then
+    cancelled and ends within one block's time."""
+    flag = cancel_flag()
+    ex = cf.ThreadPoolExecutor(max_workers=1, thread_name_prefix="relcode-encode")
+    try:
+        return ex.submit(encode_group_payloads, *args, cancel=flag, **kwargs).result()
+    except BaseException:
+        flag.set()
+        raise
+    finally:
+        ex.shutdown(wait=False)
 
 
 def check_group_budget(
@@ -1519,5 +1546,5 @@ def write_base(
         0, tensors, [_group_arg(g) for g in layout.groups], rw, elems, [], False, "tensor", meta=metadata
     )
     data = bytes(data)
-    _write_atomic(dest, data)
+    write_output(dest, data)
     return hashlib.sha256(data).hexdigest()

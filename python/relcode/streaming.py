@@ -62,7 +62,7 @@ from typing import Any
 
 import numpy as np
 
-from . import _checks, _tensorfiles
+from . import _checks, _output, _tensorfiles
 from . import format as fmt
 from .errors import ChecksumError, FormatError, InputError
 
@@ -335,6 +335,8 @@ class ChunkSpec:
     threads: int | None = None
     labels: list[str] = field(default_factory=list)  # coded tensor names, for messages
     max_excess: float | None = None  # refuse blocks this far over a fixed budget (bits)
+    # a cancel flag (relcode.format.cancel_flag) on local threads; None when shipped elsewhere
+    cancel: Any = field(default=None, compare=False, repr=False)
 
 
 @dataclass
@@ -397,10 +399,11 @@ def _group_kwargs(spec: ChunkSpec) -> dict[str, Any]:
 
 
 def encode_chunk(spec: ChunkSpec) -> ChunkResult:
-    """Reads and encodes one group (what a worker thread or a Dask task runs)."""
+    """Reads and encodes one group (what a worker thread or a Dask task runs); setting
+    ``spec.cancel`` (a :func:`relcode.format.cancel_flag`) stops it within one block."""
     qm, qs, pm, ps, uniform = _read_chunk(spec)
     layo, msgs, vals, rep = fmt.encode_group_payloads(
-        spec.g, spec.seed, spec.start, qm, qs, pm, ps, **_group_kwargs(spec)
+        spec.g, spec.seed, spec.start, qm, qs, pm, ps, cancel=spec.cancel, **_group_kwargs(spec)
     )
     # the group's KL per tensor, from the native rate accounting (one row per piece)
     kl = [(k, float(row["kl_bits"])) for (k, *_), row in zip(spec.pieces, rep["rate"])]
@@ -421,13 +424,17 @@ def check_chunk(spec: ChunkSpec) -> int:
 
 def _run_threads(specs: Iterator[ChunkSpec], workers: int, fn: Any = None) -> Iterator[Any]:
     """``fn`` (default :func:`encode_chunk`) of every spec, in group order; at most
-    ``workers + 1`` groups in flight, so memory is bounded whatever the number of groups."""
+    ``workers + 1`` groups in flight, so memory is bounded whatever the number of groups.
+    On an error or an interrupt the groups still being encoded are cancelled (the native
+    encoder stops within one block), so the worker threads end at once."""
     fn = fn or encode_chunk
+    cancel = fmt.cancel_flag()
     ex = cf.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="relcode-encode")
     queue: collections.deque[cf.Future] = collections.deque()
     clean = False
     try:
         for spec in specs:
+            spec.cancel = cancel
             queue.append(ex.submit(fn, spec))
             if len(queue) > workers:
                 yield queue.popleft().result()
@@ -435,6 +442,8 @@ def _run_threads(specs: Iterator[ChunkSpec], workers: int, fn: Any = None) -> It
             yield queue.popleft().result()
         clean = True
     finally:
+        if not clean:
+            cancel.set()
         for f in queue:
             f.cancel()
         # On an error or an interrupt, do not wait for the chunks still being encoded.
@@ -655,6 +664,13 @@ class StreamEncoder:
     # -- encoding --
 
     @property
+    def input_paths(self) -> list[str]:
+        """The files the added tensors are read from (never overwritten by the output)."""
+        refs = [r for t in self._coded.values() for r in (t.q_mean, t.q_std, t.p_mean, t.p_std)]
+        refs += [r.src for r in self._raw.values()]
+        return sorted({r.path for r in refs if isinstance(r, FileRef)})
+
+    @property
     def names(self) -> list[str]:
         """Every tensor added, in file order (sorted by the bytes of the name)."""
         return sorted([*self._coded, *self._raw], key=lambda s: s.encode())
@@ -736,6 +752,8 @@ class StreamEncoder:
             raise InputError("this encoder is closed")
         self._closed = True
         coded, raw, specs = self._table()
+        inputs = self.input_paths
+        _output.check_destination(self.dest, inputs)  # before any work
         total_coded = sum(t.size for t in coded)
         if self.check:  # every error that bad input can cause, before any output
             with _progress(total_coded, "checking", self.progress) as bar:
@@ -748,7 +766,7 @@ class StreamEncoder:
                 self._check_budget(coded, total_coded)
         sw = fmt.StreamWriter(
             self.dest, specs, seed=self.seed, chunk_size=self.chunk_size, digest=self.digest,
-            metadata=self.metadata,
+            metadata=self.metadata, inputs=inputs,
         )  # fmt: skip
         stats = _Stats([t.name for t in coded], sw.names if self.digest == "all" else [])
         try:
@@ -1040,6 +1058,7 @@ class StreamDecoder:
         for n in self.names:
             t = self._info[n]
             table.append((n, "float32" if t["coded"] else t["dtype"], tuple(t["shape"])))
+        _output.check_destination(dest, self.file.paths)  # never over the file being read
         with (
             _tensorfiles.open_writer(dest, table, dict(metadata or {})) as w,
             _progress(self.num_elements, "decoding", progress) as bar,
