@@ -21,6 +21,7 @@ and 16 kHz speech with COMBINER (:mod:`relcode.inr`).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from collections.abc import Sequence
 
@@ -386,17 +387,73 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: Arguments that name files a command reads (never overwritten by its output).
+_INPUT_ARGS = ("posterior", "file", "base", "model", "calibration", "input", "inputs", "codec")
+
+
+def _inputs(args: argparse.Namespace) -> list[str]:
+    """The files a command reads, those of an input directory included."""
+    import os
+
+    paths: list[str] = []
+    for key in _INPUT_ARGS:
+        value = getattr(args, key, None)
+        for p in value if isinstance(value, list) else [value]:
+            if not isinstance(p, str):
+                continue
+            paths.append(p)
+            if os.path.isdir(p):
+                try:
+                    paths += [e.path for e in os.scandir(p) if e.is_file()]
+                except OSError:
+                    pass
+    return paths
+
+
+def _interrupted(command: str, in_process: bool) -> int:
+    """Ctrl-C: one line, no partial output, exit status 130. A second Ctrl-C while the
+    program ends is ignored (the encoder's threads are already cancelled and end at once)."""
+    import signal
+
+    from . import _output
+
+    old = None
+    with contextlib.suppress(ValueError):  # not the main thread
+        old = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _output.discard_all()
+    print(f"relcode {command}: interrupted", file=sys.stderr, flush=True)
+    if in_process and old is not None:
+        signal.signal(signal.SIGINT, old)
+    return EXIT_INTERRUPTED
+
+
+def _ascii_safe_stdout() -> None:
+    """Text that the terminal's encoding cannot show is escaped instead of failing."""
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(AttributeError, ValueError):
+            if stream.errors == "strict":
+                stream.reconfigure(errors="backslashreplace")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    _ascii_safe_stdout()
     try:
+        from .errors import CancelledError
+
+        if getattr(args, "output", None) is not None:
+            from . import _output
+
+            _output.check_destination(args.output, _inputs(args))  # before any work
         return args.func(args)
+    except CancelledError:
+        return _interrupted(args.command, argv is not None)
+    except KeyboardInterrupt:
+        return _interrupted(args.command, argv is not None)
     except RelcodeError as e:
         print(f"relcode {args.command}: error: {e}", file=sys.stderr)
         return EXIT_ERROR
     except OSError as e:
         print(f"relcode {args.command}: error: {e}", file=sys.stderr)
         return EXIT_ERROR
-    except KeyboardInterrupt:
-        print(f"relcode {args.command}: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
