@@ -823,25 +823,27 @@ def encode(
             raise InputError("tensor names must be non-empty strings")
         v = _as_posterior(name, tensors[name])
         if isinstance(v, tuple):
-            qm = np.asarray(v[0])
-            if qm.dtype.kind not in "fiu":
-                raise InputError(f"{name!r}: q_mean must be real, got dtype {qm.dtype}")
-            shape = qm.shape
-            qs = np.asarray(v[1])
-            if qs.dtype.kind not in "fiu":
-                raise InputError(f"{name!r}: q_std must be real, got dtype {qs.dtype}")
-            try:
-                qs = np.broadcast_to(qs, shape)
-            except ValueError:
-                raise InputError(f"{name!r}: q_std of shape {qs.shape} does not match {shape}") from None
+            # the rule of every entry point (StreamEncoder and the command line too)
+            parts = [np.asarray(x) for x in v]
+            shape = parts[0].shape
+            ones = [
+                _checks.posterior_shape(name, what, x.dtype, x.shape, shape)
+                for what, x in zip(("posterior mean", "posterior std", "prior mean", "prior std"), parts)
+            ]
+            parts = [x.reshape(-1)[:1] if one else x for x, one in zip(parts, ones)]
+            flat = [x.reshape(-1) for x in parts]
+            size = math.prod(shape)
+            for a in range(0, size, 1 << 20):
+                _checks.posterior_values(name, a, *(x if x.size == 1 else x[a : a + (1 << 20)] for x in flat))
+            qs = flat[1] if flat[1].size == size else np.broadcast_to(flat[1], (size,))
             coded.append(
                 (
                     name,
                     list(shape),
-                    np.ascontiguousarray(qm, dtype=np.float64).reshape(-1),
-                    np.ascontiguousarray(qs, dtype=np.float64).reshape(-1),
-                    _prior_array(name, "p_mean", v[2], shape),
-                    _prior_array(name, "p_std", v[3], shape),
+                    np.ascontiguousarray(flat[0], dtype=np.float64),
+                    np.ascontiguousarray(qs, dtype=np.float64),
+                    _prior_array(name, "p_mean", parts[2][0] if ones[2] else parts[2], shape),
+                    _prior_array(name, "p_std", parts[3][0] if ones[3] else parts[3], shape),
                 )
             )
             shapes[name] = shape

@@ -191,17 +191,15 @@ def _as_ref(value: Any, what: str) -> FileRef | ArrayRef:
     return ArrayRef(a, what)
 
 
-def _param(value: Any, shape: tuple[int, ...], what: str) -> Ref:
+def _param(value: Any, shape: tuple[int, ...], name: str, part: str) -> Ref:
     """A posterior std or a prior parameter: one value for the tensor (a scalar or any
     one-element array: a per-layer prior goes into the header as one float32) or an array
-    (or file tensor) of the tensor's shape."""
-    ref = _as_ref(value, what)
-    if np.dtype(ref.dtype).kind not in "fiu":
-        raise InputError(f"{what} must be real numbers, got dtype {ref.dtype}")
-    if math.prod(ref.shape) == 1:
+    (or file tensor) of the tensor's shape (:func:`relcode._checks.posterior_shape`, the
+    rule of every entry point)."""
+    ref = _as_ref(value, f"the {part} of {name!r}")
+    label = ref.describe() if isinstance(ref, FileRef) else None
+    if _checks.posterior_shape(name, part, ref.dtype, ref.shape, shape, label):
         return float(np.asarray(ref.read(0, 1), dtype=np.float64)[0])
-    if ref.shape != shape:
-        raise InputError(f"{what} has shape {ref.shape}; give one value or the tensor's shape {shape}")
     return ref
 
 
@@ -250,11 +248,11 @@ def read_posterior(
             raise InputError(f"{path}: {base!r} is both a raw tensor and the name of {base + '.mean'!r}")
         shape = mean.shape
         try:
-            q_std = _param(ref(base + ".std"), shape, repr(base + ".std"))
+            q_std = _param(ref(base + ".std"), shape, base, "posterior std")
             pri: list[Ref] = []
             for suf, default in ((".prior_mean", prior_mean), (".prior_std", prior_std)):
                 if base + suf in ents:
-                    pri.append(_param(ref(base + suf), shape, repr(base + suf)))
+                    pri.append(_param(ref(base + suf), shape, base, suf[1:].replace("_", " ")))
                 elif default is None:
                     raise InputError(
                         f"{base!r} has no {base + '.prior_std'!r}; give a per-layer prior_std "
@@ -279,37 +277,14 @@ def read_posterior(
 # Checks
 
 
-def _check_param(t: _Coded, what: str, ref: Ref, *, positive: bool) -> None:
-    """Finite (and positive) values, checked in the precision the encoder uses: float64 for
-    the posterior, float32 (what the file stores) for the prior."""
-    label = ref.describe() if isinstance(ref, (FileRef, ArrayRef)) else f"the {what} of {t.name!r}"
-    dtype = np.float32 if what.startswith("prior") else np.float64
-    if isinstance(ref, float):
-        v = float(np.asarray(ref, dtype=dtype))
-        if not math.isfinite(v) or (positive and v <= 0):
-            raise InputError(f"{label} is {ref}; it must be finite" + (" and positive" if positive else ""))
-        return
+def _check_coded(t: _Coded) -> None:
+    """Every value of a coded tensor, a piece at a time (:func:`relcode._checks.posterior_values`,
+    the rule of every entry point)."""
+    parts = (t.q_mean, t.q_std, t.p_mean, t.p_std)
+    labels = [r.describe() if isinstance(r, FileRef) else None for r in parts]
     for a in range(0, t.size, _CHECK_PIECE):
         b = min(a + _CHECK_PIECE, t.size)
-        with np.errstate(over="ignore"):
-            v = np.asarray(ref.read(a, b), dtype=dtype)
-        bad = ~np.isfinite(v)
-        if positive:
-            bad |= v <= 0
-        if bad.any():
-            i = int(np.flatnonzero(bad)[0])
-            need = "finite and positive" if positive else "finite"
-            raise InputError(
-                f"{label} ({what} of {t.name!r}): element {a + i} is {v[i]}; "
-                f"{int(bad.sum())} values in elements {a}..{b} are not {need}"
-            )
-
-
-def _check_coded(t: _Coded) -> None:
-    _check_param(t, "posterior mean", t.q_mean, positive=False)
-    _check_param(t, "posterior std", t.q_std, positive=True)
-    _check_param(t, "prior mean", t.p_mean, positive=False)
-    _check_param(t, "prior std", t.p_std, positive=True)
+        _checks.posterior_values(t.name, a, *(_read(r, a, b) for r in parts), labels)
 
 
 # ---------------------------------------------------------------------------------------
@@ -621,16 +596,15 @@ class StreamEncoder:
         in the header, per layer)."""
         name = self._new_name(name)
         qm = _as_ref(q_mean, f"the posterior mean of {name!r}")
-        if np.dtype(qm.dtype).kind not in "fiu":
-            raise InputError(f"{name!r}: q_mean must be real, got dtype {qm.dtype}")
         shape = qm.shape
+        _checks.posterior_shape(name, "posterior mean", qm.dtype, shape, shape, None)
         t = _Coded(
             name,
             shape,
             qm,
-            _param(q_std, shape, f"the posterior std of {name!r}"),
-            _param(prior_mean, shape, f"the prior mean of {name!r}"),
-            _param(prior_std, shape, f"the prior std of {name!r}"),
+            _param(q_std, shape, name, "posterior std"),
+            _param(prior_mean, shape, name, "prior mean"),
+            _param(prior_std, shape, name, "prior std"),
         )
         self._coded[name] = t
 
@@ -680,8 +654,9 @@ class StreamEncoder:
         raw = sorted(self._raw.values(), key=lambda t: t.name.encode())
         specs: dict[str, dict[str, Any]] = {}
         for t in coded:
-            pm = float(np.float32(t.p_mean)) if isinstance(t.p_mean, float) else None
-            ps = float(np.float32(t.p_std)) if isinstance(t.p_std, float) else None
+            with np.errstate(over="ignore"):  # out-of-range values are refused by the checks
+                pm = float(np.float32(t.p_mean)) if isinstance(t.p_mean, float) else None
+                ps = float(np.float32(t.p_std)) if isinstance(t.p_std, float) else None
             specs[t.name] = {"shape": t.shape, "prior": (pm, ps)}
         for r in raw:
             specs[r.name] = {"shape": r.shape, "dtype": r.dtype}
