@@ -2,8 +2,16 @@
 
 Exit status: 0 on success; 1 when the input is invalid or a check fails (a corrupt file, a
 checksum mismatch, a missing base file, a bad posterior); 2 for usage errors (argparse);
-130 when interrupted (Ctrl-C). A failed or interrupted ``encode`` or ``decode`` leaves no
-output file behind.
+130 when interrupted (Ctrl-C: the work in flight is cancelled, so it stops within a second
+or two; one line "interrupted", a second Ctrl-C is ignored). A failed or interrupted command
+leaves no output file behind.
+
+Output files (``-o``, every command; :mod:`relcode._output`): written to a temporary file in
+the same directory, flushed and renamed when complete. Refused before any work: ``-o -``
+(no command writes to stdout; ``./-`` names a file ``-``), a directory or a path ending in
+``/``, a symbolic link, a FIFO or device, and any input of the command (same inode). A
+replaced file keeps its permission bits. Temporary files left by a killed run are removed
+by the next write to the same destination.
 
 ``relcode encode POSTERIOR.safetensors -o MODEL.relc`` encodes a posterior file (tensors
 ``NAME.mean``, ``NAME.std`` and optionally ``NAME.prior_std``/``NAME.prior_mean``; see
@@ -36,7 +44,10 @@ EXIT_CODES = """exit status:
   0    success
   1    invalid input or a failed check (corrupt file, checksum mismatch, bad posterior)
   2    usage error
-  130  interrupted (Ctrl-C); no partial output is left behind"""
+  130  interrupted (Ctrl-C); no partial output is left behind
+
+output (-o): never '-' (stdout), a directory, a link, a FIFO or device, or an input file;
+  written complete or not at all; a replaced file keeps its permissions"""
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
