@@ -129,3 +129,31 @@ def test_cancel_flag_stops_a_group_and_leaves_bytes_alone() -> None:
     assert len(errors) == 1 and isinstance(errors[0], CancelledError)
     with pytest.raises(CancelledError):  # a set flag cancels later calls too
         fmt.encode_group_payloads(0, 3, 0, qm, qs, pm, ps, cancel=flag, **kw)
+
+
+def test_ctrl_c_reaches_a_caller_waiting_on_native_work() -> None:
+    """What `relcode compress-model` runs per group: Ctrl-C is raised in the caller at once
+    and the group's native work is cancelled."""
+    rng = np.random.default_rng(2)
+    n = 200_000
+    qm, qs = rng.normal(0, 0.1, n), np.full(n, 0.05)
+    pm, ps = np.zeros(n, np.float32), np.full(n, 0.1, np.float32)
+    timer = threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGINT))
+    timer.start()
+    t0 = time.monotonic()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            fmt.encode_group_interruptibly(
+                0, 3, 0, qm, qs, pm, ps, bits_per_block=16, layout="fixed", block_size=8, threads=1
+            )
+    finally:
+        timer.cancel()
+    assert time.monotonic() - t0 < 1.5
+    # the helper thread ends soon after (its native work was cancelled)
+    deadline = time.monotonic() + 2
+    while (
+        any(t.name.startswith("relcode-encode") for t in threading.enumerate())
+        and time.monotonic() < deadline
+    ):
+        time.sleep(0.02)
+    assert not any(t.name.startswith("relcode-encode") for t in threading.enumerate())
