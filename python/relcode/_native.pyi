@@ -105,6 +105,7 @@ def format_encode(
     meta: Any = None,
     threads: int | None = None,
     max_excess: float | None = None,
+    cancel: CancelFlag | None = None,
     **kwargs: Any,
 ) -> tuple[bytes, dict[str, Any]]: ...
 def format_encode_group(

@@ -849,7 +849,8 @@ def encode(
             shapes[name] = shape
         else:
             raw.append(_raw_arg(name, v))
-    nat_bytes, rep = _native.format_encode(
+    nat_bytes, rep = interruptibly(  # Ctrl-C stops the native encoder at once
+        _native.format_encode,
         coded,
         raw,
         seed,
@@ -1477,19 +1478,29 @@ def cancel_flag() -> Any:
     return _native.CancelFlag()
 
 
-def encode_group_interruptibly(*args: Any, **kwargs: Any) -> tuple[bytes, bytes, np.ndarray, dict[str, Any]]:
-    """:func:`encode_group_payloads` on a helper thread while the caller waits in Python, so
-    that Ctrl-C (``KeyboardInterrupt``) reaches the caller at once; the native work is then
-    cancelled and ends within one block's time."""
+def interruptibly(fn: Any, *args: Any, **kwargs: Any) -> Any:
+    """``fn(*args, cancel=flag, **kwargs)`` for a native call that takes a :func:`cancel_flag`.
+    On the main thread it runs on a helper thread while the caller waits in Python, so that
+    Ctrl-C (``KeyboardInterrupt``) is raised at once; the flag is then set and the native work
+    ends within one block's time. Elsewhere (no Ctrl-C to deliver) it is a plain call."""
+    import threading
+
     flag = cancel_flag()
+    if threading.current_thread() is not threading.main_thread():
+        return fn(*args, cancel=flag, **kwargs)
     ex = cf.ThreadPoolExecutor(max_workers=1, thread_name_prefix="relcode-encode")
     try:
-        return ex.submit(encode_group_payloads, *args, cancel=flag, **kwargs).result()
+        return ex.submit(fn, *args, cancel=flag, **kwargs).result()
     except BaseException:
         flag.set()
         raise
     finally:
         ex.shutdown(wait=False)
+
+
+def encode_group_interruptibly(*args: Any, **kwargs: Any) -> tuple[bytes, bytes, np.ndarray, dict[str, Any]]:
+    """:func:`encode_group_payloads` through :func:`interruptibly` (Ctrl-C stops it at once)."""
+    return interruptibly(encode_group_payloads, *args, **kwargs)
 
 
 def check_group_budget(

@@ -157,3 +157,23 @@ def test_ctrl_c_reaches_a_caller_waiting_on_native_work() -> None:
     ):
         time.sleep(0.02)
     assert not any(t.name.startswith("relcode-encode") for t in threading.enumerate())
+
+
+def test_ctrl_c_stops_the_in_memory_encoder(tmp_path: Path) -> None:
+    import relcode
+
+    rng = np.random.default_rng(3)
+    n = 200_000
+    tensors = {"w": (rng.normal(0, 0.1, n), 0.05, 0.0, 0.1)}
+    timer = threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGINT))
+    timer.start()
+    t0 = time.monotonic()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            relcode.encode(
+                tmp_path / "m.relc", tensors, seed=0, bits_per_block=16, layout="fixed", block_size=8
+            )
+    finally:
+        timer.cancel()
+    assert time.monotonic() - t0 < 1.5
+    assert list(tmp_path.iterdir()) == []

@@ -162,7 +162,7 @@ fn prior_arg<'a>(a: &'a [f32]) -> PriorArg<'a> {
 
 /// Encodes coded and raw tensors into file bytes; returns (bytes, report dict).
 #[pyfunction]
-#[pyo3(signature = (coded, raw, seed, method_name, bits_per_block, layout, block_size, max_block_size, chunk_size, digest, meta=None, threads=None, max_excess=None, **kwargs))]
+#[pyo3(signature = (coded, raw, seed, method_name, bits_per_block, layout, block_size, max_block_size, chunk_size, digest, meta=None, threads=None, max_excess=None, cancel=None, **kwargs))]
 #[allow(clippy::too_many_arguments)]
 fn format_encode<'py>(
     py: Python<'py>,
@@ -179,6 +179,7 @@ fn format_encode<'py>(
     meta: Option<&Bound<'py, PyAny>>,
     threads: Option<usize>,
     max_excess: Option<f64>,
+    cancel: Option<Bound<'py, CancelFlag>>,
     kwargs: Option<&Bound<'py, PyDict>>,
 ) -> PyResult<(Bound<'py, PyBytes>, Bound<'py, PyDict>)> {
     let m = method(method_name)?;
@@ -232,7 +233,8 @@ fn format_encode<'py>(
         meta,
         max_excess,
     };
-    let res = pool::run(py, threads, || fenc::encode(Vec::new(), &input))?;
+    let flag: Arc<std::sync::atomic::AtomicBool> = cancel.map(|c| c.get().flag.clone()).unwrap_or_default();
+    let res = pool::run(py, threads, || fenc::encode_cancellable(Vec::new(), &input, &flag))?;
     let (bytes, rep) = res.map_err(|e| ferr(py, &e))?;
     let d = PyDict::new(py);
     d.set_item("names", rep.header.tensors.iter().map(|t| t.name.clone()).collect::<Vec<_>>())?;

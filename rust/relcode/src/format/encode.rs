@@ -594,6 +594,16 @@ pub fn check_method(method: Method, opts: &Options) -> Result<(), FormatError> {
 
 /// Encodes tensors into a file written to `out`.
 pub fn encode<W: Write>(out: W, input: &EncodeInput<'_>) -> Result<(W, EncodeReport), FormatError> {
+    encode_cancellable(out, input, &AtomicBool::new(false))
+}
+
+/// [`encode`] that stops early with [`FormatError::Cancelled`] when `cancel` becomes true
+/// (checked before each block is coded); an uncancelled call writes the same bytes.
+pub fn encode_cancellable<W: Write>(
+    out: W,
+    input: &EncodeInput<'_>,
+    cancel: &AtomicBool,
+) -> Result<(W, EncodeReport), FormatError> {
     let limits = Limits::default();
     check_method(input.method, &input.options)?;
     check_max_excess(input.max_excess)?;
@@ -762,7 +772,7 @@ pub fn encode<W: Write>(out: W, input: &EncodeInput<'_>) -> Result<(W, EncodeRep
     for g in &groups {
         let r = g.start as usize..(g.start + g.count) as usize;
         let (slots, spans) = spans_of(g);
-        let out = encode_group(
+        let out = encode_group_cancellable(
             g,
             g.id,
             &qm[r.clone()],
@@ -774,6 +784,7 @@ pub fn encode<W: Write>(out: W, input: &EncodeInput<'_>) -> Result<(W, EncodeRep
             input.method,
             &input.options,
             input.max_excess,
+            cancel,
         )?;
         coded[r].copy_from_slice(&out.values);
         bits += out.bits.iter().map(|&x| x as u64).sum::<u64>();
