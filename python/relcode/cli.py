@@ -33,7 +33,7 @@ import contextlib
 import sys
 from collections.abc import Sequence
 
-from .errors import RelcodeError
+from .errors import CancelledError, RelcodeError
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -451,17 +451,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     _ascii_safe_stdout()
     try:
-        from .errors import CancelledError
-
         if getattr(args, "output", None) is not None:
             from . import _output
 
             _output.check_destination(args.output, _inputs(args))  # before any work
         return args.func(args)
-    except CancelledError:
-        return _interrupted(args.command, argv is not None)
-    except KeyboardInterrupt:
-        return _interrupted(args.command, argv is not None)
+    except (KeyboardInterrupt, CancelledError):
+        try:
+            return _interrupted(args.command, argv is not None)
+        except KeyboardInterrupt:  # a second Ctrl-C before the first was handled
+            return _interrupted(args.command, argv is not None)
     except RelcodeError as e:
         print(f"relcode {args.command}: error: {e}", file=sys.stderr)
         return EXIT_ERROR
