@@ -41,7 +41,15 @@ from typing import Any, BinaryIO
 
 from .errors import InputError
 
-__all__ = ["AtomicOutput", "check_destination", "discard_all", "write_bytes"]
+__all__ = [
+    "AtomicOutput",
+    "check_destination",
+    "clean_stale",
+    "discard_all",
+    "new_file_mode",
+    "temp_prefix",
+    "write_bytes",
+]
 
 SUFFIX = ".rctmp"
 #: A temporary file of a dead process is removed once untouched this long (seconds) ...
