@@ -44,6 +44,7 @@ lint:
 	cargo clippy --workspace --all-targets --release -- -D warnings
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	PYTHONPATH=python $(VENV)/bin/lint-imports
 
 test-rust:
 	cargo test --release

@@ -112,6 +112,7 @@ def format_encode(
     meta: Any = None,
     threads: int | None = None,
     max_excess: float | None = None,
+    cancel: CancelFlag | None = None,
     **kwargs: Any,
 ) -> tuple[bytes, dict[str, Any]]: ...
 def format_encode_group(
@@ -129,6 +130,7 @@ def format_encode_group(
     threads: int | None = None,
     tensors: list[_SpanArg] | None = None,
     max_excess: float | None = None,
+    cancel: CancelFlag | None = None,
     **kwargs: Any,
 ) -> tuple[bytes, bytes, npt.NDArray[np.float32], dict[str, Any]]: ...  # (LAYO, MSGS, values, report)
 def format_check_group(
@@ -199,6 +201,11 @@ class FormatReader:
     def read_raw(self, t: int) -> npt.NDArray[np.uint8]: ...
     def check_chunks(self) -> None: ...
     def verify(self, threads: int | None = None) -> None: ...
+
+class CancelFlag:
+    def __init__(self) -> None: ...
+    def set(self) -> None: ...
+    def is_set(self) -> bool: ...
 
 class FormatStreamWriter:
     def __init__(

@@ -28,11 +28,10 @@ from typing import Any
 
 import numpy as np
 
-from . import _checks
+from ._output import AtomicOutput
 from .errors import InputError
 
 __all__ = [
-    "AtomicFile",
     "NpzWriter",
     "SafetensorsReader",
     "SafetensorsWriter",
@@ -71,42 +70,6 @@ NUMPY_TO_ST = {
 }
 #: The safetensors library refuses headers larger than this.
 MAX_HEADER = 100_000_000
-
-
-# ---------------------------------------------------------------------------------------
-# Output that appears only when complete
-
-
-class AtomicFile:
-    """A temporary file next to ``dest``, renamed to ``dest`` by :meth:`commit` and removed
-    by :meth:`discard` (or by leaving a ``with`` block with an exception)."""
-
-    def __init__(self, dest: str | os.PathLike, suffix: str = ".tmp"):
-        self.dest = Path(dest)
-        parent = self.dest.parent if str(self.dest.parent) else Path(".")
-        if not parent.is_dir():
-            raise FileNotFoundError(f"{parent}: no such directory")
-        fd, tmp = _checks.temp_file(self.dest, suffix)
-        os.close(fd)
-        self.path = Path(tmp)
-        self.done = False
-
-    def commit(self) -> None:
-        os.replace(self.path, self.dest)
-        self.done = True
-
-    def discard(self) -> None:
-        if not self.done:
-            with contextlib.suppress(OSError):
-                self.path.unlink()
-            self.done = True
-
-    def __enter__(self) -> AtomicFile:
-        return self
-
-    def __exit__(self, exc_type: Any, *rest: Any) -> None:
-        if exc_type is not None or not self.done:
-            self.discard()
 
 
 # ---------------------------------------------------------------------------------------
@@ -245,15 +208,13 @@ Table = Sequence[tuple[str, str, tuple[int, ...]]]  # (name, numpy dtype name, s
 class _PieceWriter:
     """Shared bookkeeping: tensors written in table order, each as consecutive pieces."""
 
-    suffix = ".tmp"
-
     def __init__(self, dest: str | os.PathLike, table: Table):
         self.table = [(n, np.dtype(d).name, tuple(int(x) for x in s)) for n, d, s in table]
         if len({n for n, _, _ in self.table}) != len(self.table):
             raise InputError("tensor names are repeated")
         self._k = 0  # tensor being written
         self._at = 0  # elements of it written
-        self.out = AtomicFile(dest, self.suffix)
+        self.out = AtomicOutput(dest)
 
     def _check(self, name: str, piece: np.ndarray) -> np.ndarray:
         self._finish_done(until=name)
@@ -340,8 +301,6 @@ class SafetensorsWriter(_PieceWriter):
     shapes and byte ranges) is computed from the table first, then values follow in order.
     Loadable by ``safetensors.numpy.load_file`` / ``safetensors.torch.load_file``."""
 
-    suffix = ".safetensors.tmp"
-
     def __init__(self, dest: str | os.PathLike, table: Table, metadata: dict[str, str] | None = None):
         super().__init__(dest, table)
         header: dict[str, Any] = {}
@@ -374,8 +333,6 @@ class SafetensorsWriter(_PieceWriter):
 class NpzWriter(_PieceWriter):
     """Writes an ``.npz`` archive (what ``numpy.savez`` writes: one uncompressed ``.npy``
     member per tensor) tensor by tensor, piece by piece."""
-
-    suffix = ".npz.tmp"
 
     def __init__(self, dest: str | os.PathLike, table: Table):
         import zipfile
@@ -424,8 +381,6 @@ class TorchWriter(_PieceWriter):
     not the whole model (the records cannot be written in pieces). Records are aligned as
     ``torch.save`` aligns them, so ``torch.load(..., mmap=True)`` works too.
     """
-
-    suffix = ".pt.tmp"
 
     def __init__(self, dest: str | os.PathLike, table: Table):
         import collections

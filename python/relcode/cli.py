@@ -2,8 +2,16 @@
 
 Exit status: 0 on success; 1 when the input is invalid or a check fails (a corrupt file, a
 checksum mismatch, a missing base file, a bad posterior); 2 for usage errors (argparse);
-130 when interrupted (Ctrl-C). A failed or interrupted ``encode`` or ``decode`` leaves no
-output file behind.
+130 when interrupted (Ctrl-C: the work in flight is cancelled, so it stops within a second
+or two; one line "interrupted", a second Ctrl-C is ignored). A failed or interrupted command
+leaves no output file behind.
+
+Output files (``-o``, every command; :mod:`relcode._output`): written to a temporary file in
+the same directory, flushed and renamed when complete. Refused before any work: ``-o -``
+(no command writes to stdout; ``./-`` names a file ``-``), a directory or a path ending in
+``/``, a symbolic link, a FIFO or device, and any input of the command (same inode). A
+replaced file keeps its permission bits. Temporary files left by a killed run are removed
+by the next write to the same destination.
 
 ``relcode encode POSTERIOR.safetensors -o MODEL.relc`` encodes a posterior file (tensors
 ``NAME.mean``, ``NAME.std`` and optionally ``NAME.prior_std``/``NAME.prior_mean``; see
@@ -21,11 +29,12 @@ and 16 kHz speech with COMBINER (:mod:`relcode.inr`).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from collections.abc import Sequence
 
 from . import deps
-from .errors import RelcodeError
+from .errors import CancelledError, RelcodeError
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -36,7 +45,10 @@ EXIT_CODES = """exit status:
   0    success
   1    invalid input or a failed check (corrupt file, checksum mismatch, bad posterior)
   2    usage error
-  130  interrupted (Ctrl-C); no partial output is left behind"""
+  130  interrupted (Ctrl-C); no partial output is left behind
+
+output (-o): never '-' (stdout), a directory, a link, a FIFO or device, or an input file;
+  written complete or not at all; a replaced file keeps its permissions"""
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
@@ -504,23 +516,78 @@ def _command_name(args: argparse.Namespace) -> str:
     return " ".join(str(x) for x in (args.command, getattr(args, "action", None)) if x)
 
 
+#: Arguments that name files a command reads (never overwritten by its output).
+_INPUT_ARGS = ("posterior", "file", "base", "model", "calibration", "input", "inputs", "codec")
+
+
+def _inputs(args: argparse.Namespace) -> list[str]:
+    """The files a command reads, those of an input directory included."""
+    import os
+
+    paths: list[str] = []
+    for key in _INPUT_ARGS:
+        value = getattr(args, key, None)
+        for p in value if isinstance(value, list) else [value]:
+            if not isinstance(p, str):
+                continue
+            paths.append(p)
+            if os.path.isdir(p):
+                try:
+                    paths += [e.path for e in os.scandir(p) if e.is_file()]
+                except OSError:
+                    pass
+    return paths
+
+
+def _interrupted(command: str, in_process: bool) -> int:
+    """Ctrl-C: one line, no partial output, exit status 130. A second Ctrl-C while the
+    program ends is ignored (the encoder's threads are already cancelled and end at once)."""
+    import signal
+
+    from . import _output
+
+    old = None
+    with contextlib.suppress(ValueError):  # not the main thread
+        old = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _output.discard_all()
+    print(f"relcode {command}: interrupted", file=sys.stderr, flush=True)
+    if in_process and old is not None:
+        signal.signal(signal.SIGINT, old)
+    return EXIT_INTERRUPTED
+
+
+def _ascii_safe_stdout() -> None:
+    """Text that the terminal's encoding cannot show is escaped instead of failing."""
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(AttributeError, ValueError):
+            if stream.errors == "strict":
+                stream.reconfigure(errors="backslashreplace")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    _ascii_safe_stdout()
     try:
         need = getattr(args, "needs", None)
         if need:  # optional modules first: one line saying what to install, not a traceback
             deps.require(need[0], f"relcode {_command_name(args)}", *need[1:])
+        if getattr(args, "output", None) is not None:
+            from . import _output
+
+            _output.check_destination(args.output, _inputs(args))  # before any work
         return args.func(args)
     except deps.MissingDependencyError as e:
         print(e, file=sys.stderr)  # "relcode image compress needs torch: pip install 'relcode[image]'"
         return EXIT_ERROR
+    except (KeyboardInterrupt, CancelledError):
+        try:
+            return _interrupted(args.command, argv is not None)
+        except KeyboardInterrupt:  # a second Ctrl-C before the first was handled
+            return _interrupted(args.command, argv is not None)
     except RelcodeError as e:
         print(f"relcode {args.command}: error: {e}", file=sys.stderr)
         return EXIT_ERROR
     except OSError as e:
         print(f"relcode {args.command}: error: {e}", file=sys.stderr)
         return EXIT_ERROR
-    except KeyboardInterrupt:
-        print(f"relcode {args.command}: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED

@@ -31,8 +31,7 @@ task instead. The command line does the same with
 from __future__ import annotations
 
 import os
-import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from . import streaming
@@ -70,13 +69,13 @@ def encode(
     """
     if client is None:
         raise InputError("give a dask.distributed Client (client=...)")
-    enc = streaming.StreamEncoder(dest, seed=seed, client=client, **options)
-    enc._dask_options = {
+    dask_options = {
         "retries": int(retries),
         "window": window,
         "read_on_workers": read_on_workers,
         "task": _task,
     }
+    enc = streaming.StreamEncoder(dest, seed=seed, client=client, dask_options=dask_options, **options)
     if isinstance(posterior, (str, os.PathLike)):
         enc.add_safetensors(posterior, prior_mean=prior_mean, prior_std=prior_std)
     elif isinstance(posterior, Mapping):
@@ -90,50 +89,3 @@ def encode(
     else:
         raise InputError("posterior must be a safetensors path or a mapping of tensors")
     return enc.close()
-
-
-def _run_dask(
-    client: Any,
-    specs: Iterator[streaming.ChunkSpec],
-    *,
-    retries: int = 2,
-    window: int | None = None,
-    task: Callable[[streaming.ChunkSpec], streaming.ChunkResult] | None = None,
-) -> Iterator[streaming.ChunkResult]:
-    """Submits the specs as tasks, at most ``window`` unwritten at a time, and yields their
-    results in group order (Dask's futures and ``as_completed``; no scheduling of our own)."""
-    from distributed import as_completed
-
-    if window is None:
-        window = 2 * max(1, sum(client.nthreads().values()))
-    window = max(1, int(window))
-    fn = task or streaming.encode_chunk
-    token = uuid.uuid4().hex
-    pending: dict[int, Any] = {}
-    done: dict[int, streaming.ChunkResult] = {}
-    ac = as_completed()
-    it = iter(specs)
-
-    def submit() -> None:
-        spec = next(it, None)
-        if spec is not None:
-            fut = client.submit(fn, spec, key=f"relcode-encode-{token}-{spec.g}", pure=False, retries=retries)
-            pending[spec.g] = fut
-            ac.add(fut)
-
-    nxt = 0
-    try:
-        for _ in range(window):
-            submit()
-        for fut in ac:
-            res = fut.result()  # the task's exception, once Dask has given up on it
-            pending.pop(res.g, None)
-            done[res.g] = res
-            del fut
-            while nxt in done:
-                yield done.pop(nxt)
-                nxt += 1
-                submit()
-    finally:
-        if pending:
-            client.cancel(list(pending.values()))

@@ -8,6 +8,7 @@ so callers that already catch ``ValueError`` keep working.
 from __future__ import annotations
 
 __all__ = [
+    "CancelledError",
     "ChecksumError",
     "FormatError",
     "InputError",
@@ -30,6 +31,11 @@ class InputError(RelcodeError, ValueError):
 class SamplerError(RelcodeError, RuntimeError):
     """A sampler cannot produce a sample: its iteration cap was reached, or the target is
     outside what the method accepts. Never a silently wrong sample."""
+
+
+class CancelledError(RelcodeError):
+    """Work was cancelled before it was complete (an interrupt stopped the encoder); nothing
+    was written."""
 
 
 class TrainingError(RelcodeError, RuntimeError):

@@ -30,6 +30,7 @@ tensor by tensor; :func:`decode`, :func:`verify` and :func:`inspect` read whole 
 
 from __future__ import annotations
 
+import concurrent.futures as cf
 import hashlib
 import math
 import os
@@ -40,27 +41,30 @@ from typing import Any, BinaryIO, Union
 
 import numpy as np
 
-from . import _checks, _native
+from . import _checks, _native, _output
 from . import channel as _channel
-from ._tensorfiles import AtomicFile
 from .errors import FormatError, InputError
 
 __all__ = [
     "DEFAULT_CHUNK_SIZE",
     "FORMAT_VERSION",
+    "RAW_DTYPES",
     "File",
     "Layout",
     "Report",
     "StreamWriter",
     "Writer",
+    "channel_options",
     "check_group_budget",
     "decode",
     "encode",
     "encode_group_payloads",
     "inspect",
+    "merge_rate",
     "open",
     "verify",
     "write_base",
+    "write_output",
 ]
 
 #: (major, minor) of the format this build writes.
@@ -68,7 +72,8 @@ FORMAT_VERSION: tuple[int, int] = tuple(_native.FORMAT_VERSION)
 #: Default number of elements per layout group (the unit of parallel, bounded-memory work).
 DEFAULT_CHUNK_SIZE = 1 << 20
 _MAX_BLOCK = 65535
-_DTYPES = ("float16", "float32", "float64", "int8", "int16", "int32", "int64", "uint8", "bool")
+#: The dtypes a raw (verbatim) tensor may have in a file.
+RAW_DTYPES = ("float16", "float32", "float64", "int8", "int16", "int32", "int64", "uint8", "bool")
 
 PathLike = str | os.PathLike
 Source = Union[PathLike, bytes, bytearray, memoryview, BinaryIO, "File"]
@@ -411,6 +416,12 @@ class File:
     # -- what the file holds --
 
     @property
+    def paths(self) -> list[Path]:
+        """The paths this file and its base file were read from (none for bytes)."""
+        own = [self._path] if self._path is not None else []
+        return own + (self.base.paths if self.base is not None else [])
+
+    @property
     def info(self) -> dict[str, Any]:
         """Header fields, chunk list, tensors and groups (see :func:`inspect`)."""
         return self._info
@@ -647,16 +658,11 @@ def inspect(
 # Writing
 
 
-def _write_atomic(dest: Any, data: bytes) -> None:
-    """Writes ``data`` to a path through a temporary file in the same directory, renamed on
-    success; or to a binary file object."""
+def write_output(dest: Any, data: bytes, *, inputs: Iterable[Any] = ()) -> None:
+    """Writes ``data`` to a path atomically (:mod:`relcode._output`: checked, complete or
+    absent, flushed to disk), or to a binary file object."""
     if isinstance(dest, (str, os.PathLike)):
-        with AtomicFile(dest) as out:
-            with out.path.open("wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            out.commit()
+        _output.write_bytes(dest, data, inputs=inputs)
     elif hasattr(dest, "write"):
         dest.write(data)
     else:
@@ -717,7 +723,7 @@ def _rate_row(row: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def _merge_rate(into: dict[str, dict[str, Any]], name: str, row: Mapping[str, Any]) -> None:
+def merge_rate(into: dict[str, dict[str, Any]], name: str, row: Mapping[str, Any]) -> None:
     """Adds one group's row of a tensor (native accounting) to its running total."""
     row = _rate_row(row)
     t = into.get(name)
@@ -754,15 +760,17 @@ def _prior_array(name: str, what: str, value: Any, shape: tuple[int, ...]) -> np
 
 def _raw_arg(name: str, a: np.ndarray) -> tuple:
     dt = a.dtype
-    if dt.name not in _DTYPES:
+    if dt.name not in RAW_DTYPES:
         raise InputError(
-            f"{name!r}: raw tensors of dtype {dt} cannot be stored; use one of {', '.join(_DTYPES)}"
+            f"{name!r}: raw tensors of dtype {dt} cannot be stored; use one of {', '.join(RAW_DTYPES)}"
         )
     le = np.ascontiguousarray(a, dtype=dt.newbyteorder("<"))
     return (name, list(a.shape), dt.name, np.frombuffer(le.tobytes(), dtype=np.uint8))
 
 
-def _split_options(method: str, bits_per_block: float, options: dict[str, Any]) -> dict[str, Any]:
+def channel_options(method: str, bits_per_block: float, options: dict[str, Any]) -> dict[str, Any]:
+    """The channel options of a file's groups: ``options`` with ``bits = ceil(bits_per_block)``
+    for the methods that take it (the encoders' default)."""
     return _channel.with_default_bits(method, options, math.ceil(bits_per_block))
 
 
@@ -812,38 +820,41 @@ def encode(
     if not isinstance(tensors, Mapping):
         raise InputError("tensors must map names to (q_mean, q_std, p_mean, p_std) or arrays")
     seed = _checks.uint64(seed, "seed")
-    options = _split_options(method, float(bits_per_block), options)
+    options = channel_options(method, float(bits_per_block), options)
     coded, raw, shapes = [], [], {}
     for name in sorted(tensors, key=lambda s: str(s).encode()):
         if not isinstance(name, str) or not name:
             raise InputError("tensor names must be non-empty strings")
         v = _as_posterior(name, tensors[name])
         if isinstance(v, tuple):
-            qm = np.asarray(v[0])
-            if qm.dtype.kind not in "fiu":
-                raise InputError(f"{name!r}: q_mean must be real, got dtype {qm.dtype}")
-            shape = qm.shape
-            qs = np.asarray(v[1])
-            if qs.dtype.kind not in "fiu":
-                raise InputError(f"{name!r}: q_std must be real, got dtype {qs.dtype}")
-            try:
-                qs = np.broadcast_to(qs, shape)
-            except ValueError:
-                raise InputError(f"{name!r}: q_std of shape {qs.shape} does not match {shape}") from None
+            # the rule of every entry point (StreamEncoder and the command line too)
+            parts = [np.asarray(x) for x in v]
+            shape = parts[0].shape
+            ones = [
+                _checks.posterior_shape(name, what, x.dtype, x.shape, shape)
+                for what, x in zip(("posterior mean", "posterior std", "prior mean", "prior std"), parts)
+            ]
+            parts = [x.reshape(-1)[:1] if one else x for x, one in zip(parts, ones)]
+            flat = [x.reshape(-1) for x in parts]
+            size = math.prod(shape)
+            for a in range(0, size, 1 << 20):
+                _checks.posterior_values(name, a, *(x if x.size == 1 else x[a : a + (1 << 20)] for x in flat))
+            qs = flat[1] if flat[1].size == size else np.broadcast_to(flat[1], (size,))
             coded.append(
                 (
                     name,
                     list(shape),
-                    np.ascontiguousarray(qm, dtype=np.float64).reshape(-1),
-                    np.ascontiguousarray(qs, dtype=np.float64).reshape(-1),
-                    _prior_array(name, "p_mean", v[2], shape),
-                    _prior_array(name, "p_std", v[3], shape),
+                    np.ascontiguousarray(flat[0], dtype=np.float64),
+                    np.ascontiguousarray(qs, dtype=np.float64),
+                    _prior_array(name, "p_mean", parts[2][0] if ones[2] else parts[2], shape),
+                    _prior_array(name, "p_std", parts[3][0] if ones[3] else parts[3], shape),
                 )
             )
             shapes[name] = shape
         else:
             raw.append(_raw_arg(name, v))
-    nat_bytes, rep = _native.format_encode(
+    nat_bytes, rep = interruptibly(  # Ctrl-C stops the native encoder at once
+        _native.format_encode,
         coded,
         raw,
         seed,
@@ -860,7 +871,7 @@ def encode(
         **options,
     )
     data = bytes(nat_bytes)
-    _write_atomic(dest, data)
+    write_output(dest, data)
     report = _report(rep["names"], shapes, rep, data, kl=rep["kl"])
     report.rate = {n: _rate_row(r) for n, r in zip(rep["names"], rep["rate"]) if r is not None}
     return report
@@ -1182,7 +1193,7 @@ class Writer:
         if self._closed:
             raise InputError("this writer is closed")
         data = self.to_bytes()
-        _write_atomic(self.dest, data)
+        write_output(self.dest, data)
         self._closed = True
         assert self.report is not None
         return self.report
@@ -1217,7 +1228,8 @@ class StreamWriter:
     :func:`encode_group_payloads` computed elsewhere, e.g. on a Dask worker), then
     :meth:`close`. Done in that order, with the KL layout, the bytes equal those of
     :func:`encode` with the same ``chunk_size``. The file appears at ``dest`` only when
-    :meth:`close` succeeds.
+    :meth:`close` succeeds (:mod:`relcode._output`: ``dest`` may not be one of the
+    ``inputs`` paths, a link, a directory or a FIFO).
     """
 
     def __init__(
@@ -1229,6 +1241,7 @@ class StreamWriter:
         chunk_size: int = DEFAULT_CHUNK_SIZE,
         digest: str = "tensor",
         metadata: Any = None,
+        inputs: Iterable[Any] = (),
     ):
         self.dest = Path(dest)
         self.seed = _checks.uint64(seed, "seed")
@@ -1254,7 +1267,7 @@ class StreamWriter:
             spec["shape"] = shape
             self.specs[n] = spec
         self.groups: list[tuple[int, int]] = Layout._ranges(coded_len, chunk_size) if coded_len else []
-        self._out = AtomicFile(self.dest)
+        self._out = _output.AtomicOutput(self.dest, inputs=inputs)
         try:
             self._w = _native.FormatStreamWriter(
                 str(self._out.path), self.seed, args, len(self.groups), digest, metadata
@@ -1408,7 +1421,7 @@ def _group_args(
         size = _checks.uint64(block_size, "block_size")
     else:
         size = _checks.uint64(max_block_size, "max_block_size")
-    options = _split_options(method, float(bits_per_block), options)
+    options = channel_options(method, float(bits_per_block), options)
     args = (
         qm, arr(q_std, np.float64), arr(p_mean, np.float32), arr(p_std, np.float32), method, layout, size,
         float(bits_per_block),
@@ -1439,6 +1452,7 @@ def encode_group_payloads(
     threads: int | None = None,
     tensors: Sequence[tuple[str, int, int]] | None = None,
     max_excess: float | None = None,
+    cancel: Any = None,
     **options: Any,
 ) -> tuple[bytes, bytes, np.ndarray, dict[str, Any]]:
     """Encodes one group anywhere (a pure function of its arguments): returns its LAYO and
@@ -1449,15 +1463,48 @@ def encode_group_payloads(
     ``tensors`` (``(name, first element of the tensor, count)`` in group order, tiling the
     group; each row also carries ``name``, ``first`` and ``count``), or one row for the
     whole group (``name`` None). ``max_excess`` refuses a block over its budget by more
-    than that many bits before any block is coded (see :func:`encode`)."""
+    than that many bits before any block is coded (see :func:`encode`). Setting ``cancel``
+    (a :func:`cancel_flag`, from any thread) stops the call within one block's time with
+    :class:`~relcode.errors.CancelledError`; an uncancelled call returns the same bytes."""
     args, options = _group_args(
         q_mean, q_std, p_mean, p_std, method, bits_per_block, layout, max_block_size, block_size, options
     )
     layo, msgs, vals, rep = _native.format_encode_group(
         int(g), _checks.uint64(seed, "seed"), int(start), *args, threads=_checks.threads(threads),
-        tensors=_spans(tensors), max_excess=_checks.max_excess(max_excess), **options,
+        tensors=_spans(tensors), max_excess=_checks.max_excess(max_excess), cancel=cancel, **options,
     )  # fmt: skip
     return bytes(layo), bytes(msgs), vals, dict(rep)
+
+
+def cancel_flag() -> Any:
+    """A new flag for :func:`encode_group_payloads` ``cancel``: ``.set()`` cancels every call
+    given it, ``.is_set()`` tells whether it is set."""
+    return _native.CancelFlag()
+
+
+def interruptibly(fn: Any, *args: Any, **kwargs: Any) -> Any:
+    """``fn(*args, cancel=flag, **kwargs)`` for a native call that takes a :func:`cancel_flag`.
+    On the main thread it runs on a helper thread while the caller waits in Python, so that
+    Ctrl-C (``KeyboardInterrupt``) is raised at once; the flag is then set and the native work
+    ends within one block's time. Elsewhere (no Ctrl-C to deliver) it is a plain call."""
+    import threading
+
+    flag = cancel_flag()
+    if threading.current_thread() is not threading.main_thread():
+        return fn(*args, cancel=flag, **kwargs)
+    ex = cf.ThreadPoolExecutor(max_workers=1, thread_name_prefix="relcode-encode")
+    try:
+        return ex.submit(fn, *args, cancel=flag, **kwargs).result()
+    except BaseException:
+        flag.set()
+        raise
+    finally:
+        ex.shutdown(wait=False)
+
+
+def encode_group_interruptibly(*args: Any, **kwargs: Any) -> tuple[bytes, bytes, np.ndarray, dict[str, Any]]:
+    """:func:`encode_group_payloads` through :func:`interruptibly` (Ctrl-C stops it at once)."""
+    return interruptibly(encode_group_payloads, *args, **kwargs)
 
 
 def check_group_budget(
@@ -1516,5 +1563,5 @@ def write_base(
         0, tensors, [_group_arg(g) for g in layout.groups], rw, elems, [], False, "tensor", meta=metadata
     )
     data = bytes(data)
-    _write_atomic(dest, data)
+    write_output(dest, data)
     return hashlib.sha256(data).hexdigest()

@@ -225,13 +225,17 @@ def load_tensors(path: str | os.PathLike) -> dict[str, np.ndarray | torch.Tensor
 
 
 def save_tensors(
-    path: str | os.PathLike, tensors: Mapping[str, ArrayLike | torch.Tensor], dtypes: Mapping[str, str]
+    path: str | os.PathLike,
+    tensors: Mapping[str, ArrayLike | torch.Tensor],
+    dtypes: Mapping[str, str],
+    *,
+    inputs: Any = (),
 ) -> None:
     """Writes tensors to .safetensors (atomically) with their original dtypes; bfloat16 needs
     torch."""
-    from ._tensorfiles import AtomicFile
+    from ._output import AtomicOutput
 
-    out = AtomicFile(Path(path))
+    out = AtomicOutput(Path(path), inputs=inputs)
     try:
         if any(d == "bfloat16" for d in dtypes.values()):
             require("torch", "writing bfloat16 tensors")
@@ -641,7 +645,7 @@ def compress(
             q_mean = w.copy()
             q_mean[perm[vmask]] = pm[perm[vmask]]
             pieces = [(coded[k].name, off, c) for k, off, c in vec.pieces(a, cnt)]
-            layo, msgs, vals, rep = fmt.encode_group_payloads(
+            layo, msgs, vals, rep = fmt.encode_group_interruptibly(
                 g, seed, a, q_mean, q_std, pm, ps, method="pfr", bits_per_block=float(C), layout="fixed",
                 block_size=S, threads=threads, tensors=pieces, max_excess=0.0, bits=C,
             )  # fmt: skip
@@ -770,8 +774,10 @@ def decompress_to(source: str | os.PathLike, dest: str | os.PathLike) -> int:
     ``.pt``/``.pth`` state_dict that the original model loads, with the names, order, shapes
     and dtypes given to :func:`compress` (bfloat16 needs .safetensors or .pt, and torch).
     Returns the number of tensors."""
+    from ._output import check_destination
     from ._tensorfiles import open_writer
 
+    check_destination(dest, [source])  # before any work
     arrays, meta, seed, coded = weights.read(source)
     expanded = weights.expand_arrays(arrays, meta, seed, coded)
     out, dtypes = {}, {}
@@ -781,18 +787,18 @@ def decompress_to(source: str | os.PathLike, dest: str | os.PathLike) -> int:
     suffix = Path(dest).suffix
     if "bfloat16" in dtypes.values():
         if suffix == ".safetensors":
-            save_tensors(dest, out, dtypes)
+            save_tensors(dest, out, dtypes, inputs=[source])
             return len(out)
         if suffix not in (".pt", ".pth"):
             raise InputError(f"{dest}: bfloat16 tensors need a .safetensors or .pt output")
         require("torch", "writing bfloat16 tensors")
         import torch
 
-        from ._tensorfiles import AtomicFile
+        from ._output import AtomicOutput
 
         sd = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in out.items()}
         sd = {k: (v.to(torch.bfloat16) if dtypes[k] == "bfloat16" else v) for k, v in sd.items()}
-        af = AtomicFile(Path(dest))
+        af = AtomicOutput(Path(dest), inputs=[source])
         try:
             torch.save(sd, str(af.path))
             af.commit()

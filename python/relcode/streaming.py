@@ -55,14 +55,15 @@ import math
 import os
 import sys
 import threading
-from collections.abc import Iterable, Iterator, Mapping
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from . import _checks, _tensorfiles
+from . import _checks, _output, _tensorfiles
 from . import format as fmt
 from .errors import ChecksumError, FormatError, InputError
 
@@ -72,6 +73,7 @@ __all__ = [
     "StreamEncoder",
     "open_decoder",
     "read_posterior",
+    "run_dask",
 ]
 
 DEFAULT_CHUNK_SIZE = fmt.DEFAULT_CHUNK_SIZE
@@ -191,17 +193,15 @@ def _as_ref(value: Any, what: str) -> FileRef | ArrayRef:
     return ArrayRef(a, what)
 
 
-def _param(value: Any, shape: tuple[int, ...], what: str) -> Ref:
+def _param(value: Any, shape: tuple[int, ...], name: str, part: str) -> Ref:
     """A posterior std or a prior parameter: one value for the tensor (a scalar or any
     one-element array: a per-layer prior goes into the header as one float32) or an array
-    (or file tensor) of the tensor's shape."""
-    ref = _as_ref(value, what)
-    if np.dtype(ref.dtype).kind not in "fiu":
-        raise InputError(f"{what} must be real numbers, got dtype {ref.dtype}")
-    if math.prod(ref.shape) == 1:
+    (or file tensor) of the tensor's shape (:func:`relcode._checks.posterior_shape`, the
+    rule of every entry point)."""
+    ref = _as_ref(value, f"the {part} of {name!r}")
+    label = ref.describe() if isinstance(ref, FileRef) else None
+    if _checks.posterior_shape(name, part, ref.dtype, ref.shape, shape, label):
         return float(np.asarray(ref.read(0, 1), dtype=np.float64)[0])
-    if ref.shape != shape:
-        raise InputError(f"{what} has shape {ref.shape}; give one value or the tensor's shape {shape}")
     return ref
 
 
@@ -250,11 +250,11 @@ def read_posterior(
             raise InputError(f"{path}: {base!r} is both a raw tensor and the name of {base + '.mean'!r}")
         shape = mean.shape
         try:
-            q_std = _param(ref(base + ".std"), shape, repr(base + ".std"))
+            q_std = _param(ref(base + ".std"), shape, base, "posterior std")
             pri: list[Ref] = []
             for suf, default in ((".prior_mean", prior_mean), (".prior_std", prior_std)):
                 if base + suf in ents:
-                    pri.append(_param(ref(base + suf), shape, repr(base + suf)))
+                    pri.append(_param(ref(base + suf), shape, base, suf[1:].replace("_", " ")))
                 elif default is None:
                     raise InputError(
                         f"{base!r} has no {base + '.prior_std'!r}; give a per-layer prior_std "
@@ -269,7 +269,7 @@ def read_posterior(
         if n.endswith(_SUFFIXES) and any(n.endswith(s) and n[: -len(s)] in coded_set for s in _SUFFIXES):
             continue
         dt = "bfloat16" if e.dtype == "BF16" else e.numpy_dtype.name
-        if dt not in fmt._DTYPES:
+        if dt not in fmt.RAW_DTYPES:
             raise InputError(f"{path}: raw tensor {n!r} has dtype {dt}, which relcode files cannot store")
         post.raw.append(_Raw(n, e.shape, dt, FileRef(path, n, e.shape, dt)))
     return post
@@ -279,37 +279,14 @@ def read_posterior(
 # Checks
 
 
-def _check_param(t: _Coded, what: str, ref: Ref, *, positive: bool) -> None:
-    """Finite (and positive) values, checked in the precision the encoder uses: float64 for
-    the posterior, float32 (what the file stores) for the prior."""
-    label = ref.describe() if isinstance(ref, (FileRef, ArrayRef)) else f"the {what} of {t.name!r}"
-    dtype = np.float32 if what.startswith("prior") else np.float64
-    if isinstance(ref, float):
-        v = float(np.asarray(ref, dtype=dtype))
-        if not math.isfinite(v) or (positive and v <= 0):
-            raise InputError(f"{label} is {ref}; it must be finite" + (" and positive" if positive else ""))
-        return
+def _check_coded(t: _Coded) -> None:
+    """Every value of a coded tensor, a piece at a time (:func:`relcode._checks.posterior_values`,
+    the rule of every entry point)."""
+    parts = (t.q_mean, t.q_std, t.p_mean, t.p_std)
+    labels = [r.describe() if isinstance(r, FileRef) else None for r in parts]
     for a in range(0, t.size, _CHECK_PIECE):
         b = min(a + _CHECK_PIECE, t.size)
-        with np.errstate(over="ignore"):
-            v = np.asarray(ref.read(a, b), dtype=dtype)
-        bad = ~np.isfinite(v)
-        if positive:
-            bad |= v <= 0
-        if bad.any():
-            i = int(np.flatnonzero(bad)[0])
-            need = "finite and positive" if positive else "finite"
-            raise InputError(
-                f"{label} ({what} of {t.name!r}): element {a + i} is {v[i]}; "
-                f"{int(bad.sum())} values in elements {a}..{b} are not {need}"
-            )
-
-
-def _check_coded(t: _Coded) -> None:
-    _check_param(t, "posterior mean", t.q_mean, positive=False)
-    _check_param(t, "posterior std", t.q_std, positive=True)
-    _check_param(t, "prior mean", t.p_mean, positive=False)
-    _check_param(t, "prior std", t.p_std, positive=True)
+        _checks.posterior_values(t.name, a, *(_read(r, a, b) for r in parts), labels)
 
 
 # ---------------------------------------------------------------------------------------
@@ -335,6 +312,8 @@ class ChunkSpec:
     threads: int | None = None
     labels: list[str] = field(default_factory=list)  # coded tensor names, for messages
     max_excess: float | None = None  # refuse blocks this far over a fixed budget (bits)
+    # a cancel flag (relcode.format.cancel_flag) on local threads; None when shipped elsewhere
+    cancel: Any = field(default=None, compare=False, repr=False)
 
 
 @dataclass
@@ -397,10 +376,11 @@ def _group_kwargs(spec: ChunkSpec) -> dict[str, Any]:
 
 
 def encode_chunk(spec: ChunkSpec) -> ChunkResult:
-    """Reads and encodes one group (what a worker thread or a Dask task runs)."""
+    """Reads and encodes one group (what a worker thread or a Dask task runs); setting
+    ``spec.cancel`` (a :func:`relcode.format.cancel_flag`) stops it within one block."""
     qm, qs, pm, ps, uniform = _read_chunk(spec)
     layo, msgs, vals, rep = fmt.encode_group_payloads(
-        spec.g, spec.seed, spec.start, qm, qs, pm, ps, **_group_kwargs(spec)
+        spec.g, spec.seed, spec.start, qm, qs, pm, ps, cancel=spec.cancel, **_group_kwargs(spec)
     )
     # the group's KL per tensor, from the native rate accounting (one row per piece)
     kl = [(k, float(row["kl_bits"])) for (k, *_), row in zip(spec.pieces, rep["rate"])]
@@ -421,13 +401,17 @@ def check_chunk(spec: ChunkSpec) -> int:
 
 def _run_threads(specs: Iterator[ChunkSpec], workers: int, fn: Any = None) -> Iterator[Any]:
     """``fn`` (default :func:`encode_chunk`) of every spec, in group order; at most
-    ``workers + 1`` groups in flight, so memory is bounded whatever the number of groups."""
+    ``workers + 1`` groups in flight, so memory is bounded whatever the number of groups.
+    On an error or an interrupt the groups still being encoded are cancelled (the native
+    encoder stops within one block), so the worker threads end at once."""
     fn = fn or encode_chunk
+    cancel = fmt.cancel_flag()
     ex = cf.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="relcode-encode")
     queue: collections.deque[cf.Future] = collections.deque()
     clean = False
     try:
         for spec in specs:
+            spec.cancel = cancel
             queue.append(ex.submit(fn, spec))
             if len(queue) > workers:
                 yield queue.popleft().result()
@@ -435,6 +419,8 @@ def _run_threads(specs: Iterator[ChunkSpec], workers: int, fn: Any = None) -> It
             yield queue.popleft().result()
         clean = True
     finally:
+        if not clean:
+            cancel.set()
         for f in queue:
             f.cancel()
         # On an error or an interrupt, do not wait for the chunks still being encoded.
@@ -476,7 +462,7 @@ class _Stats:
         self.kl = [0.0] * len(coded_names)
         self.rate: dict[str, dict[str, Any]] = {}
         for n in coded_names:  # tensors without elements have no blocks
-            fmt._merge_rate(self.rate, n, _NO_BLOCKS)
+            fmt.merge_rate(self.rate, n, _NO_BLOCKS)
         self._hashes = {n: hashlib.sha256() for n in hash_names}
 
     def add(self, res: ChunkResult) -> None:
@@ -487,7 +473,7 @@ class _Stats:
             self.kl[k] += v
         for row in res.report.get("rate", ()):
             if row.get("name") is not None:
-                fmt._merge_rate(self.rate, row["name"], row)
+                fmt.merge_rate(self.rate, row["name"], row)
 
     def hash(self, name: str, data: np.ndarray) -> None:
         if name in self._hashes:
@@ -520,7 +506,8 @@ class StreamEncoder:
     tensors, seed and options give the same file). ``layout="fixed"`` needs ``block_size``
     (the in-memory encoder's default depends on the total KL, which a stream does not know
     in advance). ``progress`` shows a tqdm bar on stderr (``None``: only on a terminal);
-    ``client`` runs the groups as tasks on a Dask cluster (:mod:`relcode.distributed`).
+    ``client`` runs the groups as tasks on a Dask cluster (:mod:`relcode.distributed`;
+    ``dask_options``: ``retries``, ``window``, ``read_on_workers``).
     The file appears at ``dest`` only when everything succeeded; an error or an interrupt
     (Ctrl-C) leaves nothing there.
 
@@ -550,6 +537,7 @@ class StreamEncoder:
         progress: bool | None = None,
         check: bool = True,
         client: Any = None,
+        dask_options: Mapping[str, Any] | None = None,
         max_excess: float | None = None,
         **options: Any,
     ):
@@ -580,8 +568,8 @@ class StreamEncoder:
         self.check = check
         self.client = client
         self.max_excess = _checks.max_excess(max_excess)
-        self._dask_options: dict[str, Any] = {}  # set by relcode.distributed.encode
-        self.options = fmt._split_options(method, self.bits_per_block, options)
+        self.dask_options: dict[str, Any] = dict(dask_options or {})  # see relcode.distributed.encode
+        self.options = fmt.channel_options(method, self.bits_per_block, options)
         self._coded: dict[str, _Coded] = {}
         self._raw: dict[str, _Raw] = {}
         self._closed = False
@@ -612,16 +600,15 @@ class StreamEncoder:
         in the header, per layer)."""
         name = self._new_name(name)
         qm = _as_ref(q_mean, f"the posterior mean of {name!r}")
-        if np.dtype(qm.dtype).kind not in "fiu":
-            raise InputError(f"{name!r}: q_mean must be real, got dtype {qm.dtype}")
         shape = qm.shape
+        _checks.posterior_shape(name, "posterior mean", qm.dtype, shape, shape, None)
         t = _Coded(
             name,
             shape,
             qm,
-            _param(q_std, shape, f"the posterior std of {name!r}"),
-            _param(prior_mean, shape, f"the prior mean of {name!r}"),
-            _param(prior_std, shape, f"the prior std of {name!r}"),
+            _param(q_std, shape, name, "posterior std"),
+            _param(prior_mean, shape, name, "prior mean"),
+            _param(prior_std, shape, name, "prior std"),
         )
         self._coded[name] = t
 
@@ -629,7 +616,7 @@ class StreamEncoder:
         """A tensor stored verbatim (float16/32/64, int8/16/32/64, uint8 or bool)."""
         name = self._new_name(name)
         ref = _as_ref(array, repr(name))
-        if ref.dtype not in fmt._DTYPES:
+        if ref.dtype not in fmt.RAW_DTYPES:
             raise InputError(f"{name!r}: raw tensors of dtype {ref.dtype} cannot be stored")
         self._raw[name] = _Raw(name, ref.shape, ref.dtype, ref)
 
@@ -655,6 +642,13 @@ class StreamEncoder:
     # -- encoding --
 
     @property
+    def input_paths(self) -> list[str]:
+        """The files the added tensors are read from (never overwritten by the output)."""
+        refs = [r for t in self._coded.values() for r in (t.q_mean, t.q_std, t.p_mean, t.p_std)]
+        refs += [r.src for r in self._raw.values()]
+        return sorted({r.path for r in refs if isinstance(r, FileRef)})
+
+    @property
     def names(self) -> list[str]:
         """Every tensor added, in file order (sorted by the bytes of the name)."""
         return sorted([*self._coded, *self._raw], key=lambda s: s.encode())
@@ -664,8 +658,9 @@ class StreamEncoder:
         raw = sorted(self._raw.values(), key=lambda t: t.name.encode())
         specs: dict[str, dict[str, Any]] = {}
         for t in coded:
-            pm = float(np.float32(t.p_mean)) if isinstance(t.p_mean, float) else None
-            ps = float(np.float32(t.p_std)) if isinstance(t.p_std, float) else None
+            with np.errstate(over="ignore"):  # out-of-range values are refused by the checks
+                pm = float(np.float32(t.p_mean)) if isinstance(t.p_mean, float) else None
+                ps = float(np.float32(t.p_std)) if isinstance(t.p_std, float) else None
             specs[t.name] = {"shape": t.shape, "prior": (pm, ps)}
         for r in raw:
             specs[r.name] = {"shape": r.shape, "dtype": r.dtype}
@@ -736,6 +731,8 @@ class StreamEncoder:
             raise InputError("this encoder is closed")
         self._closed = True
         coded, raw, specs = self._table()
+        inputs = self.input_paths
+        _output.check_destination(self.dest, inputs)  # before any work
         total_coded = sum(t.size for t in coded)
         if self.check:  # every error that bad input can cause, before any output
             with _progress(total_coded, "checking", self.progress) as bar:
@@ -748,7 +745,7 @@ class StreamEncoder:
                 self._check_budget(coded, total_coded)
         sw = fmt.StreamWriter(
             self.dest, specs, seed=self.seed, chunk_size=self.chunk_size, digest=self.digest,
-            metadata=self.metadata,
+            metadata=self.metadata, inputs=inputs,
         )  # fmt: skip
         stats = _Stats([t.name for t in coded], sw.names if self.digest == "all" else [])
         try:
@@ -790,11 +787,9 @@ class StreamEncoder:
         """Encodes the groups (threads or Dask) and writes them in order as they come."""
         groups = sw.groups
         if self.client is not None:
-            from . import distributed
-
-            opts = dict(self._dask_options)
+            opts = dict(self.dask_options)
             ship = bool(opts.pop("read_on_workers", True))
-            results = distributed._run_dask(self.client, self._specs(coded, groups, ship=ship), **opts)
+            results = run_dask(self.client, self._specs(coded, groups, ship=ship), **opts)
         else:
             results = _run_threads(self._specs(coded, groups, ship=None), self.workers)
         starts = np.cumsum([0] + [t.size for t in coded]).tolist()
@@ -1040,6 +1035,7 @@ class StreamDecoder:
         for n in self.names:
             t = self._info[n]
             table.append((n, "float32" if t["coded"] else t["dtype"], tuple(t["shape"])))
+        _output.check_destination(dest, self.file.paths)  # never over the file being read
         with (
             _tensorfiles.open_writer(dest, table, dict(metadata or {})) as w,
             _progress(self.num_elements, "decoding", progress) as bar,
@@ -1087,3 +1083,51 @@ def open_decoder(
     :func:`relcode.format.open`; ``max_elements`` raises the reader's element limit."""
     f = fmt.open(source, base=base, base_dirs=base_dirs, max_elements=max_elements, lazy=True)
     return StreamDecoder(f, threads=threads)
+
+
+def run_dask(
+    client: Any,
+    specs: Iterator[ChunkSpec],
+    *,
+    retries: int = 2,
+    window: int | None = None,
+    task: Callable[[ChunkSpec], ChunkResult] | None = None,
+) -> Iterator[ChunkResult]:
+    """Runs the groups of ``specs`` as tasks on a Dask ``client``, at most ``window`` unwritten
+    at a time, and yields their results in group order (Dask's futures and ``as_completed``;
+    no scheduling of our own); :mod:`relcode.distributed` is the front end."""
+    from distributed import as_completed
+
+    if window is None:
+        window = 2 * max(1, sum(client.nthreads().values()))
+    window = max(1, int(window))
+    fn = task or encode_chunk
+    token = uuid.uuid4().hex
+    pending: dict[int, Any] = {}
+    done: dict[int, ChunkResult] = {}
+    ac = as_completed()
+    it = iter(specs)
+
+    def submit() -> None:
+        spec = next(it, None)
+        if spec is not None:
+            fut = client.submit(fn, spec, key=f"relcode-encode-{token}-{spec.g}", pure=False, retries=retries)
+            pending[spec.g] = fut
+            ac.add(fut)
+
+    nxt = 0
+    try:
+        for _ in range(window):
+            submit()
+        for fut in ac:
+            res = fut.result()  # the task's exception, once Dask has given up on it
+            pending.pop(res.g, None)
+            done[res.g] = res
+            del fut
+            while nxt in done:
+                yield done.pop(nxt)
+                nxt += 1
+                submit()
+    finally:
+        if pending:
+            client.cancel(list(pending.values()))

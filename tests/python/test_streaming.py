@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -490,3 +491,70 @@ def test_memory_does_not_grow_with_size(tmp_path: Path) -> None:
             peaks[n].append(int(res.stdout.split()[-1]) / 1024)
     for small, big in zip(peaks[2_000_000], peaks[8_000_000]):
         assert big < 300 and big - small < 30, peaks
+
+
+# One rule for every entry point: relcode.encode, StreamEncoder and the command line accept
+# the same posteriors and refuse the same ones with the same InputError (or LimitError).
+RULES = {
+    "scalar std": ((np.zeros(6), 0.05, 0.0, 0.1), None),
+    "one-element std": ((np.zeros(6), np.full(1, 0.05), 0.0, 0.1), None),
+    "broadcast row std": (
+        (np.zeros((3, 2)), np.full(2, 0.05), 0.0, 0.1),
+        r"has shape \(2,\); give one value",
+    ),
+    "int32 mean": ((np.zeros(6, np.int32), 0.05, 0.0, 0.1), "must be a float array"),
+    "mean 1e300": ((np.full(6, 1e300), 0.05, 0.0, 0.1), r"KL\(Q\|\|P\) is inf bits"),
+    "prior std 1e-40": (
+        (np.zeros(6), 0.05, 0.0, 1e-40),
+        "prior std of 'w' is 1e-40; it must be a finite float32",
+    ),
+    "prior std 1e39": ((np.zeros(6), 0.05, 0.0, 1e39), "prior std of 'w' is 1e[+]39"),
+    "posterior std 1e-30": (
+        (np.zeros(6), np.full(6, 1e-30), 0.0, 0.1),
+        "less than 2\\^-32 times the prior std",
+    ),
+    "huge broadcast": ((np.broadcast_to(np.zeros(1), (1 << 40,)), 0.05, 0.0, 0.1), "at most 2147483648"),
+}
+
+
+@pytest.mark.parametrize("case", RULES)
+@pytest.mark.parametrize("entry", ["encode", "stream"])
+def test_every_entry_point_has_one_rule(tmp_path: Path, case: str, entry: str) -> None:
+    (qm, qs, pm, ps), message = RULES[case]
+    out = tmp_path / "m.relc"
+
+    def run() -> None:
+        if entry == "encode":
+            relcode.encode(out, {"w": (qm, qs, pm, ps)}, seed=0)
+        else:
+            with relcode.StreamEncoder(out, seed=0, progress=False) as enc:
+                enc.add("w", qm, qs, prior_mean=pm, prior_std=ps)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # never a numpy RuntimeWarning first
+        if message is None:
+            run()
+            assert out.exists()
+        else:
+            with pytest.raises(
+                relcode.InputError if case != "huge broadcast" else relcode.LimitError, match=message
+            ):
+                run()
+            assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("prior_std", ["1e39", "1e-40", "0", "nan"])
+def test_cli_prior_std_out_of_range_is_one_clear_error(tmp_path: Path, prior_std: str, capsys) -> None:
+    from relcode.cli import main
+
+    save_file(
+        {"w.mean": np.zeros(4, np.float32), "w.std": np.full(4, 0.05, np.float32)}, str(tmp_path / "p.st")
+    )
+    cmd = ["encode", str(tmp_path / "p.st"), "-o", str(tmp_path / "m.relc"), "--prior-std", prior_std]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert main(cmd) == 1
+    assert [str(w.message) for w in caught] == []
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "error" in err and "prior std" in err, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["p.st"]

@@ -57,7 +57,7 @@ def read_wav(path: str | os.PathLike) -> np.ndarray:
 
 def write_wav(path: str | os.PathLike, samples: np.ndarray) -> None:
     """Writes int16 samples as a 16 kHz mono WAV file, atomically."""
-    from ..format import _write_atomic
+    from ..format import write_output
 
     buf = io.BytesIO()
     with wave.open(buf, "wb") as w:
@@ -65,7 +65,7 @@ def write_wav(path: str | os.PathLike, samples: np.ndarray) -> None:
         w.setsampwidth(2)
         w.setframerate(RATE)
         w.writeframes(check_audio(samples).astype("<i2").tobytes())
-    _write_atomic(Path(path), buf.getvalue())
+    write_output(Path(path), buf.getvalue())
 
 
 def _as_audio(audio: Any) -> np.ndarray:

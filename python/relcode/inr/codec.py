@@ -193,10 +193,10 @@ class Codec:
 
     def save(self, path: str | os.PathLike) -> str:
         """Writes the codec file (atomically); returns and records its SHA-256."""
-        from ..format import _write_atomic
+        from ..format import write_output
 
         data = self.to_bytes()
-        _write_atomic(Path(path), data)
+        write_output(Path(path), data)
         self.sha256 = hashlib.sha256(data).hexdigest()
         return self.sha256
 

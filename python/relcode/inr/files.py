@@ -430,9 +430,9 @@ def write_compact(
     check = zlib.crc32(w.astype("<f4").tobytes(), zlib.crc32(head + body))
     data = head + body + check.to_bytes(4, "little")
     if isinstance(dest, (str, os.PathLike)):
-        from ..format import _write_atomic
+        from ..format import write_output
 
-        _write_atomic(Path(dest), data)
+        write_output(Path(dest), data)
     else:
         dest.write(data)
     P, N = base.patches, codec.arch.num_params

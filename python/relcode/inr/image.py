@@ -94,11 +94,11 @@ def write_png(path: str | os.PathLike, image: np.ndarray, compress_level: int = 
 
     from PIL import Image
 
-    from ..format import _write_atomic
+    from ..format import write_output
 
     buf = io.BytesIO()
     Image.fromarray(check_image(image)).save(buf, format="PNG", compress_level=compress_level)
-    _write_atomic(Path(path), buf.getvalue())
+    write_output(Path(path), buf.getvalue())
 
 
 def _as_image(image: Any) -> np.ndarray:

@@ -162,7 +162,7 @@ fn prior_arg<'a>(a: &'a [f32]) -> PriorArg<'a> {
 
 /// Encodes coded and raw tensors into file bytes; returns (bytes, report dict).
 #[pyfunction]
-#[pyo3(signature = (coded, raw, seed, method_name, bits_per_block, layout, block_size, max_block_size, chunk_size, digest, meta=None, threads=None, max_excess=None, **kwargs))]
+#[pyo3(signature = (coded, raw, seed, method_name, bits_per_block, layout, block_size, max_block_size, chunk_size, digest, meta=None, threads=None, max_excess=None, cancel=None, **kwargs))]
 #[allow(clippy::too_many_arguments)]
 fn format_encode<'py>(
     py: Python<'py>,
@@ -179,6 +179,7 @@ fn format_encode<'py>(
     meta: Option<&Bound<'py, PyAny>>,
     threads: Option<usize>,
     max_excess: Option<f64>,
+    cancel: Option<Bound<'py, CancelFlag>>,
     kwargs: Option<&Bound<'py, PyDict>>,
 ) -> PyResult<(Bound<'py, PyBytes>, Bound<'py, PyDict>)> {
     let m = method(method_name)?;
@@ -232,7 +233,8 @@ fn format_encode<'py>(
         meta,
         max_excess,
     };
-    let res = pool::run(py, threads, || fenc::encode(Vec::new(), &input))?;
+    let flag: Arc<std::sync::atomic::AtomicBool> = cancel.map(|c| c.get().flag.clone()).unwrap_or_default();
+    let res = pool::run(py, threads, || fenc::encode_cancellable(Vec::new(), &input, &flag))?;
     let (bytes, rep) = res.map_err(|e| ferr(py, &e))?;
     let d = PyDict::new(py);
     d.set_item("names", rep.header.tensors.iter().map(|t| t.name.clone()).collect::<Vec<_>>())?;
@@ -762,6 +764,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(format_check_group, m)?)?;
     m.add_class::<FormatReader>()?;
     m.add_class::<FormatStreamWriter>()?;
+    m.add_class::<CancelFlag>()?;
     m.add("FORMAT_VERSION", (relcode::format::VERSION_MAJOR, relcode::format::VERSION_MINOR))?;
     Ok(())
 }
@@ -828,6 +831,30 @@ fn stream_group(
     Ok(Group { id: g, seed, start, count, rule })
 }
 
+/// A flag that stops `format_encode_group` calls early: set it (from any thread) and every
+/// call given it returns `relcode.errors.CancelledError` within one block's time.
+#[pyclass(module = "relcode._native", name = "CancelFlag", frozen)]
+pub struct CancelFlag {
+    flag: Arc<std::sync::atomic::AtomicBool>,
+}
+
+#[pymethods]
+impl CancelFlag {
+    #[new]
+    fn new() -> CancelFlag {
+        CancelFlag { flag: Arc::default() }
+    }
+
+    /// Cancels every call given this flag (now and later).
+    fn set(&self) {
+        self.flag.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn is_set(&self) -> bool {
+        self.flag.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
 /// The tensor pieces of a streaming group: (name, first element in the tensor, count).
 type SpanArg = (String, u64, u64);
 
@@ -845,7 +872,7 @@ fn spans_of(tensors: &Option<Vec<SpanArg>>) -> Vec<fenc::Span<'_>> {
 /// tensor pieces in order (the report's `rate` has one row per piece; without it, one row
 /// for the whole group); `max_excess` refuses a block over its budget before any is coded.
 #[pyfunction]
-#[pyo3(signature = (g, seed, start, q_mean, q_std, p_mean, p_std, method_name, layout, size, bits_per_block, threads=None, tensors=None, max_excess=None, **kwargs))]
+#[pyo3(signature = (g, seed, start, q_mean, q_std, p_mean, p_std, method_name, layout, size, bits_per_block, threads=None, tensors=None, max_excess=None, cancel=None, **kwargs))]
 #[allow(clippy::too_many_arguments)]
 fn format_encode_group<'py>(
     py: Python<'py>,
@@ -863,6 +890,7 @@ fn format_encode_group<'py>(
     threads: Option<usize>,
     tensors: Option<Vec<SpanArg>>,
     max_excess: Option<f64>,
+    cancel: Option<Bound<'py, CancelFlag>>,
     kwargs: Option<&Bound<'py, PyDict>>,
 ) -> PyResult<(Bound<'py, PyBytes>, Bound<'py, PyBytes>, Bound<'py, PyArray1<f32>>, Bound<'py, PyDict>)> {
     let m = method(method_name)?;
@@ -871,8 +899,11 @@ fn format_encode_group<'py>(
     let (qm, qs, pm, ps) = (q_mean.as_slice()?, q_std.as_slice()?, p_mean.as_slice()?, p_std.as_slice()?);
     let group = stream_group(g, seed, start, qm, qs, pm, ps, layout, size, bits_per_block)?;
     let spans = spans_of(&tensors);
+    let flag: Arc<std::sync::atomic::AtomicBool> = cancel.map(|c| c.get().flag.clone()).unwrap_or_default();
     let res = pool::run(py, threads, || {
-        let out = fenc::encode_group(&group, g, qm, qs, pm, ps, &spans, seed, m, &opts, max_excess)?;
+        let out = fenc::encode_group_cancellable(
+            &group, g, qm, qs, pm, ps, &spans, seed, m, &opts, max_excess, &flag,
+        )?;
         let mp = relcode::format::chunk::messages_payload(&out.messages)?;
         Ok::<_, FormatError>((mp, out))
     })?;

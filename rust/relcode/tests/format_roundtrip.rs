@@ -259,3 +259,23 @@ fn messages_that_do_not_fit_their_code_are_refused_by_the_writer() {
     };
     assert!(matches!(relcode::format::chunk::messages_payload(&m), Err(FormatError::InvalidInput(_))));
 }
+
+#[test]
+fn cancelled_group_stops_and_uncancelled_is_unchanged() {
+    use relcode::format::encode::encode_group_cancellable;
+    use std::sync::atomic::AtomicBool;
+    let (qm, qs) = posterior(40, 3);
+    let g = Group { id: 0, seed: 0, start: 0, count: 40, rule: Rule::Fixed { size: 5 } };
+    let opts = Options { bits: Some(4), ..Options::default() };
+    let (pm, ps) = ([0.0f32; 40], [0.1f32; 40]);
+    let want = encode_group(&g, 0, &qm, &qs, &pm, &ps, &[], 7, Method::Mrc, &opts, None).unwrap();
+    let off = AtomicBool::new(false);
+    let got =
+        encode_group_cancellable(&g, 0, &qm, &qs, &pm, &ps, &[], 7, Method::Mrc, &opts, None, &off).unwrap();
+    assert_eq!(got.messages, want.messages);
+    assert_eq!(got.values, want.values);
+    let on = AtomicBool::new(true);
+    let e = encode_group_cancellable(&g, 0, &qm, &qs, &pm, &ps, &[], 7, Method::Mrc, &opts, None, &on);
+    assert!(matches!(e, Err(FormatError::Cancelled)));
+    assert_eq!(FormatError::Cancelled.class(), "CancelledError");
+}

@@ -26,6 +26,7 @@ use super::{FormatError, Limits, MAX_BLOCK_DIM};
 use crate::channel::{self, ChannelError, Keys, Message, Method, Options, Target};
 use rayon::prelude::*;
 use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Elements per DATA chunk of a raw tensor.
 pub const RAW_PIECE: u64 = 1 << 20;
@@ -395,6 +396,28 @@ pub fn encode_group(
     opts: &Options,
     max_excess: Option<f64>,
 ) -> Result<GroupCoded, FormatError> {
+    let never = AtomicBool::new(false);
+    encode_group_cancellable(g, gid, qm, qs, pm, ps, spans, seed, method, opts, max_excess, &never)
+}
+
+/// [`encode_group`] that stops early when `cancel` becomes true: every block checks it
+/// before it is coded, so a cancelled call returns [`FormatError::Cancelled`] within one
+/// block's time. Cancelling never changes what an uncancelled call returns.
+#[allow(clippy::too_many_arguments)]
+pub fn encode_group_cancellable(
+    g: &Group,
+    gid: u32,
+    qm: &[f64],
+    qs: &[f64],
+    pm: &[f32],
+    ps: &[f32],
+    spans: &[Span<'_>],
+    seed: u64,
+    method: Method,
+    opts: &Options,
+    max_excess: Option<f64>,
+    cancel: &AtomicBool,
+) -> Result<GroupCoded, FormatError> {
     check_max_excess(max_excess)?;
     let n = g.count as usize;
     if [qm.len(), qs.len(), pm.len(), ps.len()].iter().any(|&l| l != n) {
@@ -413,6 +436,9 @@ pub fn encode_group(
         .into_par_iter()
         .with_max_len(1)
         .map(|j| {
+            if cancel.load(Ordering::Relaxed) {
+                return Err(FormatError::Cancelled);
+            }
             let idx = &order[offs[j]..offs[j] + sizes[j] as usize];
             let gq = |v: &[f64]| idx.iter().map(|&k| v[k as usize]).collect::<Vec<f64>>();
             let gp = |v: &[f32]| idx.iter().map(|&k| v[k as usize]).collect::<Vec<f32>>();
@@ -568,6 +594,16 @@ pub fn check_method(method: Method, opts: &Options) -> Result<(), FormatError> {
 
 /// Encodes tensors into a file written to `out`.
 pub fn encode<W: Write>(out: W, input: &EncodeInput<'_>) -> Result<(W, EncodeReport), FormatError> {
+    encode_cancellable(out, input, &AtomicBool::new(false))
+}
+
+/// [`encode`] that stops early with [`FormatError::Cancelled`] when `cancel` becomes true
+/// (checked before each block is coded); an uncancelled call writes the same bytes.
+pub fn encode_cancellable<W: Write>(
+    out: W,
+    input: &EncodeInput<'_>,
+    cancel: &AtomicBool,
+) -> Result<(W, EncodeReport), FormatError> {
     let limits = Limits::default();
     check_method(input.method, &input.options)?;
     check_max_excess(input.max_excess)?;
@@ -736,7 +772,7 @@ pub fn encode<W: Write>(out: W, input: &EncodeInput<'_>) -> Result<(W, EncodeRep
     for g in &groups {
         let r = g.start as usize..(g.start + g.count) as usize;
         let (slots, spans) = spans_of(g);
-        let out = encode_group(
+        let out = encode_group_cancellable(
             g,
             g.id,
             &qm[r.clone()],
@@ -748,6 +784,7 @@ pub fn encode<W: Write>(out: W, input: &EncodeInput<'_>) -> Result<(W, EncodeRep
             input.method,
             &input.options,
             input.max_excess,
+            cancel,
         )?;
         coded[r].copy_from_slice(&out.values);
         bits += out.bits.iter().map(|&x| x as u64).sum::<u64>();

@@ -98,6 +98,8 @@ pub enum FormatError {
     InvalidInput(String),
     /// The encoder failed (the channel layer's error).
     Encode(ChannelError),
+    /// The caller cancelled the work (an interrupt) before it was complete.
+    Cancelled,
 }
 
 impl FormatError {
@@ -116,6 +118,7 @@ impl FormatError {
             FormatError::InvalidInput(_) => "InputError",
             FormatError::Encode(ChannelError::IterationCap { .. }) => "SamplerError",
             FormatError::Encode(_) => "InputError",
+            FormatError::Cancelled => "CancelledError",
             _ => "FormatError",
         }
     }
@@ -166,6 +169,7 @@ impl fmt::Display for FormatError {
             FormatError::Io(w) => write!(f, "{w}"),
             FormatError::InvalidInput(w) => write!(f, "{w}"),
             FormatError::Encode(e) => write!(f, "{e}"),
+            FormatError::Cancelled => write!(f, "cancelled before it was complete"),
         }
     }
 }
