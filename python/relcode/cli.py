@@ -57,7 +57,11 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _base_args(args: argparse.Namespace) -> dict:
-    return {"base": args.base, "base_dirs": args.base_dir or ()}
+    return {
+        "base": args.base,
+        "base_dirs": args.base_dir or (),
+        "max_elements": getattr(args, "max_elements", None),
+    }
 
 
 def _fmt_bytes(n: int) -> str:
@@ -144,9 +148,9 @@ def _cmd_decode(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     from . import pretrained
 
-    if pretrained.is_model_file(args.file):
+    if pretrained.is_model_file(args.file, max_elements=args.max_elements):
         # a compressed pretrained model: every tensor with its own name, shape and dtype
-        n = pretrained.decompress_to(args.file, out)
+        n = pretrained.decompress_to(args.file, out, max_elements=args.max_elements)
         if not args.quiet:
             print(f"relcode decode: wrote {n} tensors to {out}", file=sys.stderr)
         return EXIT_OK
@@ -254,6 +258,13 @@ def _add_file_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--base", metavar="FILE", help="the base (codec) file the file references")
     p.add_argument(
         "--base-dir", metavar="DIR", action="append", help="a directory to search for the base file"
+    )
+    p.add_argument(
+        "--max-elements",
+        type=int,
+        metavar="N",
+        help="accept files of up to N elements whatever their size (trusted files; default: 2^31, "
+        "and at most 4096 per byte of the file)",
     )
 
 

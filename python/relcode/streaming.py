@@ -1084,6 +1084,7 @@ def open_decoder(
 ) -> StreamDecoder:
     """Opens a file for lazy, bounded-memory decoding (a path is read on demand; bytes and
     file objects are read whole). ``base``/``base_dirs`` find a referenced base file as in
-    :func:`relcode.format.open`; ``max_elements`` raises the reader's element limit."""
+    :func:`relcode.format.open`; ``max_elements`` sets the reader's element limit (see
+    :func:`relcode.format.open` for the default)."""
     f = fmt.open(source, base=base, base_dirs=base_dirs, max_elements=max_elements, lazy=True)
     return StreamDecoder(f, threads=threads)
