@@ -64,7 +64,7 @@ import numpy as np
 
 from . import _checks, _tensorfiles
 from . import format as fmt
-from .errors import ChecksumError, FormatError, InputError
+from .errors import ChecksumError, FormatError, InputError, LimitError
 
 __all__ = [
     "DEFAULT_CHUNK_SIZE",
@@ -991,7 +991,7 @@ class StreamDecoder:
         shape = tuple(t["shape"])
         if not t["coded"]:
             return self.file.tensor(name, threads=self.threads)
-        out = np.empty(math.prod(shape), dtype=np.float32)
+        out = _buffer(name, math.prod(shape), np.float32)
         for _, s, v in self.pieces([name]):
             out[s : s + v.size] = v
         return out.reshape(shape)
@@ -1006,7 +1006,7 @@ class StreamDecoder:
                     yield cur, buf.reshape(tuple(self._info[cur]["shape"]))
                 cur = name
                 t = self._info[name]
-                buf = np.empty(math.prod(t["shape"]), dtype=np.float32 if t["coded"] else v.dtype)
+                buf = _buffer(name, math.prod(t["shape"]), np.float32 if t["coded"] else v.dtype)
             buf[s : s + v.size] = v
         if cur is not None:
             yield cur, buf.reshape(tuple(self._info[cur]["shape"]))
@@ -1072,6 +1072,15 @@ class StreamDecoder:
 
     def __repr__(self) -> str:
         return f"<relcode.StreamDecoder {len(self.names)} tensors, {self.num_elements} elements>"
+
+
+def _buffer(name: str, n: int, dtype: Any) -> np.ndarray:
+    """An uninitialised array for a decoded tensor; memory the machine cannot provide for a
+    size the file claims is a :class:`~relcode.errors.LimitError`, like the native reader's."""
+    try:
+        return np.empty(n, dtype=dtype)
+    except MemoryError:
+        raise LimitError(f"cannot allocate {n} elements for tensor {name!r}: not enough memory") from None
 
 
 def open_decoder(
