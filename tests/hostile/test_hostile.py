@@ -135,9 +135,9 @@ def test_cli_refuses_the_group_bomb_under_a_memory_cap(command: str, tmp_path: P
     bomb.write_bytes((FILES / "group_bomb_2p26.relc").read_bytes())
     extra = ["-o", str(tmp_path / "out.safetensors")] if command == "decode" else []
     code = (
-        "import resource, sys; resource.setrlimit(resource.RLIMIT_AS, ({0}, {0})); "
+        f"import resource, sys; resource.setrlimit(resource.RLIMIT_AS, ({AS_LIMIT}, {AS_LIMIT})); "
         "from relcode.cli import main; sys.exit(main(sys.argv[1:]))"
-    ).format(AS_LIMIT)
+    )
     env = dict(os.environ, PYTHONPATH=str(ROOT / "python"), OMP_NUM_THREADS="1")
     p = subprocess.run([sys.executable, "-c", code, command, str(bomb), *extra], capture_output=True,
                        text=True, timeout=60, env=env)  # fmt: skip
@@ -154,5 +154,5 @@ def test_a_panic_reaches_python_as_a_relcode_error() -> None:
     from relcode import _native
 
     for threads in (None, 2):
-        with pytest.raises(relcode.RelcodeError, match="internal error.*deliberate"):
+        with pytest.raises(relcode.RelcodeError, match=r"internal error.*deliberate"):
             _native._panic_for_tests("deliberate", threads)
