@@ -114,7 +114,10 @@ def test_trusted_limit_still_refuses_without_crashing() -> None:
 def test_trusted_group_bomb_decodes_in_bounded_memory() -> None:
     # 2^26 elements really are decoded (about 1.3 GB) and fail the digest, under 2 GB.
     for r in run_child(["group_bomb_2p26"], max_elements=2**31, timeout=300):
-        assert r["mro"] is not None and "FormatError" in r["mro"], r
+        if r["entry"] == "inspect":  # reads the header and layout only: nothing to refuse
+            assert r["mro"] is None, r
+        else:
+            assert r["mro"] is not None and "ChecksumError" in r["mro"], r
 
 
 def test_max_elements_is_settable() -> None:
