@@ -70,7 +70,11 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _base_args(args: argparse.Namespace) -> dict:
-    kw = {"base": args.base, "base_dirs": args.base_dir or ()}
+    kw = {
+        "base": args.base,
+        "base_dirs": args.base_dir or (),
+        "max_elements": getattr(args, "max_elements", None),
+    }
     if args.base is None:
         signal = _signal_base(args)
         if signal is not None:
@@ -258,9 +262,9 @@ def _cmd_decode(args: argparse.Namespace) -> int:
         deps.require("torch", "writing .pt files")
     from . import pretrained
 
-    if pretrained.is_model_file(args.file):
+    if pretrained.is_model_file(args.file, max_elements=args.max_elements):
         # a compressed pretrained model: every tensor with its own name, shape and dtype
-        n = pretrained.decompress_to(args.file, out)
+        n = pretrained.decompress_to(args.file, out, max_elements=args.max_elements)
         if not args.quiet:
             print(f"relcode decode: wrote {n} tensors to {out}", file=sys.stderr)
         return EXIT_OK
@@ -371,6 +375,13 @@ def _add_file_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--base", metavar="FILE", help="the base (codec) file the file references")
     p.add_argument(
         "--base-dir", metavar="DIR", action="append", help="a directory to search for the base file"
+    )
+    p.add_argument(
+        "--max-elements",
+        type=int,
+        metavar="N",
+        help="accept files of up to N elements whatever their size (trusted files; default: 2^31, "
+        "and at most 4096 per byte of the file)",
     )
 
 

@@ -572,8 +572,18 @@ def open(
     """Opens a file. ``source`` is a path (read on demand when ``lazy``), bytes or a binary
     file. A file that references a base file gets it from ``base`` (a path, bytes or an
     opened :class:`File`), else from the first file in ``base_dirs`` or in the source's own
-    directory whose SHA-256 matches. ``max_elements`` raises the reader's limit on the total
-    number of elements (default 2**31), which bounds what a decode allocates."""
+    directory whose SHA-256 matches.
+
+    ``max_elements`` bounds the total number of elements the file (and its base) may decode
+    to, which bounds what a decode allocates; exceeding it raises
+    :class:`~relcode.errors.LimitError` before anything is allocated. By default
+    (``None``) the limit is 2**31 elements (spec/format.md, section 12) and, as decoder
+    policy, at most 4096 elements per byte of the file and its base (at least 2**24): a
+    coded element needs no bytes of its own, so this keeps a small hostile file from
+    claiming gigabytes, while any trained model (far more than 1/512 bit per weight; a
+    100M-parameter model takes at least 24 KiB) decodes. Pass an int to accept exactly that
+    many elements whatever the file's length (for trusted files); memory the machine cannot
+    provide is a ``LimitError`` too, never a crash."""
     if isinstance(source, File):
         return source
     path, data = _read_source(source)
@@ -609,7 +619,8 @@ def decode(
     max_elements: int | None = None,
 ) -> dict[str, np.ndarray]:
     """Decodes a file to a dict of arrays (float32 for coded tensors; raw tensors keep their
-    dtype), checking every CRC32C and SHA-256. ``source``: a path, bytes or a binary file."""
+    dtype), checking every CRC32C and SHA-256. ``source``: a path, bytes or a binary file.
+    ``max_elements``: as for :func:`open`."""
     with open(source, base=base, base_dirs=base_dirs, max_elements=max_elements, lazy=False) as f:
         return f.decode(threads=threads)
 
@@ -630,11 +641,16 @@ def verify(
 
 
 def inspect(
-    source: Source, *, base: Source | None = None, base_dirs: Iterable[PathLike] = ()
+    source: Source,
+    *,
+    base: Source | None = None,
+    base_dirs: Iterable[PathLike] = (),
+    max_elements: int | None = None,
 ) -> dict[str, Any]:
     """What a file holds, without decoding it: version, seed, tensors, priors, groups with
-    their method, options, block count and message bits, chunks, digests and metadata."""
-    with open(source, base=base, base_dirs=base_dirs, lazy=True) as f:
+    their method, options, block count and message bits, chunks, digests and metadata.
+    ``max_elements``: as for :func:`open`."""
+    with open(source, base=base, base_dirs=base_dirs, max_elements=max_elements, lazy=True) as f:
         info = dict(f.info)
         groups = [dict(g) for g in info["groups"]]
         for g in groups:

@@ -756,12 +756,12 @@ def decompress(source: fmt.Source) -> dict[str, np.ndarray]:
     return weights.state_dict(source)
 
 
-def is_model_file(source: str | os.PathLike) -> bool:
+def is_model_file(source: str | os.PathLike, *, max_elements: int | None = None) -> bool:
     """Whether a relcode file was written by :func:`compress` (its metadata has a
     ``relcode.torch`` entry of version 2). False for anything unreadable: the caller's own
     decoder then reports why."""
     try:
-        with fmt.open(source) as f:
+        with fmt.open(source, max_elements=max_elements) as f:
             meta = f.metadata
     except RelcodeError:
         return False
@@ -769,16 +769,18 @@ def is_model_file(source: str | os.PathLike) -> bool:
     return isinstance(entry, Mapping) and entry.get("version") == weights.META_VERSION_PRETRAINED
 
 
-def decompress_to(source: str | os.PathLike, dest: str | os.PathLike) -> int:
+def decompress_to(
+    source: str | os.PathLike, dest: str | os.PathLike, *, max_elements: int | None = None
+) -> int:
     """Decodes a model file into ``dest`` (atomically): ``.safetensors``, ``.npz`` or a torch
     ``.pt``/``.pth`` state_dict that the original model loads, with the names, order, shapes
     and dtypes given to :func:`compress` (bfloat16 needs .safetensors or .pt, and torch).
-    Returns the number of tensors."""
+    Returns the number of tensors. ``max_elements``: as for :func:`relcode.format.open`."""
     from ._output import check_destination
     from ._tensorfiles import open_writer
 
     check_destination(dest, [source])  # before any work
-    arrays, meta, seed, coded = weights.read(source)
+    arrays, meta, seed, coded = weights.read(source, max_elements=max_elements)
     expanded = weights.expand_arrays(arrays, meta, seed, coded)
     out, dtypes = {}, {}
     for name, (a, dtype) in expanded.items():

@@ -65,7 +65,7 @@ import numpy as np
 
 from . import _checks, _output, _tensorfiles
 from . import format as fmt
-from .errors import ChecksumError, FormatError, InputError
+from .errors import ChecksumError, FormatError, InputError, LimitError
 
 __all__ = [
     "DEFAULT_CHUNK_SIZE",
@@ -986,7 +986,7 @@ class StreamDecoder:
         shape = tuple(t["shape"])
         if not t["coded"]:
             return self.file.tensor(name, threads=self.threads)
-        out = np.empty(math.prod(shape), dtype=np.float32)
+        out = _buffer(name, math.prod(shape), np.float32)
         for _, s, v in self.pieces([name]):
             out[s : s + v.size] = v
         return out.reshape(shape)
@@ -1001,7 +1001,7 @@ class StreamDecoder:
                     yield cur, buf.reshape(tuple(self._info[cur]["shape"]))
                 cur = name
                 t = self._info[name]
-                buf = np.empty(math.prod(t["shape"]), dtype=np.float32 if t["coded"] else v.dtype)
+                buf = _buffer(name, math.prod(t["shape"]), np.float32 if t["coded"] else v.dtype)
             buf[s : s + v.size] = v
         if cur is not None:
             yield cur, buf.reshape(tuple(self._info[cur]["shape"]))
@@ -1070,6 +1070,15 @@ class StreamDecoder:
         return f"<relcode.StreamDecoder {len(self.names)} tensors, {self.num_elements} elements>"
 
 
+def _buffer(name: str, n: int, dtype: Any) -> np.ndarray:
+    """An uninitialised array for a decoded tensor; memory the machine cannot provide for a
+    size the file claims is a :class:`~relcode.errors.LimitError`, like the native reader's."""
+    try:
+        return np.empty(n, dtype=dtype)
+    except MemoryError:
+        raise LimitError(f"cannot allocate {n} elements for tensor {name!r}: not enough memory") from None
+
+
 def open_decoder(
     source: fmt.Source,
     *,
@@ -1080,7 +1089,8 @@ def open_decoder(
 ) -> StreamDecoder:
     """Opens a file for lazy, bounded-memory decoding (a path is read on demand; bytes and
     file objects are read whole). ``base``/``base_dirs`` find a referenced base file as in
-    :func:`relcode.format.open`; ``max_elements`` raises the reader's element limit."""
+    :func:`relcode.format.open`; ``max_elements`` sets the reader's element limit (see
+    :func:`relcode.format.open` for the default)."""
     f = fmt.open(source, base=base, base_dirs=base_dirs, max_elements=max_elements, lazy=True)
     return StreamDecoder(f, threads=threads)
 

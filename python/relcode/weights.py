@@ -51,10 +51,12 @@ NUMPY_DTYPES = {
 }
 
 
-def read(source: Source) -> tuple[dict[str, np.ndarray], dict[str, Any], int, list[str]]:
+def read(
+    source: Source, *, max_elements: int | None = None
+) -> tuple[dict[str, np.ndarray], dict[str, Any], int, list[str]]:
     """The decoded arrays, the model metadata, the root seed and the coded tensors' names
-    (in file order) of a model file."""
-    with relcode_format.open(source, lazy=False) as f:
+    (in file order) of a model file. ``max_elements``: as for :func:`relcode.format.open`."""
+    with relcode_format.open(source, lazy=False, max_elements=max_elements) as f:
         meta = f.metadata
         if not isinstance(meta, Mapping) or not isinstance(meta.get(META_KEY), Mapping):
             raise FormatError("not a relcode.torch model file (its metadata has no relcode.torch entry)")

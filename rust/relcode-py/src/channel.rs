@@ -134,34 +134,36 @@ fn channel_encode<'py>(
     threads: Option<usize>,
     kwargs: Option<&Bound<'py, PyDict>>,
 ) -> PyResult<EncodeOut<'py>> {
-    let m = method(method_name)?;
-    let opts = options(m, kwargs)?;
-    let (qm, qs, pm, ps, ids) = (
-        slice(&q_mean, "q_mean")?,
-        slice(&q_std, "q_std")?,
-        slice(&p_mean, "p_mean")?,
-        slice(&p_std, "p_std")?,
-        slice(&ids, "ids")?,
-    );
-    let n = ids.len();
-    if d == 0 || [qm.len(), qs.len(), pm.len(), ps.len()].iter().any(|&l| l != n * d) {
-        return Err(input_error("q_mean, q_std, p_mean and p_std must all have n * d elements, d > 0"));
-    }
-    let batch = Batch { d, q_mean: qm, q_std: qs, p_mean: pm, p_std: ps, ids };
-    let mut samples = vec![0f32; n * d];
-    let res = pool::run(py, threads, || channel::encode_batch(m, &batch, seed, &opts, &mut samples))?;
-    let enc = res.map_err(|(i, e)| channel_error(py, &e, Some(i)))?;
-    let index: Vec<u64> = enc.iter().map(|e| e.message.index).collect();
-    let aux: Vec<u64> = enc.iter().map(|e| e.message.aux).collect();
-    let bits: Vec<u32> = enc.iter().map(|e| e.bits).collect();
-    let steps: Vec<u64> = enc.iter().map(|e| e.steps).collect();
-    Ok((
-        PyArray1::from_vec(py, samples),
-        PyArray1::from_vec(py, index),
-        PyArray1::from_vec(py, aux),
-        PyArray1::from_vec(py, bits),
-        PyArray1::from_vec(py, steps),
-    ))
+    crate::errors::guard("RelcodeError", || {
+        let m = method(method_name)?;
+        let opts = options(m, kwargs)?;
+        let (qm, qs, pm, ps, ids) = (
+            slice(&q_mean, "q_mean")?,
+            slice(&q_std, "q_std")?,
+            slice(&p_mean, "p_mean")?,
+            slice(&p_std, "p_std")?,
+            slice(&ids, "ids")?,
+        );
+        let n = ids.len();
+        if d == 0 || [qm.len(), qs.len(), pm.len(), ps.len()].iter().any(|&l| l != n * d) {
+            return Err(input_error("q_mean, q_std, p_mean and p_std must all have n * d elements, d > 0"));
+        }
+        let batch = Batch { d, q_mean: qm, q_std: qs, p_mean: pm, p_std: ps, ids };
+        let mut samples = vec![0f32; n * d];
+        let res = pool::run(py, threads, || channel::encode_batch(m, &batch, seed, &opts, &mut samples))?;
+        let enc = res.map_err(|(i, e)| channel_error(py, &e, Some(i)))?;
+        let index: Vec<u64> = enc.iter().map(|e| e.message.index).collect();
+        let aux: Vec<u64> = enc.iter().map(|e| e.message.aux).collect();
+        let bits: Vec<u32> = enc.iter().map(|e| e.bits).collect();
+        let steps: Vec<u64> = enc.iter().map(|e| e.steps).collect();
+        Ok((
+            PyArray1::from_vec(py, samples),
+            PyArray1::from_vec(py, index),
+            PyArray1::from_vec(py, aux),
+            PyArray1::from_vec(py, bits),
+            PyArray1::from_vec(py, steps),
+        ))
+    })
 }
 
 /// Decodes n messages (index and aux fields) of dimension d.
@@ -181,26 +183,29 @@ fn channel_decode<'py>(
     threads: Option<usize>,
     kwargs: Option<&Bound<'py, PyDict>>,
 ) -> PyResult<Bound<'py, PyArray1<f32>>> {
-    let m = method(method_name)?;
-    let opts = options(m, kwargs)?;
-    let (index, aux, pm, ps, ids) = (
-        slice(&index, "index")?,
-        slice(&aux, "aux")?,
-        slice(&p_mean, "p_mean")?,
-        slice(&p_std, "p_std")?,
-        slice(&ids, "ids")?,
-    );
-    let n = ids.len();
-    if d == 0 || index.len() != n || aux.len() != n || pm.len() != n * d || ps.len() != n * d {
-        return Err(input_error("messages, ids and priors have inconsistent sizes"));
-    }
-    let messages: Vec<Message> = index.iter().zip(aux).map(|(&i, &a)| Message { index: i, aux: a }).collect();
-    let mut out = vec![0f32; n * d];
-    let res = pool::run(py, threads, || {
-        channel::decode_batch(m, &messages, d, pm, ps, ids, seed, &opts, &mut out)
-    })?;
-    res.map_err(|(i, e)| channel_error(py, &e, Some(i)))?;
-    Ok(PyArray1::from_vec(py, out))
+    crate::errors::guard("RelcodeError", || {
+        let m = method(method_name)?;
+        let opts = options(m, kwargs)?;
+        let (index, aux, pm, ps, ids) = (
+            slice(&index, "index")?,
+            slice(&aux, "aux")?,
+            slice(&p_mean, "p_mean")?,
+            slice(&p_std, "p_std")?,
+            slice(&ids, "ids")?,
+        );
+        let n = ids.len();
+        if d == 0 || index.len() != n || aux.len() != n || pm.len() != n * d || ps.len() != n * d {
+            return Err(input_error("messages, ids and priors have inconsistent sizes"));
+        }
+        let messages: Vec<Message> =
+            index.iter().zip(aux).map(|(&i, &a)| Message { index: i, aux: a }).collect();
+        let mut out = vec![0f32; n * d];
+        let res = pool::run(py, threads, || {
+            channel::decode_batch(m, &messages, d, pm, ps, ids, seed, &opts, &mut out)
+        })?;
+        res.map_err(|(i, e)| channel_error(py, &e, Some(i)))?;
+        Ok(PyArray1::from_vec(py, out))
+    })
 }
 
 /// Code lengths of messages (without decoding them).
@@ -213,16 +218,18 @@ fn channel_message_bits<'py>(
     aux: PyReadonlyArray1<'py, u64>,
     kwargs: Option<&Bound<'py, PyDict>>,
 ) -> PyResult<Bound<'py, PyArray1<u32>>> {
-    let m = method(method_name)?;
-    let opts = options(m, kwargs)?;
-    let (index, aux) = (slice(&index, "index")?, slice(&aux, "aux")?);
-    let mut out = Vec::with_capacity(index.len());
-    for (i, (&x, &a)) in index.iter().zip(aux).enumerate() {
-        let b = channel::message_bits(m, &opts, &Message { index: x, aux: a })
-            .map_err(|e| channel_error(py, &e, Some(i)))?;
-        out.push(b);
-    }
-    Ok(PyArray1::from_vec(py, out))
+    crate::errors::guard("RelcodeError", || {
+        let m = method(method_name)?;
+        let opts = options(m, kwargs)?;
+        let (index, aux) = (slice(&index, "index")?, slice(&aux, "aux")?);
+        let mut out = Vec::with_capacity(index.len());
+        for (i, (&x, &a)) in index.iter().zip(aux).enumerate() {
+            let b = channel::message_bits(m, &opts, &Message { index: x, aux: a })
+                .map_err(|e| channel_error(py, &e, Some(i)))?;
+            out.push(b);
+        }
+        Ok(PyArray1::from_vec(py, out))
+    })
 }
 
 /// The fixed message length in bits of `method` with these options (mrc, orc, pfr with
@@ -230,8 +237,10 @@ fn channel_message_bits<'py>(
 #[pyfunction]
 #[pyo3(signature = (method_name, **kwargs))]
 fn channel_budget_bits(method_name: &str, kwargs: Option<&Bound<'_, PyDict>>) -> PyResult<Option<u32>> {
-    let m = method(method_name)?;
-    Ok(m.budget_bits(&options(m, kwargs)?))
+    crate::errors::guard("RelcodeError", || {
+        let m = method(method_name)?;
+        Ok(m.budget_bits(&options(m, kwargs)?))
+    })
 }
 
 /// KL(Q ‖ P) in bits of each element, as the samplers see it (P in float32):
@@ -244,15 +253,17 @@ fn channel_kl_bits<'py>(
     p_mean: PyReadonlyArray1<'py, f32>,
     p_std: PyReadonlyArray1<'py, f32>,
 ) -> PyResult<Bound<'py, PyArray1<f64>>> {
-    let (qm, qs) = (slice(&q_mean, "q_mean")?, slice(&q_std, "q_std")?);
-    let (pm, ps) = (slice(&p_mean, "p_mean")?, slice(&p_std, "p_std")?);
-    if qs.len() != qm.len() || pm.len() != qm.len() || ps.len() != qm.len() {
-        return Err(input_error("q_mean, q_std, p_mean and p_std must have one value per element"));
-    }
-    let out = (0..qm.len())
-        .map(|i| channel::gaussian::Std1::new(qm[i], qs[i], pm[i], ps[i]).kl() / std::f64::consts::LN_2)
-        .collect();
-    Ok(PyArray1::from_vec(py, out))
+    crate::errors::guard("RelcodeError", || {
+        let (qm, qs) = (slice(&q_mean, "q_mean")?, slice(&q_std, "q_std")?);
+        let (pm, ps) = (slice(&p_mean, "p_mean")?, slice(&p_std, "p_std")?);
+        if qs.len() != qm.len() || pm.len() != qm.len() || ps.len() != qm.len() {
+            return Err(input_error("q_mean, q_std, p_mean and p_std must have one value per element"));
+        }
+        let out = (0..qm.len())
+            .map(|i| channel::gaussian::Std1::new(qm[i], qs[i], pm[i], ps[i]).kl() / std::f64::consts::LN_2)
+            .collect();
+        Ok(PyArray1::from_vec(py, out))
+    })
 }
 
 /// The message fields of a method with these options, in the order they are written.
@@ -262,15 +273,17 @@ fn channel_message_fields(
     method_name: &str,
     kwargs: Option<&Bound<'_, PyDict>>,
 ) -> PyResult<Vec<&'static str>> {
-    let m = method(method_name)?;
-    let opts = options(m, kwargs)?;
-    Ok(channel::message_codes(m, &opts)
-        .into_iter()
-        .map(|(f, _)| match f {
-            Field::Index => "index",
-            Field::Aux => "aux",
-        })
-        .collect())
+    crate::errors::guard("RelcodeError", || {
+        let m = method(method_name)?;
+        let opts = options(m, kwargs)?;
+        Ok(channel::message_codes(m, &opts)
+            .into_iter()
+            .map(|(f, _)| match f {
+                Field::Index => "index",
+                Field::Aux => "aux",
+            })
+            .collect())
+    })
 }
 
 /// Builds (or finds) the shared pool of (seed, d) with at least 2^bits candidates.
@@ -283,32 +296,36 @@ fn channel_prepare_pool(
     bits: u32,
     threads: Option<usize>,
 ) -> PyResult<()> {
-    if d == 0 || bits > 32 {
-        return Err(input_error("pool dimension must be positive and bits at most 32"));
-    }
-    let keys = relcode::channel::Keys::new(seed);
-    let res = pool::run(py, threads, || relcode::channel::pool::prepare(&keys, d, bits, Backend::Auto))?;
-    res.map_err(|e| channel_error(py, &e, None))
+    crate::errors::guard("RelcodeError", || {
+        if d == 0 || bits > 32 {
+            return Err(input_error("pool dimension must be positive and bits at most 32"));
+        }
+        let keys = relcode::channel::Keys::new(seed);
+        let res = pool::run(py, threads, || relcode::channel::pool::prepare(&keys, d, bits, Backend::Auto))?;
+        res.map_err(|e| channel_error(py, &e, None))
+    })
 }
 
 /// Every method with its properties.
 #[pyfunction]
 fn channel_methods(py: Python<'_>) -> PyResult<Bound<'_, PyList>> {
-    let list = PyList::empty(py);
-    for m in Method::ALL {
-        let i = m.info();
-        let d = PyDict::new(py);
-        d.set_item("name", i.name)?;
-        d.set_item("exact", i.exact)?;
-        d.set_item("max_dim", i.max_dim)?;
-        d.set_item("fixed_budget", i.fixed_budget)?;
-        d.set_item("needs_bounded_ratio", i.needs_bounded_ratio)?;
-        d.set_item("runtime", i.runtime)?;
-        d.set_item("message", i.message)?;
-        d.set_item("id", m.id())?;
-        list.append(d)?;
-    }
-    Ok(list)
+    crate::errors::guard("RelcodeError", || {
+        let list = PyList::empty(py);
+        for m in Method::ALL {
+            let i = m.info();
+            let d = PyDict::new(py);
+            d.set_item("name", i.name)?;
+            d.set_item("exact", i.exact)?;
+            d.set_item("max_dim", i.max_dim)?;
+            d.set_item("fixed_budget", i.fixed_budget)?;
+            d.set_item("needs_bounded_ratio", i.needs_bounded_ratio)?;
+            d.set_item("runtime", i.runtime)?;
+            d.set_item("message", i.message)?;
+            d.set_item("id", m.id())?;
+            list.append(d)?;
+        }
+        Ok(list)
+    })
 }
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {

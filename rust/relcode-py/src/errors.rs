@@ -22,3 +22,24 @@ pub fn error(py: Python<'_>, class: &str, msg: impl Into<String>) -> PyErr {
 pub fn input_error(msg: impl Into<String>) -> PyErr {
     Python::attach(|py| error(py, "InputError", msg))
 }
+
+/// Runs a binding's body and turns a Rust panic into `relcode.errors.<class>`: a panic is a
+/// bug, but it must reach Python as a relcode error (pyo3's own `PanicException` derives from
+/// `BaseException`, which `except Exception` does not catch). Every entry point of this
+/// module goes through here. (A failed allocation aborts instead of panicking, so sizes that
+/// come from a file are allocated fallibly in the core.)
+pub fn guard<T>(class: &'static str, f: impl FnOnce() -> PyResult<T>) -> PyResult<T> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+        Ok(r) => r,
+        Err(p) => {
+            let why = p
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| p.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".into());
+            Err(Python::attach(|py| {
+                error(py, class, format!("internal error in relcode (please report it): {why}"))
+            }))
+        }
+    }
+}

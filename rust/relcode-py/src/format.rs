@@ -16,8 +16,8 @@ use relcode::format::layout::{self as flay, Group, Rule};
 use relcode::format::msgpack::Value;
 use relcode::format::read::FileSource;
 use relcode::format::{
-    DigestMode, Dtype, EncodeInput, FormatError, Header, LayoutRule, Limits, Prior, PriorValue, Reader,
-    TensorInfo, TensorInput, TensorSource,
+    try_zeroed, DigestMode, Dtype, EncodeInput, FormatError, Header, LayoutRule, Limits, Prior, PriorValue,
+    Reader, TensorInfo, TensorInput, TensorSource,
 };
 use std::sync::Arc;
 
@@ -182,80 +182,83 @@ fn format_encode<'py>(
     cancel: Option<Bound<'py, CancelFlag>>,
     kwargs: Option<&Bound<'py, PyDict>>,
 ) -> PyResult<(Bound<'py, PyBytes>, Bound<'py, PyDict>)> {
-    let m = method(method_name)?;
-    let opts = options(m, kwargs)?;
-    let rule = match layout {
-        "fixed" => LayoutRule::Fixed { block_size },
-        "kl" => LayoutRule::Kl { max_block_size },
-        other => return Err(input_error(format!("layout must be 'kl' or 'fixed', got {other:?}"))),
-    };
-    let meta = meta_arg(meta)?;
-    let mut tensors = Vec::new();
-    let cs: Vec<_> = coded
-        .iter()
-        .map(|(n, s, a, b, c, d)| Ok((n, s, a.as_slice()?, b.as_slice()?, c.as_slice()?, d.as_slice()?)))
-        .collect::<PyResult<_>>()
-        .map_err(|_: PyErr| input_error("arrays must be contiguous"))?;
-    for (name, shape, qm, qs, pm, ps) in &cs {
-        tensors.push(TensorInput {
-            name: name.to_string(),
-            shape: shape.to_vec(),
-            source: TensorSource::Coded {
-                q_mean: qm,
-                q_std: qs,
-                p_mean: prior_arg(pm),
-                p_std: prior_arg(ps),
-            },
-        });
-    }
-    let rs: Vec<_> = raw
-        .iter()
-        .map(|(n, s, d, b)| {
-            Ok((n, s, dtype(d)?, b.as_slice().map_err(|_| input_error("raw data must be contiguous"))?))
-        })
-        .collect::<PyResult<_>>()?;
-    for (name, shape, dt, bytes) in &rs {
-        tensors.push(TensorInput {
-            name: name.to_string(),
-            shape: shape.to_vec(),
-            source: TensorSource::Raw { dtype: *dt, bytes },
-        });
-    }
-    let input = EncodeInput {
-        tensors,
-        seed,
-        method: m,
-        options: opts,
-        bits_per_block,
-        layout: rule,
-        chunk_size,
-        digest: digest_mode(digest)?,
-        meta,
-        max_excess,
-    };
-    let flag: Arc<std::sync::atomic::AtomicBool> = cancel.map(|c| c.get().flag.clone()).unwrap_or_default();
-    let res = pool::run(py, threads, || fenc::encode_cancellable(Vec::new(), &input, &flag))?;
-    let (bytes, rep) = res.map_err(|e| ferr(py, &e))?;
-    let d = PyDict::new(py);
-    d.set_item("names", rep.header.tensors.iter().map(|t| t.name.clone()).collect::<Vec<_>>())?;
-    d.set_item("groups", rep.groups)?;
-    d.set_item("blocks", rep.blocks)?;
-    d.set_item("bits", rep.bits)?;
-    d.set_item("bytes", rep.bytes)?;
-    d.set_item("steps", rep.steps)?;
-    d.set_item("kl", rep.kl)?;
-    let rate = PyList::empty(py);
-    for (t, r) in rep.header.tensors.iter().zip(&rep.rate) {
-        if t.coded() {
-            rate.append(rate_dict(py, r)?)?;
-        } else {
-            rate.append(py.None())?;
+    crate::errors::guard("RelcodeError", || {
+        let m = method(method_name)?;
+        let opts = options(m, kwargs)?;
+        let rule = match layout {
+            "fixed" => LayoutRule::Fixed { block_size },
+            "kl" => LayoutRule::Kl { max_block_size },
+            other => return Err(input_error(format!("layout must be 'kl' or 'fixed', got {other:?}"))),
+        };
+        let meta = meta_arg(meta)?;
+        let mut tensors = Vec::new();
+        let cs: Vec<_> = coded
+            .iter()
+            .map(|(n, s, a, b, c, d)| Ok((n, s, a.as_slice()?, b.as_slice()?, c.as_slice()?, d.as_slice()?)))
+            .collect::<PyResult<_>>()
+            .map_err(|_: PyErr| input_error("arrays must be contiguous"))?;
+        for (name, shape, qm, qs, pm, ps) in &cs {
+            tensors.push(TensorInput {
+                name: name.to_string(),
+                shape: shape.to_vec(),
+                source: TensorSource::Coded {
+                    q_mean: qm,
+                    q_std: qs,
+                    p_mean: prior_arg(pm),
+                    p_std: prior_arg(ps),
+                },
+            });
         }
-    }
-    d.set_item("rate", rate)?;
-    d.set_item("digests", hexs(&rep.digests))?;
-    d.set_item("coded", PyArray1::from_vec(py, rep.coded))?;
-    Ok((PyBytes::new(py, &bytes), d))
+        let rs: Vec<_> = raw
+            .iter()
+            .map(|(n, s, d, b)| {
+                Ok((n, s, dtype(d)?, b.as_slice().map_err(|_| input_error("raw data must be contiguous"))?))
+            })
+            .collect::<PyResult<_>>()?;
+        for (name, shape, dt, bytes) in &rs {
+            tensors.push(TensorInput {
+                name: name.to_string(),
+                shape: shape.to_vec(),
+                source: TensorSource::Raw { dtype: *dt, bytes },
+            });
+        }
+        let input = EncodeInput {
+            tensors,
+            seed,
+            method: m,
+            options: opts,
+            bits_per_block,
+            layout: rule,
+            chunk_size,
+            digest: digest_mode(digest)?,
+            meta,
+            max_excess,
+        };
+        let flag: Arc<std::sync::atomic::AtomicBool> =
+            cancel.map(|c| c.get().flag.clone()).unwrap_or_default();
+        let res = pool::run(py, threads, || fenc::encode_cancellable(Vec::new(), &input, &flag))?;
+        let (bytes, rep) = res.map_err(|e| ferr(py, &e))?;
+        let d = PyDict::new(py);
+        d.set_item("names", rep.header.tensors.iter().map(|t| t.name.clone()).collect::<Vec<_>>())?;
+        d.set_item("groups", rep.groups)?;
+        d.set_item("blocks", rep.blocks)?;
+        d.set_item("bits", rep.bits)?;
+        d.set_item("bytes", rep.bytes)?;
+        d.set_item("steps", rep.steps)?;
+        d.set_item("kl", rep.kl)?;
+        let rate = PyList::empty(py);
+        for (t, r) in rep.header.tensors.iter().zip(&rep.rate) {
+            if t.coded() {
+                rate.append(rate_dict(py, r)?)?;
+            } else {
+                rate.append(py.None())?;
+            }
+        }
+        d.set_item("rate", rate)?;
+        d.set_item("digests", hexs(&rep.digests))?;
+        d.set_item("coded", PyArray1::from_vec(py, rep.coded))?;
+        Ok((PyBytes::new(py, &bytes), d))
+    })
 }
 
 /// A tensor's rate accounting as a dict (the keys of `relcode.format.Report.rate`).
@@ -275,14 +278,16 @@ fn rate_dict<'py>(py: Python<'py>, r: &fenc::TensorRate) -> PyResult<Bound<'py, 
 /// The seeded permutation of `0..n` of group `group`.
 #[pyfunction]
 fn layout_permutation(py: Python<'_>, seed: u64, group: u32, n: u64) -> PyResult<Bound<'_, PyArray1<u32>>> {
-    if n > Limits::default().max_group_elements {
-        return Err(input_error(format!(
-            "groups have at most {} elements",
-            Limits::default().max_group_elements
-        )));
-    }
-    let p = py.detach(|| flay::permutation(seed, group, n as u32));
-    Ok(PyArray1::from_vec(py, p))
+    crate::errors::guard("RelcodeError", || {
+        if n > Limits::default().max_group_elements {
+            return Err(input_error(format!(
+                "groups have at most {} elements",
+                Limits::default().max_group_elements
+            )));
+        }
+        let p = py.detach(|| flay::permutation(seed, group, n as u32));
+        Ok(PyArray1::from_vec(py, p))
+    })
 }
 
 /// KL-greedy block sizes of elements with these KLs (bits), in order.
@@ -293,8 +298,10 @@ fn layout_kl_sizes<'py>(
     budget: f64,
     max_size: u32,
 ) -> PyResult<Bound<'py, PyArray1<u16>>> {
-    let kl = kl.as_slice().map_err(|_| input_error("kl must be contiguous"))?;
-    Ok(PyArray1::from_vec(py, flay::kl_greedy_sizes(kl.iter().copied(), budget, max_size)))
+    crate::errors::guard("RelcodeError", || {
+        let kl = kl.as_slice().map_err(|_| input_error("kl must be contiguous"))?;
+        Ok(PyArray1::from_vec(py, flay::kl_greedy_sizes(kl.iter().copied(), budget, max_size)))
+    })
 }
 
 type GroupArg<'py> =
@@ -339,20 +346,22 @@ fn group_dict<'py>(py: Python<'py>, g: &Group) -> PyResult<Bound<'py, PyDict>> {
 /// Checks a layout (groups in order) and returns each group's member order and sizes.
 #[pyfunction]
 fn layout_check<'py>(py: Python<'py>, groups: Vec<GroupArg<'py>>) -> PyResult<Bound<'py, PyList>> {
-    let limits = Limits::default();
-    let out = PyList::empty(py);
-    let mut at = 0u64;
-    for (i, g) in groups.iter().enumerate() {
-        let g = group_of(g)?;
-        g.validate(&limits).map_err(|e| input_error(e.to_string()))?;
-        if g.id as usize != i || g.start != at {
-            return Err(input_error("groups must be numbered 0.. and tile the coded vector in order"));
+    crate::errors::guard("RelcodeError", || {
+        let limits = Limits::default();
+        let out = PyList::empty(py);
+        let mut at = 0u64;
+        for (i, g) in groups.iter().enumerate() {
+            let g = group_of(g)?;
+            g.validate(&limits).map_err(|e| input_error(e.to_string()))?;
+            if g.id as usize != i || g.start != at {
+                return Err(input_error("groups must be numbered 0.. and tile the coded vector in order"));
+            }
+            at += g.count;
+            let (order, sizes) = py.detach(|| (g.order(), g.sizes()));
+            out.append((PyArray1::from_vec(py, order), PyArray1::from_vec(py, sizes)))?;
         }
-        at += g.count;
-        let (order, sizes) = py.detach(|| (g.order(), g.sizes()));
-        out.append((PyArray1::from_vec(py, order), PyArray1::from_vec(py, sizes)))?;
-    }
-    Ok(out)
+        Ok(out)
+    })
 }
 
 // ---------------------------------------------------------------------------------------
@@ -381,52 +390,55 @@ fn format_assemble<'py>(
     instances: Option<u64>,
     threads: Option<usize>,
 ) -> PyResult<(Bound<'py, PyBytes>, Vec<String>, Bound<'py, PyArray1<f32>>)> {
-    let mut h = Header::new(seed);
-    h.instances = instances;
-    h.digest = digest_mode(digest)?;
-    h.messages = has_messages;
-    h.meta = meta_arg(meta)?;
-    let base_reader = base.as_ref().map(|b| b.inner.clone());
-    if let Some(b) = &base_reader {
-        h.base = Some(b.file_sha256().map_err(|e| ferr(py, &e))?);
-    } else {
-        for (name, shape, dt, coded, pm, ps) in tensors {
-            let prior = if coded {
-                let v = |x: Option<f32>| x.map(PriorValue::Scalar).unwrap_or(PriorValue::Elements);
-                Some(Prior { mean: v(pm), std: v(ps) })
-            } else {
-                None
-            };
-            h.tensors.push(TensorInfo { name, shape, dtype: dtype(&dt)?, prior });
+    crate::errors::guard("RelcodeError", || {
+        let mut h = Header::new(seed);
+        h.instances = instances;
+        h.digest = digest_mode(digest)?;
+        h.messages = has_messages;
+        h.meta = meta_arg(meta)?;
+        let base_reader = base.as_ref().map(|b| b.inner.clone());
+        if let Some(b) = &base_reader {
+            h.base = Some(b.file_sha256().map_err(|e| ferr(py, &e))?);
+        } else {
+            for (name, shape, dt, coded, pm, ps) in tensors {
+                let prior = if coded {
+                    let v = |x: Option<f32>| x.map(PriorValue::Scalar).unwrap_or(PriorValue::Elements);
+                    Some(Prior { mean: v(pm), std: v(ps) })
+                } else {
+                    None
+                };
+                h.tensors.push(TensorInfo { name, shape, dtype: dtype(&dt)?, prior });
+            }
+            h.groups = groups.len() as u64;
         }
-        h.groups = groups.len() as u64;
-    }
-    let gs: Vec<Group> = groups.iter().map(group_of).collect::<PyResult<_>>()?;
-    let raw_s: Vec<(usize, &[u8])> =
-        raw.iter().map(|(t, a)| Ok((*t, a.as_slice()?))).collect::<PyResult<_>>()?;
-    let elem_s: Vec<(usize, Role, &[f32])> = elems
-        .iter()
-        .map(|(t, r, a)| {
-            let role =
-                Role::from_id(*r).filter(|&r| r != Role::Raw).ok_or_else(|| input_error("bad prior role"))?;
-            Ok((*t, role, a.as_slice()?))
-        })
-        .collect::<PyResult<_>>()?;
-    let mut msgs = Vec::with_capacity(messages.len());
-    for (g, mname, index, aux, kw) in &messages {
-        let m = method(mname)?;
-        let o: Options = options(m, Some(kw))?;
-        let (i, a) = (index.as_slice()?, aux.as_slice()?);
-        if i.len() != a.len() {
-            return Err(input_error("index and aux must have equal lengths"));
+        let gs: Vec<Group> = groups.iter().map(group_of).collect::<PyResult<_>>()?;
+        let raw_s: Vec<(usize, &[u8])> =
+            raw.iter().map(|(t, a)| Ok((*t, a.as_slice()?))).collect::<PyResult<_>>()?;
+        let elem_s: Vec<(usize, Role, &[f32])> = elems
+            .iter()
+            .map(|(t, r, a)| {
+                let role = Role::from_id(*r)
+                    .filter(|&r| r != Role::Raw)
+                    .ok_or_else(|| input_error("bad prior role"))?;
+                Ok((*t, role, a.as_slice()?))
+            })
+            .collect::<PyResult<_>>()?;
+        let mut msgs = Vec::with_capacity(messages.len());
+        for (g, mname, index, aux, kw) in &messages {
+            let m = method(mname)?;
+            let o: Options = options(m, Some(kw))?;
+            let (i, a) = (index.as_slice()?, aux.as_slice()?);
+            if i.len() != a.len() {
+                return Err(input_error("index and aux must have equal lengths"));
+            }
+            let ms = i.iter().zip(a).map(|(&x, &y)| Message { index: x, aux: y }).collect();
+            msgs.push(Messages { group: *g, method: m, options: o, messages: ms });
         }
-        let ms = i.iter().zip(a).map(|(&x, &y)| Message { index: x, aux: y }).collect();
-        msgs.push(Messages { group: *g, method: m, options: o, messages: ms });
-    }
-    let a = fenc::Assembly { header: h, raw: raw_s, elems: elem_s, groups: gs, messages: msgs };
-    let res = pool::run(py, threads, || fenc::assemble(Vec::new(), &a, base_reader.as_deref()))?;
-    let (bytes, _, digests, coded) = res.map_err(|e| ferr(py, &e))?;
-    Ok((PyBytes::new(py, &bytes), hexs(&digests), PyArray1::from_vec(py, coded)))
+        let a = fenc::Assembly { header: h, raw: raw_s, elems: elem_s, groups: gs, messages: msgs };
+        let res = pool::run(py, threads, || fenc::assemble(Vec::new(), &a, base_reader.as_deref()))?;
+        let (bytes, _, digests, coded) = res.map_err(|e| ferr(py, &e))?;
+        Ok((PyBytes::new(py, &bytes), hexs(&digests), PyArray1::from_vec(py, coded)))
+    })
 }
 
 // ---------------------------------------------------------------------------------------
@@ -438,12 +450,13 @@ pub struct FormatReader {
     inner: Arc<Reader>,
 }
 
+/// The reader's limits: the defaults (2^31 elements, and no more than the per-byte policy
+/// allows) or, when the caller names `max_elements`, exactly that many.
 fn limits_arg(max_elements: Option<u64>) -> Limits {
-    let mut l = Limits::default();
-    if let Some(m) = max_elements {
-        l.max_elements = m;
+    match max_elements {
+        Some(m) => Limits::with_max_elements(m),
+        None => Limits::default(),
     }
-    l
 }
 
 fn tensor_dict<'py>(py: Python<'py>, t: &TensorInfo) -> PyResult<Bound<'py, PyDict>> {
@@ -475,15 +488,17 @@ impl FormatReader {
         eager: bool,
         max_elements: Option<u64>,
     ) -> PyResult<FormatReader> {
-        let limits = limits_arg(max_elements);
-        let r = py.detach(|| -> Result<Reader, FormatError> {
-            match (path, data) {
-                (Some(p), None) => Reader::open(Box::new(FileSource::open(&p)?), limits, eager),
-                (None, Some(d)) => Reader::open(Box::new(d), limits, true),
-                _ => Err(FormatError::InvalidInput("give a path or bytes".into())),
-            }
-        });
-        Ok(FormatReader { inner: Arc::new(r.map_err(ferr0)?) })
+        crate::errors::guard("FormatError", || {
+            let limits = limits_arg(max_elements);
+            let r = py.detach(|| -> Result<Reader, FormatError> {
+                match (path, data) {
+                    (Some(p), None) => Reader::open(Box::new(FileSource::open(&p)?), limits, eager),
+                    (None, Some(d)) => Reader::open(Box::new(d), limits, true),
+                    _ => Err(FormatError::InvalidInput("give a path or bytes".into())),
+                }
+            });
+            Ok(FormatReader { inner: Arc::new(r.map_err(ferr0)?) })
+        })
     }
 
     /// Opens a file (eagerly checked) and attaches its base (checked by SHA-256).
@@ -496,87 +511,93 @@ impl FormatReader {
         data: Option<Vec<u8>>,
         max_elements: Option<u64>,
     ) -> PyResult<FormatReader> {
-        let limits = limits_arg(max_elements);
-        let base = base.inner.clone();
-        let r = py.detach(move || -> Result<Reader, FormatError> {
-            let mut r = match (path, data) {
-                (Some(p), None) => Reader::open(Box::new(FileSource::open(&p)?), limits, true)?,
-                (None, Some(d)) => Reader::open(Box::new(d), limits, true)?,
-                _ => return Err(FormatError::InvalidInput("give a path or bytes".into())),
-            };
-            r.attach_base(base)?;
-            Ok(r)
-        });
-        Ok(FormatReader { inner: Arc::new(r.map_err(ferr0)?) })
+        crate::errors::guard("FormatError", || {
+            let limits = limits_arg(max_elements);
+            let base = base.inner.clone();
+            let r = py.detach(move || -> Result<Reader, FormatError> {
+                let mut r = match (path, data) {
+                    (Some(p), None) => Reader::open(Box::new(FileSource::open(&p)?), limits, true)?,
+                    (None, Some(d)) => Reader::open(Box::new(d), limits, true)?,
+                    _ => return Err(FormatError::InvalidInput("give a path or bytes".into())),
+                };
+                r.attach_base(base)?;
+                Ok(r)
+            });
+            Ok(FormatReader { inner: Arc::new(r.map_err(ferr0)?) })
+        })
     }
 
     /// Header fields, version and chunk list (what `inspect` shows).
     fn info<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let r = &self.inner;
-        let h = &r.header;
-        let d = PyDict::new(py);
-        d.set_item("version", format!("{}.{}", r.version.0, r.version.1))?;
-        d.set_item("bytes", r.len())?;
-        d.set_item("seed", h.seed)?;
-        d.set_item("stream_version", h.stream)?;
-        d.set_item("channel_version", h.channel)?;
-        d.set_item("digest", h.digest.name())?;
-        d.set_item("messages", h.messages)?;
-        d.set_item("base", h.base.map(|b| relcode::format::hex(&b)))?;
-        d.set_item("base_attached", r.base().is_some())?;
-        d.set_item("instances", h.instances)?;
-        d.set_item(
-            "metadata",
-            match &h.meta {
-                Some(v) => from_value(py, v)?,
-                None => py.None().into_bound(py),
-            },
-        )?;
-        d.set_item(
-            "base_metadata",
-            match r.base().and_then(|b| b.header.meta.clone()) {
-                Some(v) => from_value(py, &v)?,
-                None => py.None().into_bound(py),
-            },
-        )?;
-        d.set_item("digests", hexs(r.digests()))?;
-        let chunks = PyList::empty(py);
-        for f in r.frames() {
-            let c = PyDict::new(py);
-            c.set_item("type", String::from_utf8_lossy(&f.kind).into_owned())?;
-            c.set_item("offset", f.offset)?;
-            c.set_item("length", f.len)?;
-            c.set_item("optional", f.flags & 1 == 1)?;
-            chunks.append(c)?;
-        }
-        d.set_item("chunks", chunks)?;
-        let tensors = PyList::empty(py);
-        let groups = PyList::empty(py);
-        if let (Ok(ts), Ok(gs)) = (r.tensors(), r.groups()) {
-            for t in ts {
-                tensors.append(tensor_dict(py, t)?)?;
+        crate::errors::guard("FormatError", || {
+            let r = &self.inner;
+            let h = &r.header;
+            let d = PyDict::new(py);
+            d.set_item("version", format!("{}.{}", r.version.0, r.version.1))?;
+            d.set_item("bytes", r.len())?;
+            d.set_item("seed", h.seed)?;
+            d.set_item("stream_version", h.stream)?;
+            d.set_item("channel_version", h.channel)?;
+            d.set_item("digest", h.digest.name())?;
+            d.set_item("messages", h.messages)?;
+            d.set_item("base", h.base.map(|b| relcode::format::hex(&b)))?;
+            d.set_item("base_attached", r.base().is_some())?;
+            d.set_item("instances", h.instances)?;
+            d.set_item(
+                "metadata",
+                match &h.meta {
+                    Some(v) => from_value(py, v)?,
+                    None => py.None().into_bound(py),
+                },
+            )?;
+            d.set_item(
+                "base_metadata",
+                match r.base().and_then(|b| b.header.meta.clone()) {
+                    Some(v) => from_value(py, &v)?,
+                    None => py.None().into_bound(py),
+                },
+            )?;
+            d.set_item("digests", hexs(r.digests()))?;
+            let chunks = PyList::empty(py);
+            for f in r.frames() {
+                let c = PyDict::new(py);
+                c.set_item("type", String::from_utf8_lossy(&f.kind).into_owned())?;
+                c.set_item("offset", f.offset)?;
+                c.set_item("length", f.len)?;
+                c.set_item("optional", f.flags & 1 == 1)?;
+                chunks.append(c)?;
             }
-            for g in gs {
-                groups.append(group_dict(py, g)?)?;
+            d.set_item("chunks", chunks)?;
+            let tensors = PyList::empty(py);
+            let groups = PyList::empty(py);
+            if let (Ok(ts), Ok(gs)) = (r.tensors(), r.groups()) {
+                for t in ts {
+                    tensors.append(tensor_dict(py, t)?)?;
+                }
+                for g in gs {
+                    groups.append(group_dict(py, g)?)?;
+                }
             }
-        }
-        d.set_item("tensors", tensors)?;
-        d.set_item("groups", groups)?;
-        Ok(d)
+            d.set_item("tensors", tensors)?;
+            d.set_item("groups", groups)?;
+            Ok(d)
+        })
     }
 
     /// Method, options, block count and message bits of each group (reads the MSGS chunks).
     fn message_summary<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
-        let out = PyList::empty(py);
-        if !self.inner.header.messages {
-            return Ok(out);
-        }
-        let n = self.inner.groups().map(|g| g.len()).unwrap_or(0);
-        for g in 0..n {
-            let (m, o, blocks, bits) = self.inner.messages_summary(g).map_err(|e| ferr(py, &e))?;
-            out.append((m, from_value(py, &o)?, blocks, bits))?;
-        }
-        Ok(out)
+        crate::errors::guard("FormatError", || {
+            let out = PyList::empty(py);
+            if !self.inner.header.messages {
+                return Ok(out);
+            }
+            let n = self.inner.groups().map(|g| g.len()).unwrap_or(0);
+            for g in 0..n {
+                let (m, o, blocks, bits) = self.inner.messages_summary(g).map_err(|e| ferr(py, &e))?;
+                out.append((m, from_value(py, &o)?, blocks, bits))?;
+            }
+            Ok(out)
+        })
     }
 
     /// The messages of group `g`: (method, options dict, index, aux).
@@ -585,53 +606,53 @@ impl FormatReader {
         py: Python<'py>,
         g: usize,
     ) -> PyResult<(String, Bound<'py, PyAny>, Bound<'py, PyArray1<u64>>, Bound<'py, PyArray1<u64>>)> {
-        let m = self.inner.messages(g).map_err(|e| ferr(py, &e))?;
-        let o = relcode::format::chunk::options_value(m.method, &m.options);
-        Ok((
-            m.method.name().to_string(),
-            from_value(py, &o)?,
-            PyArray1::from_vec(py, m.messages.iter().map(|x| x.index).collect()),
-            PyArray1::from_vec(py, m.messages.iter().map(|x| x.aux).collect()),
-        ))
+        crate::errors::guard("FormatError", || {
+            let m = self.inner.messages(g).map_err(|e| ferr(py, &e))?;
+            let o = relcode::format::chunk::options_value(m.method, &m.options);
+            Ok((
+                m.method.name().to_string(),
+                from_value(py, &o)?,
+                PyArray1::from_vec(py, m.messages.iter().map(|x| x.index).collect()),
+                PyArray1::from_vec(py, m.messages.iter().map(|x| x.aux).collect()),
+            ))
+        })
     }
 
     /// SHA-256 (hex) of the whole file.
     fn file_sha256(&self, py: Python<'_>) -> PyResult<String> {
-        let r = self.inner.clone();
-        py.detach(move || r.file_sha256()).map(|d| relcode::format::hex(&d)).map_err(ferr0)
+        crate::errors::guard("FormatError", || {
+            let r = self.inner.clone();
+            py.detach(move || r.file_sha256()).map(|d| relcode::format::hex(&d)).map_err(ferr0)
+        })
     }
 
     /// Indices of the tensors the file decodes to.
     fn decoded_tensors(&self) -> PyResult<Vec<usize>> {
-        self.inner.decoded_tensors().map_err(ferr0)
+        crate::errors::guard("FormatError", || self.inner.decoded_tensors().map_err(ferr0))
     }
 
     /// Decodes every tensor and checks the digests: list of (index, array) with float32
     /// arrays for coded tensors (views into one buffer) and uint8 bytes for raw ones.
     #[pyo3(signature = (threads=None))]
     fn decode_all<'py>(&self, py: Python<'py>, threads: Option<usize>) -> PyResult<Bound<'py, PyList>> {
-        let r = self.inner.clone();
-        let n = r.coded_len().map_err(|e| ferr(py, &e))? as usize;
-        let n = if r.header.messages { n } else { 0 };
-        let list = r.decoded_tensors().map_err(|e| ferr(py, &e))?;
-        let tensors = r.tensors().map_err(|e| ferr(py, &e))?.to_vec();
-        let coded = PyArray1::<f32>::zeros(py, n, false);
-        let mut raws: Vec<(usize, Bound<'py, PyArray1<u8>>)> = Vec::new();
-        for &t in &list {
-            if !tensors[t].coded() {
-                let b = (tensors[t].numel() * tensors[t].dtype.size()) as usize;
-                raws.push((t, PyArray1::<u8>::zeros(py, b, false)));
+        crate::errors::guard("FormatError", || {
+            let r = self.inner.clone();
+            let n = r.coded_len().map_err(|e| ferr(py, &e))? as usize;
+            let n = if r.header.messages { n } else { 0 };
+            let list = r.decoded_tensors().map_err(|e| ferr(py, &e))?;
+            let tensors = r.tensors().map_err(|e| ferr(py, &e))?.to_vec();
+            // Fallible allocations (sizes come from the file), handed to numpy without a copy.
+            let mut cs = try_zeroed::<f32>(n as u64, "the coded vector").map_err(|e| ferr(py, &e))?;
+            let mut rs: Vec<(usize, Vec<u8>)> = Vec::new();
+            for &t in &list {
+                if !tensors[t].coded() {
+                    let b = tensors[t].numel() * tensors[t].dtype.size();
+                    rs.push((t, try_zeroed::<u8>(b, "a raw tensor").map_err(|e| ferr(py, &e))?));
+                }
             }
-        }
-        {
-            let mut cw = coded.readwrite();
-            let cs = cw.as_slice_mut().map_err(|_| input_error("internal: buffer"))?;
-            let mut rws: Vec<_> = raws.iter().map(|(t, a)| (*t, a.readwrite())).collect();
-            let mut rs: Vec<(usize, &mut [u8])> =
-                rws.iter_mut().map(|(t, a)| Ok((*t, a.as_slice_mut()?))).collect::<PyResult<_>>()?;
             let res = pool::run(py, threads, || -> Result<(), FormatError> {
                 if n > 0 {
-                    r.decode_coded(cs)?;
+                    r.decode_coded(&mut cs)?;
                 }
                 for (t, o) in rs.iter_mut() {
                     r.read_raw(*t, o)?;
@@ -640,36 +661,37 @@ impl FormatReader {
                 for (t, o) in rs.iter() {
                     views[*t] = Some(&o[..]);
                 }
-                r.check_digests(cs, &views)
+                r.check_digests(&cs, &views)
             })?;
             res.map_err(|e| ferr(py, &e))?;
-        }
-        let out = PyList::empty(py);
-        let mut ri = raws.into_iter();
-        for &t in &list {
-            let ranges = r.coded_ranges(t).map_err(|e| ferr(py, &e))?;
-            if ranges.is_empty() {
-                let (_, arr) = ri.next().unwrap();
-                out.append((t, arr))?;
-            } else if ranges.len() == 1 {
-                let (a, b) = ranges[0];
-                let view = coded.call_method1(
-                    "__getitem__",
-                    (pyo3::types::PySlice::new(py, a as isize, b as isize, 1),),
-                )?;
-                out.append((t, view))?;
-            } else {
-                // Instances: gather the tensor's slice of every instance.
-                let cr = coded.readonly();
-                let cs = cr.as_slice()?;
-                let mut v = Vec::with_capacity(ranges.iter().map(|(a, b)| (b - a) as usize).sum());
-                for (a, b) in ranges {
-                    v.extend_from_slice(&cs[a as usize..b as usize]);
+            let coded = PyArray1::from_vec(py, cs);
+            let out = PyList::empty(py);
+            let mut ri = rs.into_iter().map(|(t, v)| (t, PyArray1::from_vec(py, v)));
+            for &t in &list {
+                let ranges = r.coded_ranges(t).map_err(|e| ferr(py, &e))?;
+                if ranges.is_empty() {
+                    let (_, arr) = ri.next().unwrap();
+                    out.append((t, arr))?;
+                } else if ranges.len() == 1 {
+                    let (a, b) = ranges[0];
+                    let view = coded.call_method1(
+                        "__getitem__",
+                        (pyo3::types::PySlice::new(py, a as isize, b as isize, 1),),
+                    )?;
+                    out.append((t, view))?;
+                } else {
+                    // Instances: gather the tensor's slice of every instance.
+                    let cr = coded.readonly();
+                    let cs = cr.as_slice()?;
+                    let mut v = Vec::with_capacity(ranges.iter().map(|(a, b)| (b - a) as usize).sum());
+                    for (a, b) in ranges {
+                        v.extend_from_slice(&cs[a as usize..b as usize]);
+                    }
+                    out.append((t, PyArray1::from_vec(py, v)))?;
                 }
-                out.append((t, PyArray1::from_vec(py, v)))?;
             }
-        }
-        Ok(out)
+            Ok(out)
+        })
     }
 
     /// Decodes one tensor (checking its digest in `tensor` digest mode): float32 for coded
@@ -681,20 +703,25 @@ impl FormatReader {
         t: usize,
         threads: Option<usize>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let r = self.inner.clone();
-        let n = r.tensors().map_err(|e| ferr(py, &e))?.len();
-        if t >= n {
-            return Err(input_error(format!("no tensor {t}")));
-        }
-        let coded = r.tensors().map_err(|e| ferr(py, &e))?[t].coded();
-        let bytes = pool::run(py, threads, || r.decode_tensor(t))?.map_err(|e| ferr(py, &e))?;
-        if coded {
-            let v: Vec<f32> =
-                bytes.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect();
-            Ok(PyArray1::from_vec(py, v).into_any())
-        } else {
-            Ok(PyArray1::from_vec(py, bytes).into_any())
-        }
+        crate::errors::guard("FormatError", || {
+            let r = self.inner.clone();
+            let n = r.tensors().map_err(|e| ferr(py, &e))?.len();
+            if t >= n {
+                return Err(input_error(format!("no tensor {t}")));
+            }
+            let coded = r.tensors().map_err(|e| ferr(py, &e))?[t].coded();
+            let bytes = pool::run(py, threads, || r.decode_tensor(t))?.map_err(|e| ferr(py, &e))?;
+            if coded {
+                let mut v = try_zeroed::<f32>(bytes.len() as u64 / 4, "a decoded tensor")
+                    .map_err(|e| ferr(py, &e))?;
+                for (o, c) in v.iter_mut().zip(bytes.chunks_exact(4)) {
+                    *o = f32::from_le_bytes(c.try_into().unwrap());
+                }
+                Ok(PyArray1::from_vec(py, v).into_any())
+            } else {
+                Ok(PyArray1::from_vec(py, bytes).into_any())
+            }
+        })
     }
 
     /// Decodes the coded-vector range [e0, e1).
@@ -706,13 +733,15 @@ impl FormatReader {
         e1: u64,
         threads: Option<usize>,
     ) -> PyResult<Bound<'py, PyArray1<f32>>> {
-        let r = self.inner.clone();
-        if e1 < e0 || e1 > r.coded_len().map_err(|e| ferr(py, &e))? {
-            return Err(input_error("range out of bounds"));
-        }
-        let mut v = vec![0f32; (e1 - e0) as usize];
-        pool::run(py, threads, || r.decode_range(e0, e1, &mut v))?.map_err(|e| ferr(py, &e))?;
-        Ok(PyArray1::from_vec(py, v))
+        crate::errors::guard("FormatError", || {
+            let r = self.inner.clone();
+            if e1 < e0 || e1 > r.coded_len().map_err(|e| ferr(py, &e))? {
+                return Err(input_error("range out of bounds"));
+            }
+            let mut v = try_zeroed::<f32>(e1 - e0, "a decoded range").map_err(|e| ferr(py, &e))?;
+            pool::run(py, threads, || r.decode_range(e0, e1, &mut v))?.map_err(|e| ferr(py, &e))?;
+            Ok(PyArray1::from_vec(py, v))
+        })
     }
 
     /// The prior (means, stds) of the coded-vector range [e0, e1).
@@ -722,35 +751,44 @@ impl FormatReader {
         e0: u64,
         e1: u64,
     ) -> PyResult<(Bound<'py, PyArray1<f32>>, Bound<'py, PyArray1<f32>>)> {
-        let r = self.inner.clone();
-        if e1 < e0 || e1 > r.coded_len().map_err(|e| ferr(py, &e))? {
-            return Err(input_error("range out of bounds"));
-        }
-        let (m, s) = py.detach(|| r.prior_range(e0, e1)).map_err(ferr0)?;
-        Ok((PyArray1::from_vec(py, m), PyArray1::from_vec(py, s)))
+        crate::errors::guard("FormatError", || {
+            let r = self.inner.clone();
+            if e1 < e0 || e1 > r.coded_len().map_err(|e| ferr(py, &e))? {
+                return Err(input_error("range out of bounds"));
+            }
+            let (m, s) = py.detach(|| r.prior_range(e0, e1)).map_err(ferr0)?;
+            Ok((PyArray1::from_vec(py, m), PyArray1::from_vec(py, s)))
+        })
     }
 
     /// Raw tensor `t` as little-endian bytes (uint8).
     fn read_raw<'py>(&self, py: Python<'py>, t: usize) -> PyResult<Bound<'py, PyArray1<u8>>> {
-        let r = self.inner.clone();
-        let ts = r.tensors().map_err(|e| ferr(py, &e))?;
-        let info = ts.get(t).ok_or_else(|| input_error(format!("no tensor {t}")))?;
-        let mut v = vec![0u8; (info.numel() * info.dtype.size()) as usize];
-        py.detach(|| r.read_raw(t, &mut v)).map_err(ferr0)?;
-        Ok(PyArray1::from_vec(py, v))
+        crate::errors::guard("FormatError", || {
+            let r = self.inner.clone();
+            let ts = r.tensors().map_err(|e| ferr(py, &e))?;
+            let info = ts.get(t).ok_or_else(|| input_error(format!("no tensor {t}")))?;
+            let mut v = try_zeroed::<u8>(info.numel() * info.dtype.size(), "a raw tensor")
+                .map_err(|e| ferr(py, &e))?;
+            py.detach(|| r.read_raw(t, &mut v)).map_err(ferr0)?;
+            Ok(PyArray1::from_vec(py, v))
+        })
     }
 
     /// Checks the CRC of every chunk, one at a time, without decoding.
     fn check_chunks(&self, py: Python<'_>) -> PyResult<()> {
-        let r = self.inner.clone();
-        py.detach(move || r.check_chunks()).map_err(ferr0)
+        crate::errors::guard("FormatError", || {
+            let r = self.inner.clone();
+            py.detach(move || r.check_chunks()).map_err(ferr0)
+        })
     }
 
     /// Checks every CRC and digest by decoding everything.
     #[pyo3(signature = (threads=None))]
     fn verify(&self, py: Python<'_>, threads: Option<usize>) -> PyResult<()> {
-        let r = self.inner.clone();
-        pool::run(py, threads, || r.verify())?.map_err(|e| ferr(py, &e))
+        crate::errors::guard("FormatError", || {
+            let r = self.inner.clone();
+            pool::run(py, threads, || r.verify())?.map_err(|e| ferr(py, &e))
+        })
     }
 }
 
@@ -893,40 +931,43 @@ fn format_encode_group<'py>(
     cancel: Option<Bound<'py, CancelFlag>>,
     kwargs: Option<&Bound<'py, PyDict>>,
 ) -> PyResult<(Bound<'py, PyBytes>, Bound<'py, PyBytes>, Bound<'py, PyArray1<f32>>, Bound<'py, PyDict>)> {
-    let m = method(method_name)?;
-    let opts = options(m, kwargs)?;
-    fenc::check_method(m, &opts).map_err(|e| ferr(py, &e))?;
-    let (qm, qs, pm, ps) = (q_mean.as_slice()?, q_std.as_slice()?, p_mean.as_slice()?, p_std.as_slice()?);
-    let group = stream_group(g, seed, start, qm, qs, pm, ps, layout, size, bits_per_block)?;
-    let spans = spans_of(&tensors);
-    let flag: Arc<std::sync::atomic::AtomicBool> = cancel.map(|c| c.get().flag.clone()).unwrap_or_default();
-    let res = pool::run(py, threads, || {
-        let out = fenc::encode_group_cancellable(
-            &group, g, qm, qs, pm, ps, &spans, seed, m, &opts, max_excess, &flag,
-        )?;
-        let mp = relcode::format::chunk::messages_payload(&out.messages)?;
-        Ok::<_, FormatError>((mp, out))
-    })?;
-    let (mp, out) = res.map_err(|e| ferr(py, &e))?;
-    let lp = relcode::format::chunk::layout_payload(&group);
-    let d = PyDict::new(py);
-    d.set_item("blocks", out.bits.len())?;
-    d.set_item("bits", out.bits.iter().map(|&b| b as u64).sum::<u64>())?;
-    d.set_item("steps", out.steps)?;
-    d.set_item("count", group.count)?;
-    let rate = PyList::empty(py);
-    let whole = [(None, 0u64, group.count)];
-    let named: Vec<_> = spans.iter().map(|s| (Some(s.name), s.first, s.count)).collect();
-    let pieces = if spans.is_empty() { &whole[..] } else { &named[..] };
-    for ((name, first, count), r) in pieces.iter().zip(&out.rate) {
-        let row = rate_dict(py, r)?;
-        row.set_item("name", name)?;
-        row.set_item("first", first)?;
-        row.set_item("count", count)?;
-        rate.append(row)?;
-    }
-    d.set_item("rate", rate)?;
-    Ok((PyBytes::new(py, &lp), PyBytes::new(py, &mp), PyArray1::from_vec(py, out.values), d))
+    crate::errors::guard("RelcodeError", || {
+        let m = method(method_name)?;
+        let opts = options(m, kwargs)?;
+        fenc::check_method(m, &opts).map_err(|e| ferr(py, &e))?;
+        let (qm, qs, pm, ps) = (q_mean.as_slice()?, q_std.as_slice()?, p_mean.as_slice()?, p_std.as_slice()?);
+        let group = stream_group(g, seed, start, qm, qs, pm, ps, layout, size, bits_per_block)?;
+        let spans = spans_of(&tensors);
+        let flag: Arc<std::sync::atomic::AtomicBool> =
+            cancel.map(|c| c.get().flag.clone()).unwrap_or_default();
+        let res = pool::run(py, threads, || {
+            let out = fenc::encode_group_cancellable(
+                &group, g, qm, qs, pm, ps, &spans, seed, m, &opts, max_excess, &flag,
+            )?;
+            let mp = relcode::format::chunk::messages_payload(&out.messages)?;
+            Ok::<_, FormatError>((mp, out))
+        })?;
+        let (mp, out) = res.map_err(|e| ferr(py, &e))?;
+        let lp = relcode::format::chunk::layout_payload(&group);
+        let d = PyDict::new(py);
+        d.set_item("blocks", out.bits.len())?;
+        d.set_item("bits", out.bits.iter().map(|&b| b as u64).sum::<u64>())?;
+        d.set_item("steps", out.steps)?;
+        d.set_item("count", group.count)?;
+        let rate = PyList::empty(py);
+        let whole = [(None, 0u64, group.count)];
+        let named: Vec<_> = spans.iter().map(|s| (Some(s.name), s.first, s.count)).collect();
+        let pieces = if spans.is_empty() { &whole[..] } else { &named[..] };
+        for ((name, first, count), r) in pieces.iter().zip(&out.rate) {
+            let row = rate_dict(py, r)?;
+            row.set_item("name", name)?;
+            row.set_item("first", first)?;
+            row.set_item("count", count)?;
+            rate.append(row)?;
+        }
+        d.set_item("rate", rate)?;
+        Ok((PyBytes::new(py, &lp), PyBytes::new(py, &mp), PyArray1::from_vec(py, out.values), d))
+    })
 }
 
 /// Checks one group of a streaming encoder against the method's budget without coding it:
@@ -953,18 +994,20 @@ fn format_check_group<'py>(
     tensors: Option<Vec<SpanArg>>,
     kwargs: Option<&Bound<'py, PyDict>>,
 ) -> PyResult<Option<u32>> {
-    let m = method(method_name)?;
-    let opts = options(m, kwargs)?;
-    fenc::check_method(m, &opts).map_err(|e| ferr(py, &e))?;
-    let (qm, qs, pm, ps) = (q_mean.as_slice()?, q_std.as_slice()?, p_mean.as_slice()?, p_std.as_slice()?);
-    let group = stream_group(g, seed, start, qm, qs, pm, ps, layout, size, bits_per_block)?;
-    let spans = spans_of(&tensors);
-    let res = pool::run(py, threads, || {
-        let kl: Vec<f64> =
-            (0..qm.len()).map(|k| fenc::kl_bits(qm[k], qs[k], pm[k] as f64, ps[k] as f64)).collect();
-        fenc::check_group_budget(&group, g, &kl, &spans, m, &opts, max_excess)
-    })?;
-    res.map_err(|e| ferr(py, &e))
+    crate::errors::guard("RelcodeError", || {
+        let m = method(method_name)?;
+        let opts = options(m, kwargs)?;
+        fenc::check_method(m, &opts).map_err(|e| ferr(py, &e))?;
+        let (qm, qs, pm, ps) = (q_mean.as_slice()?, q_std.as_slice()?, p_mean.as_slice()?, p_std.as_slice()?);
+        let group = stream_group(g, seed, start, qm, qs, pm, ps, layout, size, bits_per_block)?;
+        let spans = spans_of(&tensors);
+        let res = pool::run(py, threads, || {
+            let kl: Vec<f64> =
+                (0..qm.len()).map(|k| fenc::kl_bits(qm[k], qs[k], pm[k] as f64, ps[k] as f64)).collect();
+            fenc::check_group_budget(&group, g, &kl, &spans, m, &opts, max_excess)
+        })?;
+        res.map_err(|e| ferr(py, &e))
+    })
 }
 
 type FileWriter = relcode::format::Writer<std::io::BufWriter<std::fs::File>>;
@@ -1001,24 +1044,26 @@ impl FormatStreamWriter {
         digest: &str,
         meta: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<FormatStreamWriter> {
-        let mut h = Header::new(seed);
-        h.digest = digest_mode(digest)?;
-        h.meta = meta_arg(meta)?;
-        for (name, shape, dt, coded, pm, ps) in tensors {
-            let prior = coded.then(|| {
-                let v = |x: Option<f32>| x.map(PriorValue::Scalar).unwrap_or(PriorValue::Elements);
-                Prior { mean: v(pm), std: v(ps) }
-            });
-            h.tensors.push(TensorInfo { name, shape, dtype: dtype(&dt)?, prior });
-        }
-        h.groups = groups;
-        Header::parse(&h.to_bytes(), &Limits::default()).map_err(|e| input_error(e.to_string()))?;
-        let f = std::fs::File::create(&path)
-            .map_err(|e| pyo3::exceptions::PyOSError::new_err(format!("{}: {e}", path.display())))?;
-        let t = h.tensors.clone();
-        let w = relcode::format::Writer::new(std::io::BufWriter::with_capacity(1 << 20, f), &h, &t)
-            .map_err(|e| ferr(py, &e))?;
-        Ok(FormatStreamWriter { inner: std::sync::Mutex::new(Some(w)) })
+        crate::errors::guard("RelcodeError", || {
+            let mut h = Header::new(seed);
+            h.digest = digest_mode(digest)?;
+            h.meta = meta_arg(meta)?;
+            for (name, shape, dt, coded, pm, ps) in tensors {
+                let prior = coded.then(|| {
+                    let v = |x: Option<f32>| x.map(PriorValue::Scalar).unwrap_or(PriorValue::Elements);
+                    Prior { mean: v(pm), std: v(ps) }
+                });
+                h.tensors.push(TensorInfo { name, shape, dtype: dtype(&dt)?, prior });
+            }
+            h.groups = groups;
+            Header::parse(&h.to_bytes(), &Limits::default()).map_err(|e| input_error(e.to_string()))?;
+            let f = std::fs::File::create(&path)
+                .map_err(|e| pyo3::exceptions::PyOSError::new_err(format!("{}: {e}", path.display())))?;
+            let t = h.tensors.clone();
+            let w = relcode::format::Writer::new(std::io::BufWriter::with_capacity(1 << 20, f), &h, &t)
+                .map_err(|e| ferr(py, &e))?;
+            Ok(FormatStreamWriter { inner: std::sync::Mutex::new(Some(w)) })
+        })
     }
 
     /// Raw tensor values (little-endian bytes) from element `start`.
@@ -1029,8 +1074,10 @@ impl FormatStreamWriter {
         start: u64,
         data: PyReadonlyArray1<'_, u8>,
     ) -> PyResult<()> {
-        let d = data.as_slice()?;
-        self.with(py, |w| w.data(Role::Raw, tensor, start, d))
+        crate::errors::guard("RelcodeError", || {
+            let d = data.as_slice()?;
+            self.with(py, |w| w.data(Role::Raw, tensor, start, d))
+        })
     }
 
     /// Per-element prior values (role 1: means, 2: stds) from element `start`.
@@ -1042,11 +1089,13 @@ impl FormatStreamWriter {
         start: u64,
         values: PyReadonlyArray1<'_, f32>,
     ) -> PyResult<()> {
-        let role = Role::from_id(role)
-            .filter(|&r| r != Role::Raw)
-            .ok_or_else(|| input_error("role must be 1 or 2"))?;
-        let bytes: Vec<u8> = values.as_slice()?.iter().flat_map(|x| x.to_le_bytes()).collect();
-        self.with(py, |w| w.data(role, tensor, start, &bytes))
+        crate::errors::guard("RelcodeError", || {
+            let role = Role::from_id(role)
+                .filter(|&r| r != Role::Raw)
+                .ok_or_else(|| input_error("role must be 1 or 2"))?;
+            let bytes: Vec<u8> = values.as_slice()?.iter().flat_map(|x| x.to_le_bytes()).collect();
+            self.with(py, |w| w.data(role, tensor, start, &bytes))
+        })
     }
 
     /// A group encoded by `format_encode_group`: its LAYO and MSGS payloads and decoded values.
@@ -1058,38 +1107,44 @@ impl FormatStreamWriter {
         msgs: &[u8],
         values: PyReadonlyArray1<'_, f32>,
     ) -> PyResult<()> {
-        let v = values.as_slice()?;
-        let (layo, msgs) = (layo.to_vec(), msgs.to_vec());
-        self.with(py, |w| {
-            let g = relcode::format::chunk::parse_layout(&layo)?;
-            let m = relcode::format::chunk::parse_messages(&msgs, 32)?;
-            if g.start != start
-                || g.count != v.len() as u64
-                || m.group != g.id
-                || m.messages.len() as u64 != g.blocks()
-            {
-                return Err(FormatError::InvalidInput("the group's payloads and values do not match".into()));
-            }
-            w.chunk(*b"LAYO", 0, &layo)?;
-            w.messages(&m, start, v)
+        crate::errors::guard("RelcodeError", || {
+            let v = values.as_slice()?;
+            let (layo, msgs) = (layo.to_vec(), msgs.to_vec());
+            self.with(py, |w| {
+                let g = relcode::format::chunk::parse_layout(&layo)?;
+                let m = relcode::format::chunk::parse_messages(&msgs, 32)?;
+                if g.start != start
+                    || g.count != v.len() as u64
+                    || m.group != g.id
+                    || m.messages.len() as u64 != g.blocks()
+                {
+                    return Err(FormatError::InvalidInput(
+                        "the group's payloads and values do not match".into(),
+                    ));
+                }
+                w.chunk(*b"LAYO", 0, &layo)?;
+                w.messages(&m, start, v)
+            })
         })
     }
 
     /// Bytes written so far.
     fn position(&self, py: Python<'_>) -> PyResult<u64> {
-        self.with(py, |w| Ok(w.position()))
+        crate::errors::guard("RelcodeError", || self.with(py, |w| Ok(w.position())))
     }
 
     /// Writes the index and the tail; returns the digests (hex).
     fn finish(&self, py: Python<'_>) -> PyResult<Vec<String>> {
-        let w = self
-            .inner
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take()
-            .ok_or_else(|| input_error("the writer is closed"))?;
-        let (_, _, d) = py.detach(|| w.finish()).map_err(ferr0)?;
-        Ok(hexs(&d))
+        crate::errors::guard("RelcodeError", || {
+            let w = self
+                .inner
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .take()
+                .ok_or_else(|| input_error("the writer is closed"))?;
+            let (_, _, d) = py.detach(|| w.finish()).map_err(ferr0)?;
+            Ok(hexs(&d))
+        })
     }
 
     /// Drops the writer without finishing (the caller removes the partial file).

@@ -11,6 +11,22 @@ mod format;
 mod pool;
 mod stream;
 
+/// Panics on purpose (inside the entry-point guard and on a worker thread when `threads` is
+/// given): lets the tests check that a panic reaches Python as a relcode error.
+#[pyfunction]
+#[pyo3(signature = (message, threads=None))]
+fn _panic_for_tests(py: Python<'_>, message: String, threads: Option<usize>) -> PyResult<()> {
+    errors::guard("RelcodeError", || {
+        pool::run(py, threads, || {
+            if threads.is_some() {
+                use rayon::prelude::*;
+                (0..4).into_par_iter().for_each(|i| assert!(i != 3, "{message}"));
+            }
+            panic!("{message}");
+        })
+    })
+}
+
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("STREAM_VERSION", relcode::stream::STREAM_VERSION)?;
@@ -18,5 +34,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     stream::register(m)?;
     channel::register(m)?;
     format::register(m)?;
+    m.add_function(wrap_pyfunction!(_panic_for_tests, m)?)?;
     Ok(())
 }

@@ -289,6 +289,11 @@ fn rice_sizes(sizes: &[u16], k: u32) -> Vec<u8> {
     w.finish()
 }
 
+/// The error for a count whose items this machine cannot hold.
+fn oom(what: &str, n: u32) -> FormatError {
+    FormatError::Limit(format!("cannot allocate {n} {what}: not enough memory"))
+}
+
 /// Reads `blocks` Rice-coded sizes and their zero padding.
 fn parse_rice_sizes(c: &mut Cur<'_>, blocks: u32, k: u32, id: u32) -> Result<Vec<u16>, FormatError> {
     // every size takes at least one bit: bound the count by the bytes left before allocating
@@ -300,7 +305,8 @@ fn parse_rice_sizes(c: &mut Cur<'_>, blocks: u32, k: u32, id: u32) -> Result<Vec
     let bytes = c.b_rest();
     let mut r = BitReader::new(bytes, 8 * bytes.len() as u64);
     let short = |_| FormatError::Malformed(format!("group {id}: malformed block sizes"));
-    let mut sizes = Vec::with_capacity(blocks as usize);
+    let mut sizes = Vec::new();
+    sizes.try_reserve_exact(blocks as usize).map_err(|_| oom("block sizes", blocks))?;
     for _ in 0..blocks {
         let v = r.read_rice(k, u16::MAX as u32 >> k).map_err(short)?;
         if v >= u16::MAX as u64 {
@@ -556,7 +562,9 @@ pub fn parse_messages(payload: &[u8], max_depth: usize) -> Result<Messages, Form
         )));
     }
     let mut r = BitReader::new(bits, nbits);
-    let mut messages = Vec::with_capacity(blocks as usize);
+    // 16 bytes per message of at least one bit: allocated fallibly
+    let mut messages = Vec::new();
+    messages.try_reserve_exact(blocks as usize).map_err(|_| oom("messages", blocks))?;
     let codes = channel::message_codes(method, &options);
     for j in 0..blocks {
         let msg = channel::read_message_with(&codes, &mut r).map_err(|e| FormatError::Message {

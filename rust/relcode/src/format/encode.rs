@@ -520,30 +520,48 @@ pub fn decode_group(
     let dmax = sizes.iter().copied().max().unwrap_or(1) as usize;
     channel::validate(msgs.method, &msgs.options, dmax)
         .map_err(|e| FormatError::Malformed(format!("group {gid}: {e}")))?;
-    let order = g.order();
+    // the group's memory is allocated fallibly: its size comes from the file
+    let order = g.try_order()?;
     let keys = Keys::new(seed);
-    let mut vals = vec![0f32; order.len()];
+    let mut vals = super::try_zeroed::<f32>(order.len() as u64, "a group")?;
     // priors in block order, then fixed chunks of blocks decoded together (SIMD across blocks)
-    let (bm, bs) = match prior {
-        GroupPrior::Constant(m, s) => (vec![m; order.len()], vec![s; order.len()]),
-        GroupPrior::PerElement(pm, ps) => {
-            let gather = |v: &[f32]| order.iter().map(|&k| v[k as usize]).collect::<Vec<f32>>();
-            (gather(pm), gather(ps))
+    let (mut bm, mut bs) = (
+        super::try_zeroed::<f32>(order.len() as u64, "a group")?,
+        super::try_zeroed::<f32>(order.len() as u64, "a group")?,
+    );
+    match prior {
+        GroupPrior::Constant(m, s) => {
+            bm.fill(m);
+            bs.fill(s);
         }
-    };
+        GroupPrior::PerElement(pm, ps) => {
+            for ((k, a), b) in order.iter().zip(bm.iter_mut()).zip(bs.iter_mut()) {
+                *a = pm[*k as usize];
+                *b = ps[*k as usize];
+            }
+        }
+    }
+    // Jobs of at most BLOCKS blocks and (beyond their first block) ELEMENTS elements: the
+    // scratch memory of a job stays small however large the blocks. Which blocks share a
+    // job never changes a value (every block decodes on its own).
     const BLOCKS: usize = 512;
-    let mut chunks: Vec<(usize, usize, &mut [f32])> = Vec::new();
+    const ELEMENTS: usize = 1 << 17;
+    let mut chunks: Vec<(usize, usize, usize, &mut [f32])> = Vec::new();
     let mut rest: &mut [f32] = &mut vals;
-    let mut off = 0usize;
-    for (c, sz) in sizes.chunks(BLOCKS).enumerate() {
-        let n: usize = sz.iter().map(|&s| s as usize).sum();
+    let (mut off, mut j0) = (0usize, 0usize);
+    while j0 < sizes.len() {
+        let (mut j1, mut n) = (j0, 0usize);
+        while j1 < sizes.len() && j1 - j0 < BLOCKS && (j1 == j0 || n + sizes[j1] as usize <= ELEMENTS) {
+            n += sizes[j1] as usize;
+            j1 += 1;
+        }
         let (a, b) = std::mem::take(&mut rest).split_at_mut(n);
-        chunks.push((c * BLOCKS, off, a));
+        chunks.push((j0, j1 - j0, off, a));
         rest = b;
         off += n;
+        j0 = j1;
     }
-    chunks.into_par_iter().try_for_each(|(j0, off, o)| {
-        let nb = sizes.len().min(j0 + BLOCKS) - j0;
+    chunks.into_par_iter().try_for_each(|(j0, nb, off, o)| {
         let ids: Vec<u64> = (j0..j0 + nb).map(|j| block_id(gid, j as u32)).collect();
         let n = o.len();
         channel::decode_many(

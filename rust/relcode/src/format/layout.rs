@@ -63,8 +63,24 @@ pub fn block_id(group: u32, j: u32) -> u64 {
 /// stream; spec/format.md, section 6.2).
 pub fn permutation(seed: u64, group: u32, n: u32) -> Vec<u32> {
     let mut order: Vec<u32> = (0..n).collect();
+    shuffle(seed, group, &mut order);
+    order
+}
+
+/// `permutation`, allocated fallibly (`None` when this machine cannot hold it).
+pub fn try_permutation(seed: u64, group: u32, n: u32) -> Option<Vec<u32>> {
+    let mut order = Vec::new();
+    order.try_reserve_exact(n as usize).ok()?;
+    order.extend(0..n);
+    shuffle(seed, group, &mut order);
+    Some(order)
+}
+
+/// Fisher–Yates shuffle of `order` (which holds `0..n`) by the PERM stream of `group`.
+fn shuffle(seed: u64, group: u32, order: &mut [u32]) {
+    let n = order.len() as u32;
     if n < 2 {
-        return order;
+        return;
     }
     let s = Stream::new(seed, purpose::PERMUTATION, group as u64);
     const STEPS: usize = 2048;
@@ -83,7 +99,6 @@ pub fn permutation(seed: u64, group: u32, n: u32) -> Vec<u32> {
         }
         k += m as u64;
     }
-    order
 }
 
 impl Group {
@@ -113,6 +128,24 @@ impl Group {
         match &self.rule {
             Rule::Fixed { .. } | Rule::Sizes { .. } => permutation(self.seed, self.id, self.count as u32),
             Rule::Explicit { members, .. } => members.clone(),
+        }
+    }
+
+    /// `order`, allocated fallibly: a `LimitError` when this machine cannot hold it.
+    pub fn try_order(&self) -> Result<Vec<u32>, FormatError> {
+        let oom = || {
+            FormatError::Limit(format!("cannot allocate the order of group {}: not enough memory", self.id))
+        };
+        match &self.rule {
+            Rule::Fixed { .. } | Rule::Sizes { .. } => {
+                try_permutation(self.seed, self.id, self.count as u32).ok_or_else(oom)
+            }
+            Rule::Explicit { members, .. } => {
+                let mut v = Vec::new();
+                v.try_reserve_exact(members.len()).map_err(|_| oom())?;
+                v.extend_from_slice(members);
+                Ok(v)
+            }
         }
     }
 

@@ -200,6 +200,67 @@ pub struct Limits {
     pub max_group_elements: u64,
     /// Deepest MessagePack nesting (the free-form metadata included).
     pub max_depth: u64,
+    /// Decoder policy, not a format limit: most elements per byte of the file (with its
+    /// base's bytes), beyond the first `ELEMENTS_FREE` elements; 0 turns it off. A coded
+    /// element costs no bytes of its own (a block of 65535 elements can take a one-bit
+    /// message), so without this a 500-byte file could make a decode allocate gigabytes.
+    /// 4096 per byte is 1/512 bit per element: far fewer bits than any trained model
+    /// needs (a 100M-parameter model must be at least 24 KiB).
+    pub max_elements_per_byte: u64,
+}
+
+/// Elements any file may hold whatever its length (see `Limits::max_elements_per_byte`).
+pub const ELEMENTS_FREE: u64 = 1 << 24;
+
+impl Limits {
+    /// Default limits, except that `max_elements` is `n` and the per-byte policy is off:
+    /// what a caller that names its own element limit gets.
+    pub fn with_max_elements(n: u64) -> Limits {
+        Limits { max_elements: n, max_elements_per_byte: 0, ..Limits::default() }
+    }
+
+    /// The most elements a file of `bytes` bytes (its base included) may decode to.
+    pub fn elements_for(&self, bytes: u64) -> u64 {
+        if self.max_elements_per_byte == 0 {
+            return self.max_elements;
+        }
+        let budget = self.max_elements_per_byte.saturating_mul(bytes).max(ELEMENTS_FREE);
+        budget.min(self.max_elements)
+    }
+
+    /// Refuses `elements` in a file of `bytes` bytes beyond `elements_for(bytes)`.
+    pub fn check_elements(&self, elements: u64, bytes: u64) -> Result<(), FormatError> {
+        let most = self.elements_for(bytes);
+        if elements > most {
+            let why = if most < self.max_elements {
+                format!(
+                    "the file claims {elements} elements in {bytes} bytes, more than the {} per byte \
+                     (at least {ELEMENTS_FREE}) this reader accepts; pass max_elements to decode it",
+                    self.max_elements_per_byte
+                )
+            } else {
+                format!("the file claims {elements} elements, more than the limit of {most} (max_elements)")
+            };
+            return Err(FormatError::Limit(why));
+        }
+        Ok(())
+    }
+}
+
+/// A zeroed vector of `n` items, or a `LimitError` when this machine cannot hold it: sizes
+/// that come from a file are allocated fallibly (a failed infallible allocation aborts).
+pub fn try_zeroed<T: Clone + Default>(n: u64, what: &str) -> Result<Vec<T>, FormatError> {
+    let oom = || {
+        FormatError::Limit(format!(
+            "cannot allocate {} bytes for {what}: not enough memory",
+            n.saturating_mul(std::mem::size_of::<T>() as u64)
+        ))
+    };
+    let n = usize::try_from(n).map_err(|_| oom())?;
+    let mut v = Vec::new();
+    v.try_reserve_exact(n).map_err(|_| oom())?;
+    v.resize(n, T::default());
+    Ok(v)
 }
 
 impl Default for Limits {
@@ -212,6 +273,7 @@ impl Default for Limits {
             max_elements: 1 << 31,
             max_group_elements: 1 << 26,
             max_depth: 32,
+            max_elements_per_byte: 4096,
         }
     }
 }

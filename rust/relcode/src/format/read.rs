@@ -13,7 +13,8 @@ use super::encode::GroupPrior;
 use super::header::{DigestMode, Dtype, Header, Prior, PriorValue, TensorInfo};
 use super::layout::Group;
 use super::{
-    hex, sha256_f32, FormatError, Limits, END_MAGIC, FRAME_LEN, MAGIC, PREAMBLE_LEN, TAIL_LEN, VERSION_MAJOR,
+    hex, sha256_f32, try_zeroed, FormatError, Limits, END_MAGIC, FRAME_LEN, MAGIC, PREAMBLE_LEN, TAIL_LEN,
+    VERSION_MAJOR,
 };
 use crate::channel;
 use rayon::prelude::*;
@@ -136,8 +137,24 @@ pub struct Decoded {
     pub tensors: Vec<(usize, Vec<u8>)>,
 }
 
-fn f32_bytes(v: &[f32]) -> Vec<u8> {
-    v.iter().flat_map(|x| x.to_le_bytes()).collect()
+/// Writes the little-endian bytes of `v` into `out` (`4 · v.len()` bytes).
+fn f32_bytes_into(v: &[f32], out: &mut [u8]) {
+    for (o, x) in out.chunks_exact_mut(4).zip(v) {
+        o.copy_from_slice(&x.to_le_bytes());
+    }
+}
+
+/// The little-endian bytes of the coded-vector ranges, allocated fallibly.
+fn ranges_bytes(coded: &[f32], ranges: &[(u64, u64)]) -> Result<Vec<u8>, FormatError> {
+    let n: u64 = ranges.iter().map(|(a, b)| b - a).sum();
+    let mut out = try_zeroed::<u8>(4 * n, "a decoded tensor")?;
+    let mut at = 0usize;
+    for &(a, b) in ranges {
+        let v = &coded[a as usize..b as usize];
+        f32_bytes_into(v, &mut out[at..at + 4 * v.len()]);
+        at += 4 * v.len();
+    }
+    Ok(out)
 }
 
 fn itemsize(t: &TensorInfo, role: Role) -> u64 {
@@ -208,6 +225,10 @@ impl Reader {
         reader.frames = reader.walk(&entries, index_at)?;
         reader.read_header()?;
         reader.instances = reader.header.instances.unwrap_or(1);
+        // What the file may decode to is bounded by its length (decoder policy, see
+        // `Limits::max_elements_per_byte`) before anything is allocated for its tensors.
+        let total: u64 = reader.header.tensors.iter().map(|t| t.numel()).sum();
+        reader.limits.check_elements(total, len)?;
         if eager {
             for i in 0..reader.frames.len() {
                 let f = reader.frames[i];
@@ -259,7 +280,7 @@ impl Reader {
         let payload: Cow<'_, [u8]> = match self.src.bytes() {
             Some(b) => Cow::Borrowed(&b[start as usize..f.end() as usize]),
             None => {
-                let mut v = vec![0u8; f.len as usize];
+                let mut v = try_zeroed::<u8>(f.len as u64, "a chunk")?;
                 self.src.read_at(start, &mut v)?;
                 Cow::Owned(v)
             }
@@ -539,14 +560,14 @@ impl Reader {
             )));
         }
         let total: u64 = base.model().map(|m| m.tensors.iter().map(|t| t.numel()).sum()).unwrap_or(0);
-        if k.checked_mul(coded)
-            .and_then(|c| c.checked_add(total))
-            .is_none_or(|t| t > self.limits.max_elements)
-        {
-            return Err(FormatError::Limit(format!(
-                "{k} instances exceed {} elements in all (max_elements)",
-                self.limits.max_elements
-            )));
+        match k.checked_mul(coded).and_then(|c| c.checked_add(total)) {
+            Some(t) => self.limits.check_elements(t, self.len().saturating_add(base.len()))?,
+            None => {
+                return Err(FormatError::Limit(format!(
+                    "{k} instances exceed {} elements in all (max_elements)",
+                    self.limits.max_elements
+                )))
+            }
         }
         if self.header.instances.is_some() {
             self.stacked = base
@@ -781,9 +802,8 @@ impl Reader {
     /// The per-element prior of the coded-vector range [e0, e1) (float32 means and stds).
     pub fn prior_range(&self, e0: u64, e1: u64) -> Result<(Vec<f32>, Vec<f32>), FormatError> {
         let m = self.need_model()?;
-        let n = (e1 - e0) as usize;
-        let mut pm = vec![0f32; n];
-        let mut ps = vec![0f32; n];
+        let mut pm = try_zeroed::<f32>(e1 - e0, "prior means")?;
+        let mut ps = try_zeroed::<f32>(e1 - e0, "prior stds")?;
         for (t, info) in m.tensors.iter().enumerate() {
             let (Some(s), Some(p)) = (m.coded_start[t], info.prior) else { continue };
             let (a, b) = (s.max(e0), (s + info.numel()).min(e1));
@@ -795,7 +815,7 @@ impl Reader {
                 match val {
                     PriorValue::Scalar(x) => out[span.clone()].fill(x),
                     PriorValue::Elements => {
-                        let mut bytes = vec![0u8; span.len() * 4];
+                        let mut bytes = try_zeroed::<u8>(span.len() as u64 * 4, "prior values")?;
                         self.read_data(m, t, role, a - s, b - s, &mut bytes)?;
                         for (o, c) in out[span.clone()].iter_mut().zip(bytes.chunks_exact(4)) {
                             *o = f32::from_le_bytes(c.try_into().unwrap());
@@ -930,7 +950,7 @@ impl Reader {
             if a == s && b == s + group.count {
                 self.decode_group_with(g, msgs_of(g)?, o)
             } else {
-                let mut tmp = vec![0f32; group.count as usize];
+                let mut tmp = try_zeroed::<f32>(group.count, "a group")?;
                 self.decode_group_with(g, msgs_of(g)?, &mut tmp)?;
                 o.copy_from_slice(&tmp[(a - s) as usize..(b - s) as usize]);
                 Ok(())
@@ -952,16 +972,19 @@ impl Reader {
                         info.name
                     )));
                 }
-                let mut out = Vec::new();
+                let n: u64 = ranges.iter().map(|(a, b)| b - a).sum();
+                let mut out = try_zeroed::<u8>(4 * n, "a decoded tensor")?;
+                let mut at = 0usize;
                 for (a, b) in ranges {
-                    let mut v = vec![0f32; (b - a) as usize];
+                    let mut v = try_zeroed::<f32>(b - a, "a decoded tensor")?;
                     self.decode_range(a, b, &mut v)?;
-                    out.extend(f32_bytes(&v));
+                    f32_bytes_into(&v, &mut out[at..at + 4 * v.len()]);
+                    at += 4 * v.len();
                 }
                 out
             }
             false => {
-                let mut v = vec![0u8; (info.numel() * info.dtype.size()) as usize];
+                let mut v = try_zeroed::<u8>(info.numel() * info.dtype.size(), "a raw tensor")?;
                 self.read_raw(t, &mut v)?;
                 v
             }
@@ -1023,7 +1046,7 @@ impl Reader {
     pub fn decode_all(&self) -> Result<Decoded, FormatError> {
         let m = self.need_model()?;
         let n = if self.header.messages { m.coded_len * self.instances } else { 0 };
-        let mut coded = vec![0f32; n as usize];
+        let mut coded = try_zeroed::<f32>(n, "the coded vector")?;
         if n > 0 {
             self.decode_coded(&mut coded)?;
         }
@@ -1031,7 +1054,7 @@ impl Reader {
         for t in self.decoded_tensors()? {
             if !m.tensors[t].coded() {
                 let info = &m.tensors[t];
-                let mut v = vec![0u8; (info.numel() * info.dtype.size()) as usize];
+                let mut v = try_zeroed::<u8>(info.numel() * info.dtype.size(), "a raw tensor")?;
                 self.read_raw(t, &mut v)?;
                 raw[t] = Some(v);
             }
@@ -1041,13 +1064,7 @@ impl Reader {
         let mut tensors = Vec::new();
         for t in self.decoded_tensors()? {
             let bytes = match (m.coded_start[t], raw[t].take()) {
-                (Some(_), _) => {
-                    let mut v = Vec::new();
-                    for (a, b) in self.coded_ranges(t)? {
-                        v.extend(f32_bytes(&coded[a as usize..b as usize]));
-                    }
-                    v
-                }
+                (Some(_), _) => ranges_bytes(&coded, &self.coded_ranges(t)?)?,
                 (None, Some(b)) => b,
                 (None, None) => unreachable!(),
             };
