@@ -44,6 +44,7 @@ import numpy as np
 from . import _checks, _native, _output
 from . import channel as _channel
 from .errors import FormatError, InputError
+from .typing import ArrayLike, Float32Array, TensorValue
 
 __all__ = [
     "DEFAULT_CHUNK_SIZE",
@@ -298,7 +299,7 @@ class Layout:
         t, i = self.block_indices(b)
         return [(self.names[int(a)], int(c)) for a, c in zip(t, i)]
 
-    def gather(self, b: int, arrays: Mapping[str, Any]) -> np.ndarray:
+    def gather(self, b: int, arrays: Mapping[str, ArrayLike]) -> np.ndarray:
         """The values of block ``b``'s members from per-tensor arrays (or scalars)."""
         t, i = self.block_indices(b)
         out = np.empty(t.size, dtype=np.float64)
@@ -309,7 +310,7 @@ class Layout:
             out[sel] = a if a.ndim == 0 else a.reshape(-1)[i[sel]]
         return out
 
-    def scatter(self, b: int, values: Any, arrays: Mapping[str, np.ndarray]) -> None:
+    def scatter(self, b: int, values: ArrayLike, arrays: Mapping[str, np.ndarray]) -> None:
         """Writes block ``b``'s values into per-tensor arrays, in place."""
         t, i = self.block_indices(b)
         v = np.asarray(values).reshape(-1)
@@ -791,8 +792,8 @@ def channel_options(method: str, bits_per_block: float, options: dict[str, Any])
 
 
 def encode(
-    dest: Any,
-    tensors: Mapping[str, Any],
+    dest: PathLike | BinaryIO,
+    tensors: Mapping[str, TensorValue],
     *,
     seed: int,
     method: str = "pfr",
@@ -1000,7 +1001,7 @@ class Writer:
 
     # -- priors and raw tensors --
 
-    def set_prior(self, name: str, mean: Any, std: Any) -> None:
+    def set_prior(self, name: str, mean: ArrayLike, std: ArrayLike) -> None:
         """The prior of a coded tensor: scalars (one value for the tensor) or arrays of its
         shape, stored as exact float32 bits."""
         if self.base is not None:
@@ -1014,7 +1015,7 @@ class Writer:
             raise InputError(f"{name!r}: prior means must be finite and stds positive")
         self._priors[name] = (m, s)
 
-    def add_raw(self, name: str, array: Any) -> None:
+    def add_raw(self, name: str, array: ArrayLike) -> None:
         """A tensor stored verbatim (float32, other floats, ints or bools)."""
         if self.base is not None:
             raise InputError("a file with a base holds only messages")
@@ -1059,7 +1060,7 @@ class Writer:
         g, j = self.layout.group_of(b)
         return ((int(instance) * len(self.layout.groups) + g) << 32) | j
 
-    def add_block(self, b: int, message: Any, instance: int = 0) -> None:
+    def add_block(self, b: int, message: ArrayLike, instance: int = 0) -> None:
         """The message of block ``b`` (an int, or a tuple of the method's fields)."""
         slot = self._slot(b, instance)
         vals = np.atleast_1d(np.asarray(message)).reshape(-1)
@@ -1072,7 +1073,7 @@ class Writer:
         self._aux[slot] = cols.get("aux", 0)
         self._have[slot] = True
 
-    def encode_block(self, b: int, q_mean: Any, q_std: Any, instance: int = 0) -> np.ndarray:
+    def encode_block(self, b: int, q_mean: ArrayLike, q_std: ArrayLike, instance: int = 0) -> Float32Array:
         """Codes block ``b`` for the posterior of its members (arrays in coding order, or
         scalars) and adds its message; returns the coded values (float32), exactly what a
         decoder returns for those members."""
@@ -1094,7 +1095,9 @@ class Writer:
         self.add_block(b, code.message[0], instance)
         return code.sample[0]
 
-    def encode_instances(self, b: int, q_mean: Any, q_std: Any, instances: Any = None) -> np.ndarray:
+    def encode_instances(
+        self, b: int, q_mean: ArrayLike, q_std: ArrayLike, instances: ArrayLike | None = None
+    ) -> Float32Array:
         """Codes block ``b`` of several instances in one parallel call: ``q_mean`` and
         ``q_std`` have shape (m, block size) (or broadcast to it) for the ``m`` instances
         listed (default: all). Returns the (m, block size) coded values."""
@@ -1295,7 +1298,7 @@ class StreamWriter:
         self.bits = 0
         self.blocks = 0
 
-    def write_raw(self, name: str, array: Any, *, start: int | None = None) -> None:
+    def write_raw(self, name: str, array: ArrayLike, *, start: int | None = None) -> None:
         """A raw tensor's values (in pieces of 2**20 elements). With ``start``, ``array`` is
         a flat piece of the tensor from element ``start`` (tensors larger than memory); pieces
         that start at multiples of 2**20 and hold 2**20 elements (the last one fewer) give

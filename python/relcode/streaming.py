@@ -66,6 +66,7 @@ import numpy as np
 from . import _checks, _output, _tensorfiles
 from . import format as fmt
 from .errors import ChecksumError, FormatError, InputError, LimitError
+from .typing import ArrayLike
 
 __all__ = [
     "DEFAULT_CHUNK_SIZE",
@@ -589,11 +590,11 @@ class StreamEncoder:
     def add(
         self,
         name: str,
-        q_mean: Any,
-        q_std: Any,
+        q_mean: ArrayLike,
+        q_std: ArrayLike,
         *,
-        prior_mean: Any = 0.0,
-        prior_std: Any,
+        prior_mean: ArrayLike = 0.0,
+        prior_std: ArrayLike,
     ) -> None:
         """A coded tensor: posterior mean (an array, possibly memory-mapped), posterior std
         and prior (each a scalar or an array of the same shape; a one-value prior is stored
@@ -612,7 +613,7 @@ class StreamEncoder:
         )
         self._coded[name] = t
 
-    def add_raw(self, name: str, array: Any) -> None:
+    def add_raw(self, name: str, array: ArrayLike) -> None:
         """A tensor stored verbatim (float16/32/64, int8/16/32/64, uint8 or bool)."""
         name = self._new_name(name)
         ref = _as_ref(array, repr(name))

@@ -83,3 +83,31 @@ def test_import_layers_hold() -> None:
         [exe], cwd=ROOT, capture_output=True, text=True, env={"PYTHONPATH": str(ROOT / "python")}
     )
     assert res.returncode == 0, res.stdout[-3000:]
+
+
+def test_public_array_arguments_have_precise_types() -> None:
+    """The public API's array arguments are typed (numpy.typing), not ``Any``."""
+    import types
+    import typing
+
+    import relcode
+    from relcode import channel, coding, pretrained, stream, streaming
+    from relcode import format as fmt
+
+    stub = types.SimpleNamespace(device=object, Tensor=object, nn=types.SimpleNamespace(Module=object))
+    names = {"torch": stub, "SentenceTransformer": object}
+    arrayish = {"q_mean", "q_std", "p_mean", "p_std", "message", "messages", "tensors", "u", "counters",
+                "key", "array", "prior_mean", "prior_std", "sensitivity", "values", "ids", "mean",
+                "std"}  # fmt: skip
+    checked = 0
+    for fn in (
+        relcode.encode, channel.encode, channel.decode, channel.kl_bits, channel.message_bits, stream.normals,
+        stream.ndtri, stream.philox4x32_10, pretrained.compress, pretrained.save_tensors, coding.Coder.encode,
+        streaming.StreamEncoder.add, streaming.StreamEncoder.add_raw, fmt.Writer.encode_block,
+        fmt.Writer.set_prior, fmt.Writer.add_raw, fmt.Layout.gather,
+    ):  # fmt: skip
+        hints = typing.get_type_hints(fn, localns=names)
+        for name in set(hints) & arrayish:
+            assert hints[name] is not typing.Any, f"{fn.__qualname__}({name}) is typed Any"
+            checked += 1
+    assert checked >= 30
