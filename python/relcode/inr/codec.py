@@ -22,6 +22,7 @@ import hashlib
 import io
 import math
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,7 @@ from .siren import Architecture
 __all__ = [
     "CODEC_VERSION",
     "Codec",
+    "candidate_codecs",
     "codec_dirs",
     "find_codec",
     "load_codec",
@@ -236,8 +238,9 @@ def codec_dirs(extra: list[str | os.PathLike] | tuple = ()) -> list[Path]:
     return out
 
 
-def find_codec(sha256: str, dirs: list[str | os.PathLike] | tuple = ()) -> Codec:
-    """The codec whose file has this SHA-256 (hex), from :func:`codec_dirs`."""
+def candidate_codecs(dirs: list[str | os.PathLike] | tuple = ()) -> Iterator[tuple[str, bytes]]:
+    """(SHA-256 hex, bytes) of every file that may be a codec (a relcode file) in
+    :func:`codec_dirs`, in search order."""
     for d in codec_dirs(dirs):
         if not d.is_dir():
             continue
@@ -251,8 +254,23 @@ def find_codec(sha256: str, dirs: list[str | os.PathLike] | tuple = ()) -> Codec
                 data = p.read_bytes()
             except OSError:
                 continue
-            if hashlib.sha256(data).hexdigest() == sha256:
-                return Codec.from_bytes(data)
+            yield hashlib.sha256(data).hexdigest(), data
+
+
+def find_codec(sha256: str, dirs: list[str | os.PathLike] | tuple = ()) -> Codec:
+    """The codec whose file's SHA-256 is ``sha256`` (hex) or, for a shorter hex string (a
+    compact file's codec id), starts with it, from :func:`codec_dirs`; an id that names two
+    different codecs is an error, not a guess."""
+    found = {}
+    for sha, data in candidate_codecs(dirs):
+        if sha == sha256:
+            return Codec.from_bytes(data)
+        if len(sha256) < 64 and sha.startswith(sha256):
+            found.setdefault(sha, data)
+    if len(found) > 1:
+        raise InputError(f"codec id {sha256} names {len(found)} codecs here: pass the codec explicitly")
+    if found:
+        return Codec.from_bytes(next(iter(found.values())))
     raise InputError(
         f"codec {sha256[:16]}... not found in {', '.join(str(d) for d in codec_dirs(dirs))}; "
         "pass it with --codec (or set RELCODE_CODEC_PATH)"

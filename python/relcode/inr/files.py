@@ -474,33 +474,6 @@ def parse_compact(data: bytes, dim_in: int | None = None) -> dict[str, Any]:
     return out
 
 
-def _find_by_id(codec_id: str, dirs: list[str | os.PathLike]) -> Codec:
-    from .codec import codec_dirs
-
-    found: dict[str, Path] = {}
-    for d in codec_dirs(dirs):
-        if not d.is_dir():
-            continue
-        for p in sorted(d.iterdir()):
-            try:
-                if not p.is_file() or p.stat().st_size > 1 << 30:
-                    continue
-                data = p.read_bytes()
-            except OSError:
-                continue
-            sha = hashlib.sha256(data).hexdigest()
-            if sha.startswith(codec_id):
-                found.setdefault(sha, p)
-    if len(found) > 1:
-        raise InputError(f"codec id {codec_id} names {len(found)} codecs here: pass the codec explicitly")
-    if not found:
-        raise InputError(
-            f"codec {codec_id}... not found in {', '.join(str(d) for d in codec_dirs(dirs))}; "
-            "pass it with --codec (or set RELCODE_CODEC_PATH)"
-        )
-    return find_codec(next(iter(found)), [next(iter(found.values())).parent])
-
-
 def read_compact(
     data: bytes, *, codec: Codec | None = None, codec_dirs: list[str | os.PathLike] | tuple = ()
 ) -> SignalFile:
@@ -509,7 +482,7 @@ def read_compact(
     data = bytes(data)
     codec_id = parse_compact(data)["codec_id"]
     if codec is None:
-        codec = _find_by_id(codec_id, list(codec_dirs))
+        codec = find_codec(codec_id, list(codec_dirs))
     elif not (codec.sha256 or "").startswith(codec_id):
         raise InputError(f"this file was coded with codec {codec_id}..., not the given codec")
     head = parse_compact(data, codec.arch.dim_in)
