@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from . import _native
 from .errors import InputError
 
 U64_MAX = (1 << 64) - 1
@@ -77,7 +78,6 @@ MIN_STD_RATIO = 2.0**-32
 #: approximately and reported (``Report.rate``; ``max_excess`` refuses it instead).
 MAX_ELEMENT_KL_BITS = float(2**20)
 _F32_TINY = float(np.finfo(np.float32).tiny)
-_LN2 = float(np.log(2.0))
 
 
 def posterior_shape(
@@ -185,7 +185,10 @@ def posterior_values(
                 f"{name!r} element {start + i}: the posterior std {qs[i]:.4g} is less than 2^-32 times "
                 f"the prior std {ps[i]:.4g}; no method codes such a posterior faithfully (check the units)"
             )
-        kl = (np.log(ps / qs) + (qs * qs + (qm - pm) ** 2) / (2 * ps * ps) - 0.5) / _LN2
+        kl = _native.channel_kl_bits(  # the core's KL, as its samplers see it
+            np.ascontiguousarray(qm), np.ascontiguousarray(qs),
+            np.ascontiguousarray(pm, dtype=np.float32), np.ascontiguousarray(ps, dtype=np.float32),
+        )  # fmt: skip
         bad = ~(kl <= MAX_ELEMENT_KL_BITS)
         if bad.any():
             i = int(np.flatnonzero(bad)[0])

@@ -273,10 +273,13 @@ class Layout:
             raise InputError(f"block {b} is out of range (the layout has {self.num_blocks} blocks)")
         return b
 
-    def stream_id(self, b: int) -> int:
-        """The random-stream id of block ``b``: ``group * 2**32 + position in group``."""
+    def stream_id(self, b: int, instance: int = 0) -> int:
+        """The random-stream id of block ``b`` (spec/format.md §6.3): ``(instance * G + group)
+        * 2**32 + position in group``, G the number of groups; instance 0 for a file without
+        instances."""
         b = self._check_block(b)
-        return (int(self._block_group[b]) << 32) | int(self._block_j[b])
+        g = int(instance) * len(self.groups) + int(self._block_group[b])
+        return (g << 32) | int(self._block_j[b])
 
     def group_of(self, b: int) -> tuple[int, int]:
         """(group id, position in the group) of block ``b``."""
@@ -1057,8 +1060,7 @@ class Writer:
         """The random-stream id of block ``b`` of an instance: ``(instance * G + group) *
         2**32 + position`` with G the number of groups (instance 0: :meth:`Layout.stream_id`)."""
         self._slot(b, instance)
-        g, j = self.layout.group_of(b)
-        return ((int(instance) * len(self.layout.groups) + g) << 32) | j
+        return self.layout.stream_id(b, instance)
 
     def add_block(self, b: int, message: ArrayLike, instance: int = 0) -> None:
         """The message of block ``b`` (an int, or a tuple of the method's fields)."""
