@@ -16,8 +16,9 @@ from relcode import coding as engine  # noqa: E402
 from relcode import reference  # noqa: E402
 from relcode.errors import InputError  # noqa: E402
 from relcode.inr import coding, signals, siren  # noqa: E402
-from relcode.inr.model import BayesianSiren, gaussian_kl  # noqa: E402
+from relcode.inr.model import BayesianSiren  # noqa: E402
 from relcode.inr.train import Batch, BlockBetas, Trainer, _rate_step, evaluate_mse, fit, learn_prior  # noqa: E402
+from relcode.torchops import gaussian_kl  # noqa: E402
 
 TINY = siren.Architecture(dim_in=2, dim_out=3, dim_emb=8, dim_hid=8, layers=3, patch=(8, 8), max_freq=8.0)
 

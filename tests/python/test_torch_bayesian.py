@@ -15,8 +15,8 @@ import relcode  # noqa: E402
 from relcode.errors import InputError, TrainingError  # noqa: E402
 from relcode.torch import BayesianModel  # noqa: E402
 from relcode.torch.hashing import expand, signs  # noqa: E402
-from relcode.torch.parameterisation import gaussian_kl  # noqa: E402
 from relcode.torch.training import Trainer, batches  # noqa: E402
+from relcode.torchops import gaussian_kl  # noqa: E402
 
 
 class Mixed(nn.Module):

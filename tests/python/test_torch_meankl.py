@@ -14,7 +14,8 @@ from scipy.special import lambertw  # noqa: E402
 
 from relcode.torch.blocks import BlockTensors  # noqa: E402
 from relcode.torch.lambertw import lambertw0, variance_ratio  # noqa: E402
-from relcode.torch.parameterisation import MeanKL, gaussian_kl, mean_kl_posterior  # noqa: E402
+from relcode.torch.parameterisation import MeanKL, mean_kl_posterior  # noqa: E402
+from relcode.torchops import gaussian_kl  # noqa: E402
 
 f64 = torch.float64
 

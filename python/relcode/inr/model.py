@@ -26,9 +26,10 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import InputError
+from ..torchops import gaussian_kl, inverse_softplus
 from .siren import Architecture
 
-__all__ = ["BayesianSiren", "default_device", "gaussian_kl", "inverse_softplus"]
+__all__ = ["BayesianSiren", "default_device"]
 
 LN2 = math.log(2.0)
 
@@ -38,17 +39,6 @@ def default_device(device: Any = None) -> torch.device:
     if device is not None:
         return torch.device(device)
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
-def inverse_softplus(y: torch.Tensor | float) -> torch.Tensor:
-    y = torch.as_tensor(y, dtype=torch.float32)
-    return y + torch.log(-torch.expm1(-y))
-
-
-def gaussian_kl(q_mean, q_std, p_mean, p_std) -> torch.Tensor:
-    """KL(N(q_mean, q_std^2) || N(p_mean, p_std^2)) in nats, elementwise, clipped at 0."""
-    kl = torch.log(p_std / q_std) + (q_std**2 + (q_mean - p_mean) ** 2) / (2 * p_std**2) - 0.5
-    return torch.clamp(kl, min=0.0)
 
 
 class BayesianSiren(torch.nn.Module):
@@ -93,7 +83,8 @@ class BayesianSiren(torch.nn.Module):
             mean = mean.reshape(-1, N).expand(self.num_signals, N).clone()
         std = torch.minimum(torch.full_like(ps, float(init_std)), ps)
         self.mean = torch.nn.Parameter(mean)
-        self.rho = torch.nn.Parameter(inverse_softplus(std).to(dev).expand(self.num_signals, N).clone())
+        raw = inverse_softplus(torch.as_tensor(std, dtype=torch.float32))
+        self.rho = torch.nn.Parameter(raw.to(dev).expand(self.num_signals, N).clone())
         self.register_buffer("coded", torch.zeros(self.num_signals, N, dtype=torch.bool, device=dev))
         self.register_buffer("coded_value", torch.zeros(self.num_signals, N, device=dev))
 
@@ -114,7 +105,7 @@ class BayesianSiren(torch.nn.Module):
 
     def kl(self) -> torch.Tensor:
         """(S, N) KL(q || p) per parameter in nats; 0 for coded parameters."""
-        kl = gaussian_kl(self.mean, self.std(), self.prior_mean, self.prior_std)
+        kl = torch.clamp(gaussian_kl(self.mean, self.std(), self.prior_mean, self.prior_std), min=0.0)
         return torch.where(self.coded, torch.zeros_like(kl), kl)
 
     def kl_bits(self) -> torch.Tensor:

@@ -26,22 +26,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import InputError
+from ..torchops import gaussian_kl, inverse_softplus
 from .blocks import BlockTensors
 from .lambertw import variance_ratio
 
-__all__ = ["MeanKL", "MeanVar", "Parameterisation", "gaussian_kl", "mean_kl_posterior"]
-
-
-def gaussian_kl(
-    mean: torch.Tensor, std: torch.Tensor, p_mean: torch.Tensor, p_std: torch.Tensor
-) -> torch.Tensor:
-    """KL(N(mean, std²) ‖ N(p_mean, p_std²)) in nats, elementwise."""
-    ratio = std / p_std
-    return torch.log(p_std / std) + 0.5 * (ratio * ratio + ((mean - p_mean) / p_std) ** 2) - 0.5
-
-
-def _softplus_inverse(x: torch.Tensor) -> torch.Tensor:
-    return x + torch.log(-torch.expm1(-x))
+__all__ = ["MeanKL", "MeanVar", "Parameterisation", "mean_kl_posterior"]
 
 
 def mean_kl_posterior(
@@ -139,7 +128,7 @@ class MeanVar(Parameterisation):
     def initialise(self, values, p_mean, p_std):
         self.mean.copy_(values)
         std = (self.init_std * p_std).to(self.raw_std.dtype)
-        self.raw_std.copy_(_softplus_inverse(std.clamp_min(1e-30)))
+        self.raw_std.copy_(inverse_softplus(std.clamp_min(1e-30)))
 
 
 class MeanKL(Parameterisation):
