@@ -197,3 +197,15 @@ def posterior_values(
                 f"{qm[i]:.4g}, std {qs[i]:.4g}; prior mean {pm[i]:.4g}, std {ps[i]:.4g}); at most "
                 f"{MAX_ELEMENT_KL_BITS:.0f} bits per element can be coded"
             )
+
+
+def numpy_value(value: Any) -> Any:
+    """A torch tensor as numpy (detached, on the CPU; bfloat16, which numpy lacks, upcast
+    exactly to float32); anything else unchanged. Every entry point that takes arrays passes
+    its arguments through this, so ``nn.Parameter`` values work as they are."""
+    if hasattr(value, "detach") and hasattr(value, "numpy") and hasattr(value, "dtype"):
+        t = value.detach().cpu()
+        if str(t.dtype) == "torch.bfloat16":
+            t = t.float()
+        return t.numpy()
+    return value

@@ -155,8 +155,9 @@ def encode(
     by the GPU kernels of :mod:`relcode.gpu` (which need torch and triton, and raise
     :class:`InputError` when no GPU is available). ``"auto"`` picks the GPU when one is usable
     and the method runs there, else the CPU."""
-    qm = np.asarray(q_mean)
-    qs = np.asarray(q_std)
+    qm = np.asarray(_checks.numpy_value(q_mean))
+    qs = np.asarray(_checks.numpy_value(q_std))
+    p_mean, p_std = _checks.numpy_value(p_mean), _checks.numpy_value(p_std)
     if qm.ndim != 2:
         raise InputError(f"q_mean must have shape (n, d), got {qm.shape}")
     if qs.shape != qm.shape:

@@ -760,8 +760,8 @@ def _as_posterior(name: str, value: Any) -> tuple[np.ndarray, ...] | np.ndarray:
     if isinstance(value, tuple):
         if len(value) != 4:
             raise InputError(f"{name!r}: expected (q_mean, q_std, p_mean, p_std), got {len(value)} items")
-        return value
-    return np.asarray(value)
+        return tuple(_checks.numpy_value(v) for v in value)
+    return np.asarray(_checks.numpy_value(value))
 
 
 def _prior_array(name: str, what: str, value: Any, shape: tuple[int, ...]) -> np.ndarray:

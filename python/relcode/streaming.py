@@ -188,7 +188,7 @@ class _Raw:
 def _as_ref(value: Any, what: str) -> FileRef | ArrayRef:
     if isinstance(value, (FileRef, ArrayRef)):
         return value
-    a = np.asarray(value)
+    a = np.asarray(_checks.numpy_value(value))
     if a.dtype.kind not in "fiub":
         raise InputError(f"{what} must be numbers, got dtype {a.dtype}")
     return ArrayRef(a, what)

@@ -288,3 +288,27 @@ def test_roundtrip_property(shapes, layout, method, bits, chunk, seed) -> None:
         assert out[name].shape == qm.shape
         np.testing.assert_array_equal(out[name], rep.decoded[name])
     assert rep.bits == bits * rep.blocks
+
+
+def test_torch_tensors_of_any_float_dtype_and_parameters_are_accepted(tmp_path) -> None:
+    torch = pytest.importorskip("torch")
+    import relcode.channel as ch
+
+    w = torch.nn.Parameter(torch.randn(6, 7, dtype=torch.bfloat16))  # requires_grad
+    raw = torch.ones(3, dtype=torch.float16, requires_grad=True)
+    rep = relcode.encode(tmp_path / "t.relc", {"w": (w, 0.05, 0.0, 0.2), "r": raw}, seed=0, bits_per_block=8)
+    ref = relcode.encode(
+        tmp_path / "n.relc",
+        {"w": (w.detach().float().numpy(), 0.05, 0.0, 0.2), "r": raw.detach().numpy()},
+        seed=0,
+        bits_per_block=8,
+    )
+    assert rep.sha256 == ref.sha256  # bfloat16 upcast exactly; detached
+    out = relcode.decode(tmp_path / "t.relc")
+    assert out["r"].dtype == np.float16
+    with relcode.StreamEncoder(tmp_path / "s.relc", seed=0, bits_per_block=8) as enc:
+        enc.add("w", w, 0.05, prior_std=0.2)
+        enc.add_raw("r", raw)
+    assert enc.report.sha256 == ref.sha256
+    code = ch.encode(w.reshape(-1, 7), torch.full((6, 7), 0.05), 0.0, torch.tensor(0.2), bits=6)
+    assert code.sample.shape == (6, 7)
