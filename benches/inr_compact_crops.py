@@ -1,4 +1,4 @@
-"""64x64 crops of Kodak images the shipped codecs never saw (kodim13-24), each compressed as its
+"""Crops (64x64 by default) of Kodak images the shipped codecs never saw (kodim13-24), each compressed as its
 own file at whole-file rates: relcode in the compact container (spec/signal.md) and in the
 relcode container, against optimised JPEG and JPEG 2000 (Pillow) given at most as many bytes,
 in one run. Prints a table and writes JSON.
@@ -28,6 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--bpp", default="1.5,1.0", help="whole-file rates (default 1.5,1.0)")
     ap.add_argument("--crops", type=int, default=6, help="random crops (default 6)")
+    ap.add_argument("--size", type=int, default=64, help="crop side in pixels (default 64)")
     ap.add_argument("--seed", type=int, default=5, help="seed of the crop positions (default 5)")
     ap.add_argument("--kodak", type=Path, default=ie.KODAK)
     ap.add_argument("--json", type=Path, default=None, help="write every row here")
@@ -41,8 +42,9 @@ def main(argv: list[str] | None = None) -> int:
     crops = []
     for _ in range(args.crops):
         img = ie.kodak(int(rng.integers(13, 25)), args.kodak)
-        y, x = int(rng.integers(0, img.shape[0] - 64)), int(rng.integers(0, img.shape[1] - 64))
-        crops.append(img[y : y + 64, x : x + 64].copy())
+        n = args.size
+        y, x = int(rng.integers(0, img.shape[0] - n)), int(rng.integers(0, img.shape[1] - n))
+        crops.append(img[y : y + n, x : x + n].copy())
     rows = []
     for bpp in [float(b) for b in args.bpp.split(",") if b]:
         for i, c in enumerate(crops):

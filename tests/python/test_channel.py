@@ -261,3 +261,18 @@ def test_invalid_messages_are_rejected() -> None:
         channel.decode(np.array([1.5]), 0.0, 1.0, method="pfr", dim=1)
     with pytest.raises(relcode.InputError):
         channel.decode(np.array([1], dtype=np.uint64), 0.0, -1.0, method="pfr", dim=1)
+
+
+def test_a_sampler_failure_is_the_same_error_from_every_entry_point() -> None:
+    """One typed mapping of core errors: the channel and the file encoder agree."""
+    import io
+
+    with pytest.raises(relcode.SamplerError, match="iteration cap") as a:
+        channel.encode([[4.0]], [[0.05]], 0.0, 1.0, method="pfr", max_steps=3)
+    with pytest.raises(relcode.SamplerError, match="iteration cap") as b:
+        relcode.encode(io.BytesIO(), {"w": (np.full(1, 4.0), 0.05, 0.0, 1.0)}, seed=0, method="pfr",
+                       bits=None, max_steps=3, bits_per_block=40)  # fmt: skip
+    assert type(a.value) is type(b.value) is relcode.SamplerError
+    with pytest.raises(relcode.InputError) as c:
+        relcode.encode(io.BytesIO(), {"w": (np.zeros(3), 0.05, 0.0, 1.0)}, seed=0, method="nope")
+    assert type(c.value) is relcode.InputError

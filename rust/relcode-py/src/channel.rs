@@ -1,6 +1,6 @@
 //! Bindings of `relcode::channel`.
 
-use crate::errors::{error, input_error};
+use crate::errors::{error, input_error, Exc};
 use crate::pool;
 use numpy::{PyArray1, PyReadonlyArray1};
 use pyo3::prelude::*;
@@ -11,11 +11,7 @@ use relcode::stream::Backend;
 
 pub fn channel_error(py: Python<'_>, e: &ChannelError, problem: Option<usize>) -> PyErr {
     let prefix = problem.map(|i| format!("problem {i}: ")).unwrap_or_default();
-    let class = match e {
-        ChannelError::IterationCap { .. } | ChannelError::DepthLimit { .. } => "SamplerError",
-        _ => "InputError",
-    };
-    error(py, class, format!("{prefix}{e}"))
+    error(py, Exc::of_channel(e), format!("{prefix}{e}"))
 }
 
 pub fn method(name: &str) -> PyResult<Method> {
@@ -134,7 +130,7 @@ fn channel_encode<'py>(
     threads: Option<usize>,
     kwargs: Option<&Bound<'py, PyDict>>,
 ) -> PyResult<EncodeOut<'py>> {
-    crate::errors::guard("RelcodeError", || {
+    crate::errors::guard(crate::errors::Exc::Relcode, || {
         let m = method(method_name)?;
         let opts = options(m, kwargs)?;
         let (qm, qs, pm, ps, ids) = (
@@ -183,7 +179,7 @@ fn channel_decode<'py>(
     threads: Option<usize>,
     kwargs: Option<&Bound<'py, PyDict>>,
 ) -> PyResult<Bound<'py, PyArray1<f32>>> {
-    crate::errors::guard("RelcodeError", || {
+    crate::errors::guard(crate::errors::Exc::Relcode, || {
         let m = method(method_name)?;
         let opts = options(m, kwargs)?;
         let (index, aux, pm, ps, ids) = (
@@ -218,7 +214,7 @@ fn channel_message_bits<'py>(
     aux: PyReadonlyArray1<'py, u64>,
     kwargs: Option<&Bound<'py, PyDict>>,
 ) -> PyResult<Bound<'py, PyArray1<u32>>> {
-    crate::errors::guard("RelcodeError", || {
+    crate::errors::guard(crate::errors::Exc::Relcode, || {
         let m = method(method_name)?;
         let opts = options(m, kwargs)?;
         let (index, aux) = (slice(&index, "index")?, slice(&aux, "aux")?);
@@ -237,7 +233,7 @@ fn channel_message_bits<'py>(
 #[pyfunction]
 #[pyo3(signature = (method_name, **kwargs))]
 fn channel_budget_bits(method_name: &str, kwargs: Option<&Bound<'_, PyDict>>) -> PyResult<Option<u32>> {
-    crate::errors::guard("RelcodeError", || {
+    crate::errors::guard(crate::errors::Exc::Relcode, || {
         let m = method(method_name)?;
         Ok(m.budget_bits(&options(m, kwargs)?))
     })
@@ -253,7 +249,7 @@ fn channel_kl_bits<'py>(
     p_mean: PyReadonlyArray1<'py, f32>,
     p_std: PyReadonlyArray1<'py, f32>,
 ) -> PyResult<Bound<'py, PyArray1<f64>>> {
-    crate::errors::guard("RelcodeError", || {
+    crate::errors::guard(crate::errors::Exc::Relcode, || {
         let (qm, qs) = (slice(&q_mean, "q_mean")?, slice(&q_std, "q_std")?);
         let (pm, ps) = (slice(&p_mean, "p_mean")?, slice(&p_std, "p_std")?);
         if qs.len() != qm.len() || pm.len() != qm.len() || ps.len() != qm.len() {
@@ -273,7 +269,7 @@ fn channel_message_fields(
     method_name: &str,
     kwargs: Option<&Bound<'_, PyDict>>,
 ) -> PyResult<Vec<&'static str>> {
-    crate::errors::guard("RelcodeError", || {
+    crate::errors::guard(crate::errors::Exc::Relcode, || {
         let m = method(method_name)?;
         let opts = options(m, kwargs)?;
         Ok(channel::message_codes(m, &opts)
@@ -296,7 +292,7 @@ fn channel_prepare_pool(
     bits: u32,
     threads: Option<usize>,
 ) -> PyResult<()> {
-    crate::errors::guard("RelcodeError", || {
+    crate::errors::guard(crate::errors::Exc::Relcode, || {
         if d == 0 || bits > 32 {
             return Err(input_error("pool dimension must be positive and bits at most 32"));
         }
@@ -309,7 +305,7 @@ fn channel_prepare_pool(
 /// Every method with its properties.
 #[pyfunction]
 fn channel_methods(py: Python<'_>) -> PyResult<Bound<'_, PyList>> {
-    crate::errors::guard("RelcodeError", || {
+    crate::errors::guard(crate::errors::Exc::Relcode, || {
         let list = PyList::empty(py);
         for m in Method::ALL {
             let i = m.info();

@@ -22,9 +22,9 @@ use relcode::format::{
 use std::sync::Arc;
 
 fn ferr(py: Python<'_>, e: &FormatError) -> PyErr {
-    match e {
-        FormatError::Io(m) => pyo3::exceptions::PyOSError::new_err(m.clone()),
-        _ => error(py, e.class(), e.to_string()),
+    match crate::errors::Exc::of_format(e) {
+        Some(exc) => error(py, exc, e.to_string()),
+        None => pyo3::exceptions::PyOSError::new_err(e.to_string()),
     }
 }
 
@@ -182,7 +182,7 @@ fn format_encode<'py>(
     cancel: Option<Bound<'py, CancelFlag>>,
     kwargs: Option<&Bound<'py, PyDict>>,
 ) -> PyResult<(Bound<'py, PyBytes>, Bound<'py, PyDict>)> {
-    crate::errors::guard("RelcodeError", || {
+    crate::errors::guard(crate::errors::Exc::Relcode, || {
         let m = method(method_name)?;
         let opts = options(m, kwargs)?;
         let rule = match layout {
@@ -278,7 +278,7 @@ fn rate_dict<'py>(py: Python<'py>, r: &fenc::TensorRate) -> PyResult<Bound<'py, 
 /// The seeded permutation of `0..n` of group `group`.
 #[pyfunction]
 fn layout_permutation(py: Python<'_>, seed: u64, group: u32, n: u64) -> PyResult<Bound<'_, PyArray1<u32>>> {
-    crate::errors::guard("RelcodeError", || {
+    crate::errors::guard(crate::errors::Exc::Relcode, || {
         if n > Limits::default().max_group_elements {
             return Err(input_error(format!(
                 "groups have at most {} elements",
@@ -298,7 +298,7 @@ fn layout_kl_sizes<'py>(
     budget: f64,
     max_size: u32,
 ) -> PyResult<Bound<'py, PyArray1<u16>>> {
-    crate::errors::guard("RelcodeError", || {
+    crate::errors::guard(crate::errors::Exc::Relcode, || {
         let kl = kl.as_slice().map_err(|_| input_error("kl must be contiguous"))?;
         Ok(PyArray1::from_vec(py, flay::kl_greedy_sizes(kl.iter().copied(), budget, max_size)))
     })
@@ -346,7 +346,7 @@ fn group_dict<'py>(py: Python<'py>, g: &Group) -> PyResult<Bound<'py, PyDict>> {
 /// Checks a layout (groups in order) and returns each group's member order and sizes.
 #[pyfunction]
 fn layout_check<'py>(py: Python<'py>, groups: Vec<GroupArg<'py>>) -> PyResult<Bound<'py, PyList>> {
-    crate::errors::guard("RelcodeError", || {
+    crate::errors::guard(crate::errors::Exc::Relcode, || {
         let limits = Limits::default();
         let out = PyList::empty(py);
         let mut at = 0u64;
@@ -390,7 +390,7 @@ fn format_assemble<'py>(
     instances: Option<u64>,
     threads: Option<usize>,
 ) -> PyResult<(Bound<'py, PyBytes>, Vec<String>, Bound<'py, PyArray1<f32>>)> {
-    crate::errors::guard("RelcodeError", || {
+    crate::errors::guard(crate::errors::Exc::Relcode, || {
         let mut h = Header::new(seed);
         h.instances = instances;
         h.digest = digest_mode(digest)?;
@@ -488,7 +488,7 @@ impl FormatReader {
         eager: bool,
         max_elements: Option<u64>,
     ) -> PyResult<FormatReader> {
-        crate::errors::guard("FormatError", || {
+        crate::errors::guard(crate::errors::Exc::Format, || {
             let limits = limits_arg(max_elements);
             let r = py.detach(|| -> Result<Reader, FormatError> {
                 match (path, data) {
@@ -511,7 +511,7 @@ impl FormatReader {
         data: Option<Vec<u8>>,
         max_elements: Option<u64>,
     ) -> PyResult<FormatReader> {
-        crate::errors::guard("FormatError", || {
+        crate::errors::guard(crate::errors::Exc::Format, || {
             let limits = limits_arg(max_elements);
             let base = base.inner.clone();
             let r = py.detach(move || -> Result<Reader, FormatError> {
@@ -529,7 +529,7 @@ impl FormatReader {
 
     /// Header fields, version and chunk list (what `inspect` shows).
     fn info<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        crate::errors::guard("FormatError", || {
+        crate::errors::guard(crate::errors::Exc::Format, || {
             let r = &self.inner;
             let h = &r.header;
             let d = PyDict::new(py);
@@ -586,7 +586,7 @@ impl FormatReader {
 
     /// Method, options, block count and message bits of each group (reads the MSGS chunks).
     fn message_summary<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
-        crate::errors::guard("FormatError", || {
+        crate::errors::guard(crate::errors::Exc::Format, || {
             let out = PyList::empty(py);
             if !self.inner.header.messages {
                 return Ok(out);
@@ -606,7 +606,7 @@ impl FormatReader {
         py: Python<'py>,
         g: usize,
     ) -> PyResult<(String, Bound<'py, PyAny>, Bound<'py, PyArray1<u64>>, Bound<'py, PyArray1<u64>>)> {
-        crate::errors::guard("FormatError", || {
+        crate::errors::guard(crate::errors::Exc::Format, || {
             let m = self.inner.messages(g).map_err(|e| ferr(py, &e))?;
             let o = relcode::format::chunk::options_value(m.method, &m.options);
             Ok((
@@ -620,7 +620,7 @@ impl FormatReader {
 
     /// SHA-256 (hex) of the whole file.
     fn file_sha256(&self, py: Python<'_>) -> PyResult<String> {
-        crate::errors::guard("FormatError", || {
+        crate::errors::guard(crate::errors::Exc::Format, || {
             let r = self.inner.clone();
             py.detach(move || r.file_sha256()).map(|d| relcode::format::hex(&d)).map_err(ferr0)
         })
@@ -628,14 +628,14 @@ impl FormatReader {
 
     /// Indices of the tensors the file decodes to.
     fn decoded_tensors(&self) -> PyResult<Vec<usize>> {
-        crate::errors::guard("FormatError", || self.inner.decoded_tensors().map_err(ferr0))
+        crate::errors::guard(crate::errors::Exc::Format, || self.inner.decoded_tensors().map_err(ferr0))
     }
 
     /// Decodes every tensor and checks the digests: list of (index, array) with float32
     /// arrays for coded tensors (views into one buffer) and uint8 bytes for raw ones.
     #[pyo3(signature = (threads=None))]
     fn decode_all<'py>(&self, py: Python<'py>, threads: Option<usize>) -> PyResult<Bound<'py, PyList>> {
-        crate::errors::guard("FormatError", || {
+        crate::errors::guard(crate::errors::Exc::Format, || {
             let r = self.inner.clone();
             let n = r.coded_len().map_err(|e| ferr(py, &e))? as usize;
             let n = if r.header.messages { n } else { 0 };
@@ -703,7 +703,7 @@ impl FormatReader {
         t: usize,
         threads: Option<usize>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        crate::errors::guard("FormatError", || {
+        crate::errors::guard(crate::errors::Exc::Format, || {
             let r = self.inner.clone();
             let n = r.tensors().map_err(|e| ferr(py, &e))?.len();
             if t >= n {
@@ -733,7 +733,7 @@ impl FormatReader {
         e1: u64,
         threads: Option<usize>,
     ) -> PyResult<Bound<'py, PyArray1<f32>>> {
-        crate::errors::guard("FormatError", || {
+        crate::errors::guard(crate::errors::Exc::Format, || {
             let r = self.inner.clone();
             if e1 < e0 || e1 > r.coded_len().map_err(|e| ferr(py, &e))? {
                 return Err(input_error("range out of bounds"));
@@ -751,7 +751,7 @@ impl FormatReader {
         e0: u64,
         e1: u64,
     ) -> PyResult<(Bound<'py, PyArray1<f32>>, Bound<'py, PyArray1<f32>>)> {
-        crate::errors::guard("FormatError", || {
+        crate::errors::guard(crate::errors::Exc::Format, || {
             let r = self.inner.clone();
             if e1 < e0 || e1 > r.coded_len().map_err(|e| ferr(py, &e))? {
                 return Err(input_error("range out of bounds"));
@@ -763,7 +763,7 @@ impl FormatReader {
 
     /// Raw tensor `t` as little-endian bytes (uint8).
     fn read_raw<'py>(&self, py: Python<'py>, t: usize) -> PyResult<Bound<'py, PyArray1<u8>>> {
-        crate::errors::guard("FormatError", || {
+        crate::errors::guard(crate::errors::Exc::Format, || {
             let r = self.inner.clone();
             let ts = r.tensors().map_err(|e| ferr(py, &e))?;
             let info = ts.get(t).ok_or_else(|| input_error(format!("no tensor {t}")))?;
@@ -776,7 +776,7 @@ impl FormatReader {
 
     /// Checks the CRC of every chunk, one at a time, without decoding.
     fn check_chunks(&self, py: Python<'_>) -> PyResult<()> {
-        crate::errors::guard("FormatError", || {
+        crate::errors::guard(crate::errors::Exc::Format, || {
             let r = self.inner.clone();
             py.detach(move || r.check_chunks()).map_err(ferr0)
         })
@@ -785,7 +785,7 @@ impl FormatReader {
     /// Checks every CRC and digest by decoding everything.
     #[pyo3(signature = (threads=None))]
     fn verify(&self, py: Python<'_>, threads: Option<usize>) -> PyResult<()> {
-        crate::errors::guard("FormatError", || {
+        crate::errors::guard(crate::errors::Exc::Format, || {
             let r = self.inner.clone();
             pool::run(py, threads, || r.verify())?.map_err(|e| ferr(py, &e))
         })
@@ -931,7 +931,7 @@ fn format_encode_group<'py>(
     cancel: Option<Bound<'py, CancelFlag>>,
     kwargs: Option<&Bound<'py, PyDict>>,
 ) -> PyResult<(Bound<'py, PyBytes>, Bound<'py, PyBytes>, Bound<'py, PyArray1<f32>>, Bound<'py, PyDict>)> {
-    crate::errors::guard("RelcodeError", || {
+    crate::errors::guard(crate::errors::Exc::Relcode, || {
         let m = method(method_name)?;
         let opts = options(m, kwargs)?;
         fenc::check_method(m, &opts).map_err(|e| ferr(py, &e))?;
@@ -994,7 +994,7 @@ fn format_check_group<'py>(
     tensors: Option<Vec<SpanArg>>,
     kwargs: Option<&Bound<'py, PyDict>>,
 ) -> PyResult<Option<u32>> {
-    crate::errors::guard("RelcodeError", || {
+    crate::errors::guard(crate::errors::Exc::Relcode, || {
         let m = method(method_name)?;
         let opts = options(m, kwargs)?;
         fenc::check_method(m, &opts).map_err(|e| ferr(py, &e))?;
@@ -1044,7 +1044,7 @@ impl FormatStreamWriter {
         digest: &str,
         meta: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<FormatStreamWriter> {
-        crate::errors::guard("RelcodeError", || {
+        crate::errors::guard(crate::errors::Exc::Relcode, || {
             let mut h = Header::new(seed);
             h.digest = digest_mode(digest)?;
             h.meta = meta_arg(meta)?;
@@ -1074,7 +1074,7 @@ impl FormatStreamWriter {
         start: u64,
         data: PyReadonlyArray1<'_, u8>,
     ) -> PyResult<()> {
-        crate::errors::guard("RelcodeError", || {
+        crate::errors::guard(crate::errors::Exc::Relcode, || {
             let d = data.as_slice()?;
             self.with(py, |w| w.data(Role::Raw, tensor, start, d))
         })
@@ -1089,7 +1089,7 @@ impl FormatStreamWriter {
         start: u64,
         values: PyReadonlyArray1<'_, f32>,
     ) -> PyResult<()> {
-        crate::errors::guard("RelcodeError", || {
+        crate::errors::guard(crate::errors::Exc::Relcode, || {
             let role = Role::from_id(role)
                 .filter(|&r| r != Role::Raw)
                 .ok_or_else(|| input_error("role must be 1 or 2"))?;
@@ -1107,7 +1107,7 @@ impl FormatStreamWriter {
         msgs: &[u8],
         values: PyReadonlyArray1<'_, f32>,
     ) -> PyResult<()> {
-        crate::errors::guard("RelcodeError", || {
+        crate::errors::guard(crate::errors::Exc::Relcode, || {
             let v = values.as_slice()?;
             let (layo, msgs) = (layo.to_vec(), msgs.to_vec());
             self.with(py, |w| {
@@ -1130,12 +1130,12 @@ impl FormatStreamWriter {
 
     /// Bytes written so far.
     fn position(&self, py: Python<'_>) -> PyResult<u64> {
-        crate::errors::guard("RelcodeError", || self.with(py, |w| Ok(w.position())))
+        crate::errors::guard(crate::errors::Exc::Relcode, || self.with(py, |w| Ok(w.position())))
     }
 
     /// Writes the index and the tail; returns the digests (hex).
     fn finish(&self, py: Python<'_>) -> PyResult<Vec<String>> {
-        crate::errors::guard("RelcodeError", || {
+        crate::errors::guard(crate::errors::Exc::Relcode, || {
             let w = self
                 .inner
                 .lock()

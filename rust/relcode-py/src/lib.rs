@@ -16,7 +16,7 @@ mod stream;
 #[pyfunction]
 #[pyo3(signature = (message, threads=None))]
 fn _panic_for_tests(py: Python<'_>, message: String, threads: Option<usize>) -> PyResult<()> {
-    errors::guard("RelcodeError", || {
+    errors::guard(crate::errors::Exc::Relcode, || {
         pool::run(py, threads, || {
             if threads.is_some() {
                 use rayon::prelude::*;

@@ -22,7 +22,7 @@ fn philox4x32_10<'py>(
     counters: PyReadonlyArray2<'py, u32>,
     key: PyReadonlyArray1<'py, u32>,
 ) -> PyResult<Bound<'py, PyArray2<u32>>> {
-    crate::errors::guard("RelcodeError", || {
+    crate::errors::guard(crate::errors::Exc::Relcode, || {
         let shape = counters.shape();
         if shape[1] != 4 {
             return Err(input_error(format!("counters must have shape (n, 4), got {shape:?}")));
@@ -68,7 +68,7 @@ fn normals<'py>(
     threads: Option<usize>,
     purpose: u32,
 ) -> PyResult<Bound<'py, PyArray1<f32>>> {
-    crate::errors::guard("RelcodeError", || {
+    crate::errors::guard(crate::errors::Exc::Relcode, || {
         let b = backend(backend_name)?;
         if start.checked_add(count).is_none() && !(start.wrapping_add(count) == 0 && count > 0) {
             return Err(input_error("start + count must not exceed 2**64"));
@@ -93,7 +93,7 @@ fn words<'py>(
     start: u64,
     count: u64,
 ) -> PyResult<Bound<'py, PyArray1<u32>>> {
-    crate::errors::guard("RelcodeError", || {
+    crate::errors::guard(crate::errors::Exc::Relcode, || {
         if count > (1u64 << 32) {
             return Err(input_error("count is too large for one call (at most 2**32)"));
         }
@@ -113,7 +113,7 @@ fn uniforms<'py>(
     start: u64,
     count: u64,
 ) -> PyResult<Bound<'py, PyArray1<f64>>> {
-    crate::errors::guard("RelcodeError", || {
+    crate::errors::guard(crate::errors::Exc::Relcode, || {
         if count > (1u64 << 32) {
             return Err(input_error("count is too large for one call (at most 2**32)"));
         }
@@ -131,7 +131,7 @@ fn ndtri<'py>(
     u: PyReadonlyArray1<'py, f64>,
     threads: Option<usize>,
 ) -> PyResult<Bound<'py, PyArray1<f64>>> {
-    crate::errors::guard("RelcodeError", || {
+    crate::errors::guard(crate::errors::Exc::Relcode, || {
         let u = u.as_slice().map_err(|_| input_error("u must be contiguous"))?;
         if let Some(i) = u.iter().position(|&x| !(x > 0.0 && x < 1.0)) {
             return Err(input_error(format!(
