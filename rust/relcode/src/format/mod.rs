@@ -116,7 +116,9 @@ impl FormatError {
             FormatError::Limit(_) => "LimitError",
             FormatError::Io(_) => "OSError",
             FormatError::InvalidInput(_) => "InputError",
-            FormatError::Encode(ChannelError::IterationCap { .. }) => "SamplerError",
+            FormatError::Encode(ChannelError::IterationCap { .. } | ChannelError::DepthLimit { .. }) => {
+                "SamplerError"
+            }
             FormatError::Encode(_) => "InputError",
             FormatError::Cancelled => "CancelledError",
             _ => "FormatError",
