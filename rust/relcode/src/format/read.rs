@@ -24,6 +24,7 @@ use std::sync::Arc;
 
 /// Random-access bytes a reader decodes from.
 pub trait Source: Send + Sync {
+    /// Length of the source in bytes.
     fn len(&self) -> u64;
     /// Fills `buf` from `offset`; the reader never asks past `len()`.
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<(), FormatError>;
@@ -31,6 +32,7 @@ pub trait Source: Send + Sync {
     fn bytes(&self) -> Option<&[u8]> {
         None
     }
+    /// Whether the source holds no bytes.
     fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -58,6 +60,8 @@ pub struct FileSource {
 }
 
 impl FileSource {
+    /// Opens the file at `path` for reading and records its length; `Io` if it cannot be
+    /// opened or its length read.
     pub fn open(path: &std::path::Path) -> Result<FileSource, FormatError> {
         let file =
             std::fs::File::open(path).map_err(|e| FormatError::Io(format!("{}: {e}", path.display())))?;
@@ -114,7 +118,10 @@ struct Model {
 pub struct Reader {
     src: Box<dyn Source>,
     limits: Limits,
+    /// The (major, minor) version of the preamble; the major is always [`VERSION_MAJOR`],
+    /// the minor any value (readers accept every minor of their major).
     pub version: (u16, u16),
+    /// The parsed and checked header.
     pub header: Header,
     frames: Vec<Frame>,
     digests: Vec<[u8; 32]>,
@@ -251,6 +258,7 @@ impl Reader {
         Reader::open(Box::new(bytes), limits, true)
     }
 
+    /// The limits the file was opened with (and that its decodes allocate under).
     pub fn limits(&self) -> &Limits {
         &self.limits
     }
@@ -657,26 +665,36 @@ impl Reader {
         self.instances
     }
 
+    /// The layout groups, in id order, tiling the coded vector of one instance: the
+    /// base's when the file has one (`BaseMissing` before it is attached).
     pub fn groups(&self) -> Result<&[Group], FormatError> {
         Ok(&self.need_model()?.groups)
     }
 
+    /// The attached base file ([`Reader::attach_base`]); `None` for a file without a base
+    /// or before it is attached.
     pub fn base(&self) -> Option<&Arc<Reader>> {
         self.base.as_ref()
     }
 
+    /// The frames of every chunk the index lists, in file order: HEAD first, the INDX
+    /// chunk not included.
     pub fn frames(&self) -> &[Frame] {
         &self.frames
     }
 
+    /// The SHA-256 digests the index records: one per entry of
+    /// [`decoded_tensors`](Reader::decoded_tensors) in `tensor` mode, one in all in `all` mode.
     pub fn digests(&self) -> &[[u8; 32]] {
         &self.digests
     }
 
+    /// Length of the file in bytes (its base not included).
     pub fn len(&self) -> u64 {
         self.src.len()
     }
 
+    /// Always `false`: an opened file holds at least a preamble, two chunks and a tail.
     pub fn is_empty(&self) -> bool {
         false
     }
@@ -1008,8 +1026,10 @@ impl Reader {
         self.decode_range(0, n, out)
     }
 
-    /// Checks the digests of decoded tensors; `bytes[i]` are the little-endian bytes of the
-    /// i-th entry of `decoded_tensors()`, or the coded vector supplies them.
+    /// Checks the digests of the decoded tensors (`Digest` on a mismatch): `coded` is the
+    /// decoded coded vector (all instances, length `coded_len()`) and supplies the coded
+    /// tensors; `raw[t]` holds the little-endian bytes of raw tensor `t` (indexed like
+    /// `tensors()`, `None` for coded tensors).
     pub fn check_digests(&self, coded: &[f32], raw: &[Option<&[u8]>]) -> Result<(), FormatError> {
         let m = self.need_model()?;
         let list = self.decoded_tensors()?;
