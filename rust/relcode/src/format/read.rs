@@ -114,7 +114,66 @@ struct Model {
     data: Vec<DataRef>,
 }
 
-/// An opened file.
+/// An opened file: its structure checked at open ([`Reader::open`], [`Reader::from_bytes`]),
+/// its tensors decoded on demand, group by group in parallel.
+///
+/// # Examples
+///
+/// Open a file in memory, list its tensors and decode them:
+///
+/// ```
+/// use relcode::channel::{Method, Options};
+/// use relcode::format::{
+///     self, DigestMode, EncodeInput, FormatError, LayoutRule, Limits, PriorArg, Reader, TensorInput,
+///     TensorSource,
+/// };
+///
+/// let q_mean = vec![0.02; 30];
+/// let q_std = vec![0.05; 30];
+/// let input = EncodeInput {
+///     tensors: vec![TensorInput {
+///         name: "w".into(),
+///         shape: vec![5, 6],
+///         source: TensorSource::Coded {
+///             q_mean: &q_mean,
+///             q_std: &q_std,
+///             p_mean: PriorArg::Scalar(0.0),
+///             p_std: PriorArg::Scalar(0.1),
+///         },
+///     }],
+///     seed: 1,
+///     method: Method::Pfr,
+///     options: Options { bits: Some(10), ..Options::default() },
+///     bits_per_block: 10.0,
+///     layout: LayoutRule::Fixed { block_size: None },
+///     chunk_size: 1 << 20,
+///     digest: DigestMode::Tensor,
+///     meta: None,
+///     max_excess: None,
+/// };
+/// let (bytes, report) = format::encode(Vec::new(), &input)?;
+///
+/// let file = Reader::from_bytes(bytes.clone(), Limits::default())?;
+/// assert_eq!(file.version, (format::VERSION_MAJOR, format::VERSION_MINOR));
+/// for t in file.tensors()? {
+///     println!("{} {:?} {} coded={}", t.name, t.shape, t.dtype.name(), t.coded());
+/// }
+/// // Decode one tensor (its digest is checked) into little-endian float32 bytes...
+/// let w = file.decode_tensor(0)?;
+/// let values: Vec<f32> = w.chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect();
+/// assert_eq!(values, report.coded);
+/// // ...or everything at once.
+/// let all = file.decode_all()?;
+/// assert_eq!(all.tensors, vec![(0, w)]);
+///
+/// // A damaged file is refused: a flipped bit in the header fails its chunk's CRC32C.
+/// let mut bad = bytes;
+/// bad[40] ^= 1;
+/// let err = Reader::from_bytes(bad, Limits::default()).err().unwrap();
+/// assert!(matches!(err, FormatError::Crc { chunk: format::chunk::HEAD, offset: 16 }));
+/// assert_eq!(err.class(), "ChecksumError");
+/// # Ok::<(), FormatError>(())
+/// ```
 pub struct Reader {
     src: Box<dyn Source>,
     limits: Limits,
