@@ -103,6 +103,7 @@
 //! assert_eq!(out.coded, report.coded); // what the encoder's samples were
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
+#![warn(missing_docs)]
 #![allow(clippy::excessive_precision)]
 // Lane loops index several arrays in step; iterator chains would hide that.
 #![allow(clippy::needless_range_loop)]

@@ -11,15 +11,23 @@ use crate::codes::{BitReader, BitWriter, IndexCode};
 /// A chunk type: four ASCII uppercase letters or digits.
 pub type ChunkType = [u8; 4];
 
+/// The header chunk: exactly one, the first chunk of every file (spec/format.md, section 5).
 pub const HEAD: ChunkType = *b"HEAD";
+/// Raw tensor values or per-element prior parameters (spec/format.md, section 7).
 pub const DATA: ChunkType = *b"DATA";
+/// The blocks of one layout group (spec/format.md, section 6.1).
 pub const LAYO: ChunkType = *b"LAYO";
+/// The messages of one group (spec/format.md, section 8).
 pub const MSGS: ChunkType = *b"MSGS";
+/// The index and the digests: exactly one, the last chunk, just before the tail
+/// (spec/format.md, section 4).
 pub const INDX: ChunkType = *b"INDX";
 
 /// Frame flag: readers that do not know the chunk type skip the chunk.
 pub const FLAG_OPTIONAL: u16 = 1;
 
+/// Whether `t` is one of the chunk types of version 1.0 (HEAD, DATA, LAYO, MSGS, INDX);
+/// these must have all flags clear, while unknown types may carry [`FLAG_OPTIONAL`].
 pub fn known(t: &ChunkType) -> bool {
     [HEAD, DATA, LAYO, MSGS, INDX].contains(t)
 }
@@ -49,12 +57,16 @@ pub fn frame(kind: ChunkType, flags: u16, payload: &[u8]) -> Result<[u8; FRAME_L
 /// A parsed frame header.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Frame {
+    /// The chunk type (frame bytes 0-3).
     pub kind: ChunkType,
+    /// The flags (frame bytes 4-5): bit 0 is [`FLAG_OPTIONAL`], the other bits are reserved.
     pub flags: u16,
     /// Offset of the frame in the file.
     pub offset: u64,
-    /// Payload length.
+    /// Payload length in bytes (at most 2^32 - 1).
     pub len: u32,
+    /// The recorded CRC32C of frame bytes 0-11 followed by the payload; checked by
+    /// [`Frame::check`].
     pub crc: u32,
 }
 
@@ -180,6 +192,8 @@ pub enum Role {
 }
 
 impl Role {
+    /// The role with byte value `id` (0 raw, 1 prior means, 2 prior stds); `None` for any
+    /// other byte, which readers refuse as a `VersionError`.
     pub fn from_id(id: u8) -> Option<Role> {
         [Role::Raw, Role::PriorMean, Role::PriorStd].get(id as usize).copied()
     }
@@ -188,16 +202,24 @@ impl Role {
 /// A DATA chunk: `count` values of tensor `tensor` from flat element `start`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Data<'a> {
+    /// What the values are.
     pub role: Role,
+    /// Index of the tensor in the header's tensor list.
     pub tensor: u32,
+    /// Flat (row-major) index of the first element.
     pub start: u64,
+    /// Number of elements (not yet checked against `values`: see [`Data::check_len`]).
     pub count: u64,
     /// Little-endian element bytes.
     pub values: &'a [u8],
 }
 
+/// Bytes of a DATA payload before its values (role, reserved, tensor, start, count).
 pub const DATA_PREFIX: usize = 24;
 
+/// The DATA payload for `count` elements of tensor `tensor` from flat element `start`:
+/// the 24-byte prefix (reserved bytes zero) followed by `values`, the elements'
+/// little-endian bytes. The caller keeps `values.len()` equal to `count` times the item size.
 pub fn data_payload(role: Role, tensor: u32, start: u64, count: u64, values: &[u8]) -> Vec<u8> {
     let mut p = Vec::with_capacity(DATA_PREFIX + values.len());
     p.push(role as u8);
@@ -224,6 +246,8 @@ pub fn parse_data(payload: &[u8]) -> Result<Data<'_>, FormatError> {
 }
 
 impl Data<'_> {
+    /// Checks that the value bytes hold exactly `count` items of `itemsize` bytes (the
+    /// dtype's size for raw values, 4 for prior parameters); `Malformed` otherwise.
     pub fn check_len(&self, itemsize: u64) -> Result<(), FormatError> {
         if self.count.checked_mul(itemsize) != Some(self.values.len() as u64) {
             return Err(FormatError::Malformed(format!(
@@ -240,6 +264,10 @@ impl Data<'_> {
 // ---------------------------------------------------------------------------------------
 // LAYO
 
+/// The LAYO payload of group `g` (spec/format.md, section 6.1): the 40-byte fixed part,
+/// then, for the sizes and explicit rules, the block sizes Rice-coded with the parameter
+/// that takes the fewest bits, and for the explicit rule the u32 member offsets. The group
+/// is not validated here ([`Group::validate`] does that).
 pub fn layout_payload(g: &Group) -> Vec<u8> {
     let mut p = Vec::with_capacity(40);
     p.extend_from_slice(&g.id.to_le_bytes());
@@ -497,9 +525,17 @@ pub fn min_message_bits(m: Method, o: &Options) -> u32 {
 /// The messages of one group.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Messages {
+    /// The group id: in a MSGS chunk, a layout group id (`0 .. groups`); the messages of
+    /// instance i of a file with instances, before the writer merges them into their
+    /// group's chunk, carry the stream group `i · groups + g`.
     pub group: u32,
+    /// The channel method that coded every message of the group.
     pub method: Method,
+    /// The options every message of the group was coded with (only the decode-relevant
+    /// ones that differ from the defaults are written: [`options_value`]).
     pub options: Options,
+    /// One message per block, in block order (with instances: instance 0's blocks, then
+    /// instance 1's, and so on).
     pub messages: Vec<Message>,
 }
 
@@ -525,7 +561,11 @@ pub fn messages_payload(m: &Messages) -> Result<Vec<u8>, FormatError> {
     Ok(p)
 }
 
-/// Parses a MSGS payload and reads every message; `blocks` is the group's block count.
+/// Parses a MSGS payload and reads every message; `max_depth` bounds the nesting of the
+/// options map. The message count is checked against the bits present, not against the
+/// group's block count (the caller does that). Errors: `Unsupported` for an unknown method
+/// id, option or index code, `Reserved` for a non-zero reserved byte or padding bit,
+/// `Message` for a message that cannot be read, `Malformed` otherwise.
 pub fn parse_messages(payload: &[u8], max_depth: usize) -> Result<Messages, FormatError> {
     let mut c = Cur::new(payload, "MSGS");
     let group = c.u32()?;
@@ -589,11 +629,16 @@ pub fn parse_messages(payload: &[u8], max_depth: usize) -> Result<Messages, Form
 /// An index entry: a chunk's type, flags and offset.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct IndexEntry {
+    /// The chunk's type.
     pub kind: ChunkType,
+    /// The chunk's flags, equal to its frame's.
     pub flags: u16,
+    /// Byte offset of the chunk's frame in the file.
     pub offset: u64,
 }
 
+/// The INDX payload (spec/format.md, section 4): the entry and digest counts (u32 each),
+/// the 16-byte entries (reserved bytes zero), then the 32-byte digests.
 pub fn index_payload(entries: &[IndexEntry], digests: &[[u8; 32]]) -> Vec<u8> {
     let mut p = Vec::with_capacity(8 + 16 * entries.len() + 32 * digests.len());
     p.extend_from_slice(&(entries.len() as u32).to_le_bytes());
@@ -610,6 +655,10 @@ pub fn index_payload(entries: &[IndexEntry], digests: &[[u8; 32]]) -> Vec<u8> {
     p
 }
 
+/// Parses an INDX payload into its entries and digests. The counts are checked against
+/// the payload length before anything is allocated (`Malformed` when they do not fill it
+/// exactly), and a non-zero reserved entry byte is `Reserved`. Whether the entries match the
+/// chunks present is checked by the reader.
 pub fn parse_index(payload: &[u8]) -> Result<(Vec<IndexEntry>, Vec<[u8; 32]>), FormatError> {
     let mut c = Cur::new(payload, "INDX");
     let n = c.u32()? as u64;

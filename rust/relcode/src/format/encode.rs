@@ -34,7 +34,10 @@ pub const RAW_PIECE: u64 = 1 << 20;
 /// A prior parameter as given by the caller.
 #[derive(Clone, Copy, Debug)]
 pub enum PriorArg<'a> {
+    /// One value for every element of the tensor (stored in the header).
     Scalar(f32),
+    /// One value per element, row-major, exactly as many as the tensor has (stored in DATA
+    /// chunks).
     Elements(&'a [f32]),
 }
 
@@ -57,15 +60,35 @@ impl PriorArg<'_> {
 #[derive(Clone, Copy, Debug)]
 pub enum TensorSource<'a> {
     /// A posterior to code (float64 or float32 upcast by the caller) with its prior.
-    Coded { q_mean: &'a [f64], q_std: &'a [f64], p_mean: PriorArg<'a>, p_std: PriorArg<'a> },
+    Coded {
+        /// Posterior means, one per element, row-major; finite.
+        q_mean: &'a [f64],
+        /// Posterior standard deviations, one per element; finite and positive.
+        q_std: &'a [f64],
+        /// Prior means (float32, finite), known to the decoder.
+        p_mean: PriorArg<'a>,
+        /// Prior standard deviations (float32, finite and positive), known to the decoder.
+        p_std: PriorArg<'a>,
+    },
     /// Stored verbatim (little-endian bytes of `dtype`).
-    Raw { dtype: Dtype, bytes: &'a [u8] },
+    Raw {
+        /// The element type.
+        dtype: Dtype,
+        /// The elements' little-endian bytes, row-major: exactly `numel · dtype.size()`.
+        bytes: &'a [u8],
+    },
 }
 
+/// One tensor to write: its name, its shape and where its values come from.
 #[derive(Clone, Debug)]
 pub struct TensorInput<'a> {
+    /// The tensor's name: 1 to 4096 bytes, unique among the input's tensors (the file lists
+    /// tensors sorted by name, whatever order they are given in).
     pub name: String,
+    /// The dimensions, row-major (`[]` for a 0-d tensor); their product is the element
+    /// count every slice of `source` must match.
     pub shape: Vec<u64>,
+    /// Coded (a posterior and its prior) or raw values.
     pub source: TensorSource<'a>,
 }
 
@@ -74,23 +97,41 @@ pub struct TensorInput<'a> {
 pub enum LayoutRule {
     /// Seeded permutation into blocks of `block_size` (default: the size that gives about
     /// `bits_per_block` of KL per block on average; MIRACLE).
-    Fixed { block_size: Option<u32> },
+    Fixed {
+        /// Members per block, 1 to 65535; `None` derives it from the total KL.
+        block_size: Option<u32>,
+    },
     /// Seeded permutation packed greedily to at most `bits_per_block` of KL and
     /// `max_block_size` elements per block (COMBINER).
-    Kl { max_block_size: u32 },
+    Kl {
+        /// Most members per block, 1 to 65535 (relcode's default is 25).
+        max_block_size: u32,
+    },
 }
 
+/// Everything [`encode`] needs to write a file.
 #[derive(Clone, Debug)]
 pub struct EncodeInput<'a> {
+    /// The tensors, in any order (at most 2^20, with at most 2^31 elements in all).
     pub tensors: Vec<TensorInput<'a>>,
+    /// Root seed of the messages and of every group's permutation (recorded in the header).
     pub seed: u64,
+    /// The channel method that codes every block.
     pub method: Method,
+    /// The method's options (for mrc and orc, `bits` is required; this encoder does not
+    /// derive it from `bits_per_block`).
     pub options: Options,
+    /// Target KL per block in bits, positive and finite: it sets the block size of the
+    /// fixed layout with `block_size: None`, and the KL budget of the KL-greedy layout.
     pub bits_per_block: f64,
+    /// How each group is split into blocks.
     pub layout: LayoutRule,
-    /// Most elements per group.
+    /// Most elements per group: 1 to `Limits::max_group_elements` (2^26); the coded
+    /// vector is cut into groups of this many elements, the last one shorter.
     pub chunk_size: u64,
+    /// What the index's digests cover.
     pub digest: DigestMode,
+    /// Free-form metadata written as the header's `meta` value (by convention a map).
     pub meta: Option<Value>,
     /// Refuse, before coding anything, a block whose KL exceeds its budget by more than this
     /// many bits (`Some(0.0)`: any over-budget block). Only methods with a budget
@@ -103,7 +144,9 @@ pub struct EncodeInput<'a> {
 pub struct EncodeReport {
     /// The header written (tensors sorted by name).
     pub header: Header,
+    /// Number of layout groups written.
     pub groups: u64,
+    /// Number of blocks (messages) in all groups.
     pub blocks: u64,
     /// Message bits in all.
     pub bits: u64,
@@ -158,14 +201,19 @@ impl TensorRate {
 /// order) are elements `first..first + count` of tensor `name`.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Span<'a> {
+    /// The tensor's name (only used in reports and error messages).
     pub name: &'a str,
+    /// Flat index, within the tensor, of the span's first element.
     pub first: u64,
+    /// Number of elements.
     pub count: u64,
 }
 
 /// What `encode_group` returns.
 #[derive(Clone, Debug, PartialEq)]
 pub struct GroupCoded {
+    /// The group's messages, one per block in block order, tagged with the stream group
+    /// id `gid` that coded them.
     pub messages: Messages,
     /// The decoded values, in the group's coded-vector order.
     pub values: Vec<f32>,
@@ -484,7 +532,9 @@ pub fn encode_group_cancellable(
 /// or one per element, in coded-vector order.
 #[derive(Clone, Copy, Debug)]
 pub enum GroupPrior<'a> {
+    /// One (mean, std) for every element of the group.
     Constant(f32, f32),
+    /// (means, stds), one of each per element of the group, in coded-vector order.
     PerElement(&'a [f32], &'a [f32]),
 }
 
@@ -610,7 +660,65 @@ pub fn check_method(method: Method, opts: &Options) -> Result<(), FormatError> {
     Ok(())
 }
 
-/// Encodes tensors into a file written to `out`.
+/// Encodes tensors into a file written to `out`, in canonical chunk order; returns the
+/// sink and what was written. The bytes depend only on the input, never on the order the
+/// tensors are given in or on the thread count. Errors: `InvalidInput` for an invalid
+/// argument (a repeated or empty name, a length that does not match the shape, a
+/// non-finite mean or a non-positive std, an out-of-range option), `Encode` when the
+/// channel layer fails, `Io` when writing fails.
+///
+/// # Examples
+///
+/// A coded tensor with a per-layer prior and a raw tensor, written to memory:
+///
+/// ```
+/// use relcode::channel::{Method, Options};
+/// use relcode::format::{
+///     self, DigestMode, Dtype, EncodeInput, LayoutRule, PriorArg, TensorInput, TensorSource,
+/// };
+///
+/// let q_mean: Vec<f64> = (0..64).map(|i| 0.01 * (i % 8) as f64 - 0.04).collect();
+/// let q_std = vec![0.05; 64];
+/// let bias: Vec<u8> = [1.5f32, -0.5].iter().flat_map(|x| x.to_le_bytes()).collect();
+/// let input = EncodeInput {
+///     tensors: vec![
+///         TensorInput {
+///             name: "weight".into(),
+///             shape: vec![8, 8],
+///             source: TensorSource::Coded {
+///                 q_mean: &q_mean,
+///                 q_std: &q_std,
+///                 p_mean: PriorArg::Scalar(0.0),
+///                 p_std: PriorArg::Scalar(0.1),
+///             },
+///         },
+///         TensorInput {
+///             name: "bias".into(),
+///             shape: vec![2],
+///             source: TensorSource::Raw { dtype: Dtype::F32, bytes: &bias },
+///         },
+///     ],
+///     seed: 7,
+///     method: Method::Pfr,
+///     options: Options { bits: Some(8), ..Options::default() }, // truncated pfr, 2^8 candidates
+///     bits_per_block: 8.0,
+///     layout: LayoutRule::Kl { max_block_size: 25 },
+///     chunk_size: 1 << 20,
+///     digest: DigestMode::Tensor,
+///     meta: None,
+///     max_excess: None,
+/// };
+/// let (bytes, report) = format::encode(Vec::new(), &input)?;
+/// assert_eq!(report.bytes, bytes.len() as u64);
+/// assert_eq!(bytes[..8], format::MAGIC);
+/// // The header lists the tensors sorted by name; one digest per tensor.
+/// let names: Vec<&str> = report.header.tensors.iter().map(|t| t.name.as_str()).collect();
+/// assert_eq!(names, ["bias", "weight"]);
+/// assert_eq!(report.digests.len(), 2);
+/// assert_eq!(report.bits, 8 * report.blocks); // every block's message has 8 bits
+/// assert_eq!(report.coded.len(), 64); // the sample the decoder will return
+/// # Ok::<(), relcode::format::FormatError>(())
+/// ```
 pub fn encode<W: Write>(out: W, input: &EncodeInput<'_>) -> Result<(W, EncodeReport), FormatError> {
     encode_cancellable(out, input, &AtomicBool::new(false))
 }
@@ -947,11 +1055,15 @@ pub fn write_file<W: Write>(
 
 /// A file assembled from a caller's layout and messages (the progressive encoders).
 pub struct Assembly<'a> {
+    /// The header to write; its tensors (without a base) must be sorted by name, and its
+    /// `groups` must equal `groups.len()`.
     pub header: Header,
     /// Raw tensors (index into the header's tensors, bytes).
     pub raw: Vec<(usize, &'a [u8])>,
     /// Per-element priors (tensor index, role, values).
     pub elems: Vec<(usize, Role, &'a [f32])>,
+    /// The layout groups, numbered 0.. and tiling the coded vector in order (ignored for a
+    /// file with a base, whose layout is the base's).
     pub groups: Vec<Group>,
     /// One per group when the header says the file holds messages.
     pub messages: Vec<Messages>,

@@ -1,5 +1,5 @@
 //! The HEAD chunk: a MessagePack map with what a decoder needs and nothing only the encoder
-//! needs (spec/format.md, section 4). Tensors are listed sorted by name, so the bytes never
+//! needs (spec/format.md, section 5). Tensors are listed sorted by name, so the bytes never
 //! depend on the order a caller supplied them in.
 
 use super::msgpack::{self, ReadLimits, Value};
@@ -9,18 +9,28 @@ use crate::stream::STREAM_VERSION;
 /// Element types. Coded tensors are float32; raw tensors may be any of these.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Dtype {
+    /// IEEE-754 binary16 (`float16`), 2 bytes.
     F16,
+    /// IEEE-754 binary32 (`float32`), 4 bytes: the only dtype of coded tensors.
     F32,
+    /// IEEE-754 binary64 (`float64`), 8 bytes.
     F64,
+    /// Signed 8-bit integer (`int8`).
     I8,
+    /// Signed 16-bit integer (`int16`), 2 bytes.
     I16,
+    /// Signed 32-bit integer (`int32`), 4 bytes.
     I32,
+    /// Signed 64-bit integer (`int64`), 8 bytes.
     I64,
+    /// Unsigned 8-bit integer (`uint8`).
     U8,
+    /// Boolean (`bool`): one byte, 0 or 1 (readers refuse any other byte).
     Bool,
 }
 
 impl Dtype {
+    /// Every dtype of format version 1.0, in the order of the header table.
     pub const ALL: [Dtype; 9] = [
         Dtype::F16,
         Dtype::F32,
@@ -48,6 +58,8 @@ impl Dtype {
         }
     }
 
+    /// The dtype a file names `name` (see [`Dtype::name`]); `None` for an unknown name,
+    /// which readers refuse as a `VersionError`.
     pub fn parse(name: &str) -> Option<Dtype> {
         Dtype::ALL.into_iter().find(|d| d.name() == name)
     }
@@ -67,27 +79,40 @@ impl Dtype {
 /// element (stored in DATA chunks).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum PriorValue {
+    /// One value for every element, stored in the header as a MessagePack float 32 (its
+    /// exact bits); means must be finite, stds finite and positive.
     Scalar(f32),
+    /// One float32 per element, in DATA chunks of role prior mean or prior std (the header
+    /// holds the string `"elements"`).
     Elements,
 }
 
 /// The coding distribution of a coded tensor: N(mean, std²) per element.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Prior {
+    /// The prior mean (header key `prior_mean`).
     pub mean: PriorValue,
+    /// The prior standard deviation (header key `prior_std`).
     pub std: PriorValue,
 }
 
 /// A tensor: coded (it has a prior) or raw (stored verbatim).
 #[derive(Clone, Debug, PartialEq)]
 pub struct TensorInfo {
+    /// The tensor's name: 1 byte to `Limits::max_name_bytes` (4096 by default) of UTF-8,
+    /// unique in the file (tensors are sorted by the bytes of their names).
     pub name: String,
+    /// The dimensions, row-major (`[]` for a 0-d tensor; zero dimensions allowed).
     pub shape: Vec<u64>,
+    /// The element type; always [`Dtype::F32`] for a coded tensor.
     pub dtype: Dtype,
+    /// The prior of a coded tensor; `None` for a raw tensor.
     pub prior: Option<Prior>,
 }
 
 impl TensorInfo {
+    /// Whether the tensor is coded (sent as messages) rather than raw: whether it has a
+    /// prior.
     pub fn coded(&self) -> bool {
         self.prior.is_some()
     }
@@ -108,6 +133,7 @@ pub enum DigestMode {
 }
 
 impl DigestMode {
+    /// The name the header records: `"tensor"` or `"all"`.
     pub fn name(self) -> &'static str {
         match self {
             DigestMode::Tensor => "tensor",
@@ -115,6 +141,8 @@ impl DigestMode {
         }
     }
 
+    /// The mode a header names `s`; `None` for an unknown name, which readers refuse as a
+    /// `VersionError`.
     pub fn parse(s: &str) -> Option<DigestMode> {
         match s {
             "tensor" => Some(DigestMode::Tensor),
@@ -133,6 +161,7 @@ pub struct Header {
     pub stream: u64,
     /// Channel version (spec/channel.md).
     pub channel: u64,
+    /// What the index's digests cover.
     pub digest: DigestMode,
     /// Whether the file holds one MSGS chunk per group (false: a base file of priors and layout).
     pub messages: bool,

@@ -15,14 +15,28 @@ use crate::stream::{purpose, Stream, Supported};
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Rule {
     /// Permuted order cut into blocks of `size` (the last block takes the remainder).
-    Fixed { size: u32 },
+    Fixed {
+        /// Members per block, 1 to 65535.
+        size: u32,
+    },
     /// Permuted order cut into blocks of the listed sizes.
-    Sizes { sizes: Vec<u16> },
+    Sizes {
+        /// Members of each block, in block order; each at least 1, adding up to the group's
+        /// count.
+        sizes: Vec<u16>,
+    },
     /// Blocks of the listed sizes taking `members` (offsets into the group) in order.
-    Explicit { sizes: Vec<u16>, members: Vec<u32> },
+    Explicit {
+        /// Members of each block, in block order; each at least 1, adding up to the group's
+        /// count.
+        sizes: Vec<u16>,
+        /// Offsets into the group in block order: a permutation of `0 .. count`.
+        members: Vec<u32>,
+    },
 }
 
 impl Rule {
+    /// The rule byte of the LAYO payload: 0 fixed, 1 sizes, 2 explicit.
     pub fn id(&self) -> u8 {
         match self {
             Rule::Fixed { .. } => 0,
@@ -31,6 +45,7 @@ impl Rule {
         }
     }
 
+    /// The rule's name: `"fixed"`, `"sizes"` or `"explicit"`.
     pub fn name(&self) -> &'static str {
         match self {
             Rule::Fixed { .. } => "fixed",
@@ -49,8 +64,9 @@ pub struct Group {
     pub seed: u64,
     /// First element of the group in the coded vector.
     pub start: u64,
-    /// Number of elements.
+    /// Number of elements: at least 1, at most `Limits::max_group_elements` and 2^32 - 1.
     pub count: u64,
+    /// How the group's elements are split into blocks.
     pub rule: Rule,
 }
 

@@ -68,9 +68,19 @@ pub enum FormatError {
     /// The last eight bytes are not the end magic: the file was cut or appended to.
     BadEndMagic,
     /// A major format version this build does not read.
-    UnsupportedVersion { major: u16, minor: u16 },
+    UnsupportedVersion {
+        /// The major version in the preamble.
+        major: u16,
+        /// The minor version in the preamble.
+        minor: u16,
+    },
     /// A stream or channel spec version this build does not read.
-    UnsupportedSpec { what: &'static str, version: u64 },
+    UnsupportedSpec {
+        /// Which spec: `"stream"` or `"channel"`.
+        what: &'static str,
+        /// The version the header records.
+        version: u64,
+    },
     /// A chunk type this build does not know and that is not marked optional.
     UnknownChunk([u8; 4]),
     /// A method id, option, dtype or layout rule this build does not know, or a method
@@ -79,19 +89,42 @@ pub enum FormatError {
     /// A reserved field or padding bit is not zero.
     Reserved(String),
     /// A chunk's CRC32C does not match its bytes.
-    Crc { chunk: [u8; 4], offset: u64 },
+    Crc {
+        /// The chunk's type.
+        chunk: [u8; 4],
+        /// Byte offset of the chunk's frame in the file.
+        offset: u64,
+    },
     /// A decoded tensor does not hash to the SHA-256 the file records.
-    Digest { what: String },
+    Digest {
+        /// What failed: `tensor "name"` in `tensor` digest mode, the file's tensors in `all`
+        /// mode.
+        what: String,
+    },
     /// The base file the file references is not available.
     BaseMissing(String),
     /// A base file was given whose SHA-256 is not the one the file references.
-    BaseMismatch { want: String, got: String },
+    BaseMismatch {
+        /// The SHA-256 the file references, lowercase hexadecimal.
+        want: String,
+        /// The SHA-256 of the base file given, lowercase hexadecimal.
+        got: String,
+    },
     /// The file claims more than the reader's limits allow.
     Limit(String),
     /// The structure is inconsistent or a field has the wrong type or value.
     Malformed(String),
     /// A message cannot be read or decoded.
-    Message { group: u32, block: u64, why: String },
+    Message {
+        /// The group: the MSGS chunk's group id when the message is read, the stream group
+        /// (`instance · groups + group` with instances) when it is decoded.
+        group: u32,
+        /// The message's index: within the MSGS chunk when it is read (instance by instance
+        /// with instances), its block within the group when it is decoded.
+        block: u64,
+        /// What is wrong with it.
+        why: String,
+    },
     /// Reading or writing failed.
     Io(String),
     /// An argument passed to a writer is invalid.

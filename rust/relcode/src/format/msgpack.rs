@@ -5,7 +5,7 @@
 //! the bytes that remain before anything is allocated (each array element or map entry
 //! takes at least one byte), nesting is bounded, and extension types are refused. The
 //! writer always picks the shortest encoding and sorts map keys, so equal values give
-//! equal bytes (spec/format.md, section 3).
+//! equal bytes (spec/format.md, section 5).
 
 use super::FormatError;
 
@@ -13,22 +13,30 @@ use super::FormatError;
 /// float32 prior parameter round-trips with its exact bits.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Value {
+    /// `nil` (`0xc0`).
     Nil,
+    /// `false` or `true` (`0xc2`, `0xc3`).
     Bool(bool),
     /// Non-negative integers.
     UInt(u64),
     /// Negative integers.
     Int(i64),
+    /// A float 32 (`0xca`), with its exact bits.
     F32(f32),
+    /// A float 64 (`0xcb`), with its exact bits.
     F64(f64),
+    /// A UTF-8 string (the reader refuses invalid UTF-8).
     Str(String),
+    /// A byte string (bin 8, 16 or 32).
     Bin(Vec<u8>),
+    /// An array of values.
     Array(Vec<Value>),
     /// Entries in the order read (the writer sorts them).
     Map(Vec<(Value, Value)>),
 }
 
 impl Value {
+    /// The string, if this is a `Str`.
     pub fn as_str(&self) -> Option<&str> {
         match self {
             Value::Str(s) => Some(s),
@@ -36,6 +44,8 @@ impl Value {
         }
     }
 
+    /// The integer, if this is a `UInt` (a non-negative integer); `None` for anything
+    /// else, negative integers and floats included.
     pub fn as_u64(&self) -> Option<u64> {
         match self {
             Value::UInt(v) => Some(*v),
@@ -43,6 +53,7 @@ impl Value {
         }
     }
 
+    /// The entries, in the order read, if this is a `Map`.
     pub fn as_map(&self) -> Option<&[(Value, Value)]> {
         match self {
             Value::Map(m) => Some(m),

@@ -24,6 +24,7 @@ use std::sync::Arc;
 
 /// Random-access bytes a reader decodes from.
 pub trait Source: Send + Sync {
+    /// Length of the source in bytes.
     fn len(&self) -> u64;
     /// Fills `buf` from `offset`; the reader never asks past `len()`.
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<(), FormatError>;
@@ -31,6 +32,7 @@ pub trait Source: Send + Sync {
     fn bytes(&self) -> Option<&[u8]> {
         None
     }
+    /// Whether the source holds no bytes.
     fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -58,6 +60,8 @@ pub struct FileSource {
 }
 
 impl FileSource {
+    /// Opens the file at `path` for reading and records its length; `Io` if it cannot be
+    /// opened or its length read.
     pub fn open(path: &std::path::Path) -> Result<FileSource, FormatError> {
         let file =
             std::fs::File::open(path).map_err(|e| FormatError::Io(format!("{}: {e}", path.display())))?;
@@ -110,11 +114,73 @@ struct Model {
     data: Vec<DataRef>,
 }
 
-/// An opened file.
+/// An opened file: its structure checked at open ([`Reader::open`], [`Reader::from_bytes`]),
+/// its tensors decoded on demand, group by group in parallel.
+///
+/// # Examples
+///
+/// Open a file in memory, list its tensors and decode them:
+///
+/// ```
+/// use relcode::channel::{Method, Options};
+/// use relcode::format::{
+///     self, DigestMode, EncodeInput, FormatError, LayoutRule, Limits, PriorArg, Reader, TensorInput,
+///     TensorSource,
+/// };
+///
+/// let q_mean = vec![0.02; 30];
+/// let q_std = vec![0.05; 30];
+/// let input = EncodeInput {
+///     tensors: vec![TensorInput {
+///         name: "w".into(),
+///         shape: vec![5, 6],
+///         source: TensorSource::Coded {
+///             q_mean: &q_mean,
+///             q_std: &q_std,
+///             p_mean: PriorArg::Scalar(0.0),
+///             p_std: PriorArg::Scalar(0.1),
+///         },
+///     }],
+///     seed: 1,
+///     method: Method::Pfr,
+///     options: Options { bits: Some(10), ..Options::default() },
+///     bits_per_block: 10.0,
+///     layout: LayoutRule::Fixed { block_size: None },
+///     chunk_size: 1 << 20,
+///     digest: DigestMode::Tensor,
+///     meta: None,
+///     max_excess: None,
+/// };
+/// let (bytes, report) = format::encode(Vec::new(), &input)?;
+///
+/// let file = Reader::from_bytes(bytes.clone(), Limits::default())?;
+/// assert_eq!(file.version, (format::VERSION_MAJOR, format::VERSION_MINOR));
+/// for t in file.tensors()? {
+///     println!("{} {:?} {} coded={}", t.name, t.shape, t.dtype.name(), t.coded());
+/// }
+/// // Decode one tensor (its digest is checked) into little-endian float32 bytes...
+/// let w = file.decode_tensor(0)?;
+/// let values: Vec<f32> = w.chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect();
+/// assert_eq!(values, report.coded);
+/// // ...or everything at once.
+/// let all = file.decode_all()?;
+/// assert_eq!(all.tensors, vec![(0, w)]);
+///
+/// // A damaged file is refused: a flipped bit in the header fails its chunk's CRC32C.
+/// let mut bad = bytes;
+/// bad[40] ^= 1;
+/// let err = Reader::from_bytes(bad, Limits::default()).err().unwrap();
+/// assert!(matches!(err, FormatError::Crc { chunk: format::chunk::HEAD, offset: 16 }));
+/// assert_eq!(err.class(), "ChecksumError");
+/// # Ok::<(), FormatError>(())
+/// ```
 pub struct Reader {
     src: Box<dyn Source>,
     limits: Limits,
+    /// The (major, minor) version of the preamble; the major is always [`VERSION_MAJOR`],
+    /// the minor any value (readers accept every minor of their major).
     pub version: (u16, u16),
+    /// The parsed and checked header.
     pub header: Header,
     frames: Vec<Frame>,
     digests: Vec<[u8; 32]>,
@@ -251,6 +317,7 @@ impl Reader {
         Reader::open(Box::new(bytes), limits, true)
     }
 
+    /// The limits the file was opened with (and that its decodes allocate under).
     pub fn limits(&self) -> &Limits {
         &self.limits
     }
@@ -657,26 +724,36 @@ impl Reader {
         self.instances
     }
 
+    /// The layout groups, in id order, tiling the coded vector of one instance: the
+    /// base's when the file has one (`BaseMissing` before it is attached).
     pub fn groups(&self) -> Result<&[Group], FormatError> {
         Ok(&self.need_model()?.groups)
     }
 
+    /// The attached base file ([`Reader::attach_base`]); `None` for a file without a base
+    /// or before it is attached.
     pub fn base(&self) -> Option<&Arc<Reader>> {
         self.base.as_ref()
     }
 
+    /// The frames of every chunk the index lists, in file order: HEAD first, the INDX
+    /// chunk not included.
     pub fn frames(&self) -> &[Frame] {
         &self.frames
     }
 
+    /// The SHA-256 digests the index records: one per entry of
+    /// [`decoded_tensors`](Reader::decoded_tensors) in `tensor` mode, one in all in `all` mode.
     pub fn digests(&self) -> &[[u8; 32]] {
         &self.digests
     }
 
+    /// Length of the file in bytes (its base not included).
     pub fn len(&self) -> u64 {
         self.src.len()
     }
 
+    /// Always `false`: an opened file holds at least a preamble, two chunks and a tail.
     pub fn is_empty(&self) -> bool {
         false
     }
@@ -1008,8 +1085,10 @@ impl Reader {
         self.decode_range(0, n, out)
     }
 
-    /// Checks the digests of decoded tensors; `bytes[i]` are the little-endian bytes of the
-    /// i-th entry of `decoded_tensors()`, or the coded vector supplies them.
+    /// Checks the digests of the decoded tensors (`Digest` on a mismatch): `coded` is the
+    /// decoded coded vector (all instances, length `coded_len()`) and supplies the coded
+    /// tensors; `raw[t]` holds the little-endian bytes of raw tensor `t` (indexed like
+    /// `tensors()`, `None` for coded tensors).
     pub fn check_digests(&self, coded: &[f32], raw: &[Option<&[u8]>]) -> Result<(), FormatError> {
         let m = self.need_model()?;
         let list = self.decoded_tensors()?;

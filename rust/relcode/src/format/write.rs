@@ -246,6 +246,7 @@ impl<W: Write> Writer<W> {
         self.digests.raw(tensor, start, values, size)
     }
 
+    /// The LAYO chunk of group `g` (the group is written as given; readers validate it).
     pub fn layout(&mut self, g: &Group) -> Result<(), FormatError> {
         self.chunk(LAYO, 0, &chunk::layout_payload(g))
     }
@@ -264,7 +265,9 @@ impl<W: Write> Writer<W> {
         self.digests.coded(start, values)
     }
 
-    /// Writes the index and the tail; returns the sink and the file length.
+    /// Writes the index and the tail and flushes the sink; returns the sink, the file length
+    /// in bytes and the digests written. Fails with `InvalidInput` if some decoded value was
+    /// never given to the digests.
     pub fn finish(mut self) -> Result<(W, u64, Vec<[u8; 32]>), FormatError> {
         let digests =
             std::mem::replace(&mut self.digests, DigestBuilder::new(DigestMode::All, &[], false, None))
