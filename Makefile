@@ -63,11 +63,13 @@ wheel: $(STAMP)
 		--compatibility manylinux2014 --strip --out dist
 
 # The core crate as crates.io would ship it: package it, then build and test the packaged copy
-# on its own (it carries spec/ and the conformance vectors).
+# on its own, in a fresh target directory (it carries spec/, the conformance vectors and the
+# hostile-file corpus).
 crate-check:
 	cargo publish -p relcode --dry-run --allow-dirty
+	cargo package -p relcode --allow-dirty --no-verify
 	d=$$(mktemp -d) && tar -xzf target/package/relcode-$$(cargo pkgid -p relcode | sed 's/.*[#@]//').crate -C $$d \
-		&& (cd $$d/relcode-* && CARGO_TARGET_DIR=$(abspath target/crate-check) cargo test --release); \
+		&& (cd $$d/relcode-* && CARGO_TARGET_DIR=$$d/target cargo test --release); \
 		rc=$$?; rm -rf $$d; exit $$rc
 
 bench: setup
