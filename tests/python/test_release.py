@@ -1,6 +1,7 @@
 """Release checks (slow): the manylinux2014 wheel builds, is stripped, needs glibc 2.17 at
 most, carries its licences, installs into a bare venv (numpy, tqdm and safetensors only) and
-works there: the core commands run, optional ones say in one line what to install; the
+works there: the core commands run, optional ones say in one line what to install; the sdist
+builds and installs from source;
 packaged crate builds and passes its tests on its own."""
 
 from __future__ import annotations
@@ -116,3 +117,28 @@ def test_release_workflow_builds_every_platform() -> None:
     assert jobs["publish"]["if"].startswith("startsWith(github.ref, 'refs/tags/v')")
     ci = yaml.safe_load((ROOT / ".github" / "workflows" / "ci.yml").read_text())
     assert any(s.get("run") == ".ci/run" for s in ci["jobs"]["test"]["steps"])
+
+
+@pytest.mark.slow
+def test_sdist_builds_and_installs_from_source(tmp_path: Path) -> None:
+    if shutil.which("cargo") is None:
+        pytest.skip("no cargo")
+    venv_bin = Path(sys.executable).parent
+    env = {**shutil.os.environ, "PATH": f"{venv_bin}:{shutil.os.environ['PATH']}"}
+    res = _run(venv_bin / "maturin", "sdist", "--out", tmp_path / "dist", cwd=ROOT, env=env)
+    assert res.returncode == 0, res.stderr[-2000:]
+    (sdist,) = (tmp_path / "dist").glob("*.tar.gz")
+    import tarfile
+
+    with tarfile.open(sdist) as t:
+        names = t.getnames()
+    assert any(n.endswith("/LICENSE-MIT") for n in names) and any("/spec/vectors/" in n for n in names)
+    venv = tmp_path / "venv"
+    assert _run(sys.executable, "-m", "venv", venv).returncode == 0
+    res = _run(venv / "bin" / "python", "-m", "pip", "install", "--quiet", sdist)
+    if res.returncode != 0 and "Could not find a version" in res.stderr:
+        pytest.skip("pip cannot fetch the build or runtime dependencies here")
+    assert res.returncode == 0, res.stderr[-3000:]
+    code = "import relcode, numpy as np; relcode.encode('m.relc', {'w': (np.zeros(6), .05, 0.0, .2)}, seed=1)"
+    assert _run(venv / "bin" / "python", "-c", code, cwd=tmp_path).returncode == 0
+    assert _run(venv / "bin" / "relcode", "verify", "m.relc", cwd=tmp_path).returncode == 0
