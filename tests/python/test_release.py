@@ -1,8 +1,7 @@
 """Release checks (slow): the manylinux2014 wheel builds, is stripped, needs glibc 2.17 at
 most, carries its licences, installs into a bare venv (numpy, tqdm and safetensors only) and
 works there: the core commands run, optional ones say in one line what to install; the sdist
-builds and installs from source;
-packaged crate builds and passes its tests on its own."""
+builds and installs from source; the packaged crate builds and passes its tests on its own."""
 
 from __future__ import annotations
 
