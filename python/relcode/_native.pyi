@@ -59,6 +59,15 @@ def channel_decode(
     threads: int | None = None,
     **kwargs: Any,
 ) -> npt.NDArray[np.float32]: ...
+def channel_check_targets(
+    method_name: str,
+    d: int,
+    q_mean: npt.NDArray[np.float64],
+    q_std: npt.NDArray[np.float64],
+    p_mean: npt.NDArray[np.float32],
+    p_std: npt.NDArray[np.float32],
+    **kwargs: object,
+) -> None: ...
 def channel_budget_bits(method_name: str, **kwargs: object) -> int | None: ...
 def channel_kl_bits(
     q_mean: npt.NDArray[np.float64],

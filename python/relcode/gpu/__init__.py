@@ -508,19 +508,6 @@ def select(
 
 
 # ------------------------------------------------------------------ relcode.channel.encode
-def _check_targets(qm: np.ndarray, qs: np.ndarray, pm: np.ndarray, ps: np.ndarray) -> None:
-    """The CPU encoder's checks (rust channel::check_target), first failure by problem, then
-    dimension: finite means, positive finite standard deviations."""
-    with np.errstate(all="ignore"):
-        bad_mean = ~(np.isfinite(qm) & np.isfinite(pm))
-        bad_std = ~((qs > 0) & np.isfinite(qs) & (ps > 0) & np.isfinite(ps))
-    bad = bad_mean | bad_std
-    if bad.any():
-        i, j = divmod(int(np.flatnonzero(bad.reshape(-1))[0]), qm.shape[1])
-        what = "means must be finite" if bad_mean[i, j] else "stds must be positive and finite"
-        raise InputError(f"problem {i}: {what} (dimension {j})")
-
-
 def encode(
     method: str,
     q_mean: np.ndarray,
@@ -548,14 +535,14 @@ def encode(
     if bits is None:
         raise InputError(f"{method} needs bits=C (2^C candidates)")
     d = q_mean.shape[1]
-    empty64 = np.zeros(0, dtype=np.float64)
-    empty32 = np.zeros(0, dtype=np.float32)
-    # the CPU encoder's option checks, on zero problems (pool off: it would build the CPU pool)
-    _native.channel_encode(method, d, empty64, empty64, empty32, empty32, np.zeros(0, dtype=np.uint64),
-                           seed, threads, **{**options, "pool": False})  # fmt: skip
     qm = np.ascontiguousarray(q_mean, dtype=np.float64)
     qs = np.ascontiguousarray(q_std, dtype=np.float64)
-    _check_targets(qm, qs, p_mean, p_std)
+    # the CPU encoder's own option and target checks (pool off: it would build the CPU pool)
+    _native.channel_check_targets(
+        method, d, qm.reshape(-1), qs.reshape(-1),
+        np.ascontiguousarray(p_mean, dtype=np.float32).reshape(-1),
+        np.ascontiguousarray(p_std, dtype=np.float32).reshape(-1), **{**options, "pool": False},
+    )  # fmt: skip
     a, b = coefficients(qm, qs, p_mean, p_std)
     pool = bool(options.get("pool") or False)
     if pool:

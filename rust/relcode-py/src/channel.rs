@@ -228,6 +228,49 @@ fn channel_message_bits<'py>(
     })
 }
 
+/// Checks the options and n problems of dimension d (flattened) exactly as the CPU encoder
+/// does before it codes them (`relcode::channel::validate` and `check_target`), so that
+/// another encoder (the GPU path) refuses the same inputs with the same errors.
+#[pyfunction]
+#[pyo3(signature = (method_name, d, q_mean, q_std, p_mean, p_std, **kwargs))]
+#[allow(clippy::too_many_arguments)]
+fn channel_check_targets<'py>(
+    py: Python<'py>,
+    method_name: &str,
+    d: usize,
+    q_mean: PyReadonlyArray1<'py, f64>,
+    q_std: PyReadonlyArray1<'py, f64>,
+    p_mean: PyReadonlyArray1<'py, f32>,
+    p_std: PyReadonlyArray1<'py, f32>,
+    kwargs: Option<&Bound<'py, PyDict>>,
+) -> PyResult<()> {
+    crate::errors::guard(Exc::Relcode, || {
+        let m = method(method_name)?;
+        let opts = options(m, kwargs)?;
+        let (qm, qs, pm, ps) = (
+            slice(&q_mean, "q_mean")?,
+            slice(&q_std, "q_std")?,
+            slice(&p_mean, "p_mean")?,
+            slice(&p_std, "p_std")?,
+        );
+        if d == 0 || [qs.len(), pm.len(), ps.len()].iter().any(|&l| l != qm.len()) || qm.len() % d != 0 {
+            return Err(input_error("q_mean, q_std, p_mean and p_std must all have n * d elements, d > 0"));
+        }
+        channel::validate(m, &opts, d).map_err(|e| channel_error(py, &e, None))?;
+        for i in 0..qm.len() / d {
+            let r = i * d..(i + 1) * d;
+            let t = channel::Target {
+                q_mean: &qm[r.clone()],
+                q_std: &qs[r.clone()],
+                p_mean: &pm[r.clone()],
+                p_std: &ps[r],
+            };
+            channel::check_target(m, &t, &opts).map_err(|e| channel_error(py, &e, Some(i)))?;
+        }
+        Ok(())
+    })
+}
+
 /// The fixed message length in bits of `method` with these options (mrc, orc, pfr with
 /// `bits`, dad_star), or None for methods whose messages vary in length.
 #[pyfunction]
@@ -330,6 +373,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(channel_message_bits, m)?)?;
     m.add_function(wrap_pyfunction!(channel_kl_bits, m)?)?;
     m.add_function(wrap_pyfunction!(channel_budget_bits, m)?)?;
+    m.add_function(wrap_pyfunction!(channel_check_targets, m)?)?;
     m.add_function(wrap_pyfunction!(channel_message_fields, m)?)?;
     m.add_function(wrap_pyfunction!(channel_methods, m)?)?;
     m.add_function(wrap_pyfunction!(channel_prepare_pool, m)?)?;
