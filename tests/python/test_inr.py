@@ -223,7 +223,7 @@ def test_progressive_coding_decodes_exactly() -> None:
     betas = BlockBetas(blocks.block_of(), blocks.num_blocks, 1e-5, budget=8, device="cpu")
     fit(tr, 40, betas)
     opts = coding.ChannelOptions(bits=8, seed=9)
-    res = coding.progressive_encode(
+    res = coding.encode_progressive(
         m, tr, betas, blocks, np.tile(pm, P), np.tile(ps, P), opts, rounds=4, finetune_steps=12
     )
     assert res.bits == 8 * blocks.num_blocks and len(res.rounds) == 4

@@ -28,7 +28,7 @@ from ..coding import Blocks, CodedBlocks, Coder, growing_rounds, progressive
 from ..errors import InputError
 from ..typing import Device
 
-__all__ = ["ChannelOptions", "EncodeResult", "decode_weights", "progressive_encode"]
+__all__ = ["ChannelOptions", "EncodeResult", "decode_weights", "encode_progressive"]
 
 
 @dataclass(frozen=True)
@@ -111,7 +111,7 @@ class _SirenTarget:
                 self.betas.adjust(kl / LN2, self.active)
 
 
-def progressive_encode(
+def encode_progressive(
     model,
     trainer,
     betas,

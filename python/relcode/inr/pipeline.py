@@ -149,7 +149,7 @@ def encode(
     at most ``blocks`` messages, or (none of them) the codec's nominal rate."""
     import torch
 
-    from .coding import progressive_encode
+    from .coding import encode_progressive
     from .model import LN2, BayesianSiren
     from .train import Batch, BlockBetas, Trainer, fit
 
@@ -227,7 +227,7 @@ def encode(
     times["fit"] = time.perf_counter() - t0
     t1 = time.perf_counter()
     opts = codec.channel_options(st.seed)
-    res = progressive_encode(
+    res = encode_progressive(
         model,
         trainer,
         betas,
