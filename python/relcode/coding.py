@@ -26,7 +26,7 @@ import numpy as np
 
 from . import channel
 from .errors import InputError
-from .typing import Device, Float32Array, Float64Array
+from .typing import Device, Float32Array
 
 __all__ = [
     "Blocks",
@@ -113,11 +113,6 @@ class Blocks:
         d = int(self.sizes[blocks[0]])
         idx = self.offsets[blocks][:, None] + np.arange(d)[None, :]
         return self.members[idx]
-
-    def sum(self, values: np.ndarray) -> Float64Array:
-        """Per-block sums of a per-element vector (e.g. KL bits)."""
-        v = np.asarray(values, dtype=np.float64).reshape(-1)
-        return np.bincount(self.block_of(), v, self.num_blocks)
 
 
 @dataclass
@@ -213,10 +208,6 @@ class Coder:
             out[mem.reshape(-1)] = x.reshape(-1)
         return out
 
-    def message_bits(self, messages: np.ndarray) -> np.ndarray:
-        """Code lengths in bits of messages."""
-        return channel.message_bits(messages, self.method, **self.options)
-
 
 class Target(Protocol):
     """What :func:`progressive` codes: a posterior over the flat coded vector that the
@@ -259,9 +250,11 @@ class Progress:
 
 def equal_rounds(n_blocks: int, rounds: int) -> list[int]:
     """Blocks per round: ``rounds`` rounds as equal as possible (MIRACLE)."""
-    rounds = max(1, min(int(rounds), n_blocks)) if n_blocks else 1
+    if n_blocks == 0:
+        return []
+    rounds = max(1, min(int(rounds), n_blocks))
     base, extra = divmod(n_blocks, rounds)
-    return [base + (1 if r < extra else 0) for r in range(rounds)] if n_blocks else []
+    return [base + (1 if r < extra else 0) for r in range(rounds)]
 
 
 def growing_rounds(n_blocks: int, rounds: int, growth: float = 4.0) -> list[int]:

@@ -234,8 +234,7 @@ fn format_encode<'py>(
             meta,
             max_excess,
         };
-        let flag: Arc<std::sync::atomic::AtomicBool> =
-            cancel.map(|c| c.get().flag.clone()).unwrap_or_default();
+        let flag = CancelFlag::of(cancel);
         let res = pool::run(py, threads, || fenc::encode_cancellable(Vec::new(), &input, &flag))?;
         let (bytes, rep) = res.map_err(|e| ferr(py, &e))?;
         let d = PyDict::new(py);
@@ -876,6 +875,13 @@ pub struct CancelFlag {
     flag: Arc<std::sync::atomic::AtomicBool>,
 }
 
+impl CancelFlag {
+    /// The flag a call was given, or one that is never set.
+    fn of(cancel: Option<Bound<'_, CancelFlag>>) -> Arc<std::sync::atomic::AtomicBool> {
+        cancel.map(|c| c.get().flag.clone()).unwrap_or_default()
+    }
+}
+
 #[pymethods]
 impl CancelFlag {
     #[new]
@@ -938,8 +944,7 @@ fn format_encode_group<'py>(
         let (qm, qs, pm, ps) = (q_mean.as_slice()?, q_std.as_slice()?, p_mean.as_slice()?, p_std.as_slice()?);
         let group = stream_group(g, seed, start, qm, qs, pm, ps, layout, size, bits_per_block)?;
         let spans = spans_of(&tensors);
-        let flag: Arc<std::sync::atomic::AtomicBool> =
-            cancel.map(|c| c.get().flag.clone()).unwrap_or_default();
+        let flag = CancelFlag::of(cancel);
         let res = pool::run(py, threads, || {
             let out = fenc::encode_group_cancellable(
                 &group, g, qm, qs, pm, ps, &spans, seed, m, &opts, max_excess, &flag,
