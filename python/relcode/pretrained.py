@@ -1052,8 +1052,9 @@ def compress_finetuned(
     if n == 0:
         raise InputError("the module has no weights")
 
-    def view(block_size: int) -> Any:
-        return rt.BayesianModel(module, bits=bits, block_size=block_size, seed=seed)
+    def view(block_size: int, copy: bool = False) -> Any:
+        # sizing views share the module (a view never changes it); only the trained one copies
+        return rt.BayesianModel(module, bits=bits, block_size=block_size, seed=seed, copy_model=copy)
 
     lo, hi = 1, 65535  # the smallest block size whose file fits the rate: bisection on file_size
     while lo < hi:
@@ -1062,9 +1063,9 @@ def compress_finetuned(
             hi = mid
         else:
             lo = mid + 1
-    bm = view(lo)
-    if rt.file_size(bm) * 8 > rate * n:
+    if rt.file_size(view(lo)) * 8 > rate * n:
         raise InputError(f"{rate:g} bits/weight is below what the verbatim tensors and headers need")
+    bm = view(lo, copy=True)
     loss = F.cross_entropy if loss_fn is None else loss_fn
     show = bool(progress) if progress is not None else False
     rt.fit(bm, data, steps=fit_steps, loss_fn=loss, progress=show)
