@@ -7,7 +7,7 @@ use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::PyType;
 use relcode::channel::ChannelError;
-use relcode::format::FormatError;
+use relcode::format::{ErrorClass, FormatError};
 
 /// An exception class of `relcode.errors`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -57,22 +57,18 @@ impl Exc {
         }
     }
 
-    /// The class of a format error; `None` for an I/O error (a Python `OSError`).
+    /// The class of a format error (the core sorts them: [`FormatError::class`]); `None`
+    /// for an I/O error (a Python `OSError`).
     pub fn of_format(e: &FormatError) -> Option<Exc> {
-        Some(match e {
-            FormatError::UnsupportedVersion { .. }
-            | FormatError::UnsupportedSpec { .. }
-            | FormatError::UnknownChunk(_)
-            | FormatError::Unsupported(_) => Exc::Version,
-            FormatError::Crc { .. } | FormatError::Digest { .. } | FormatError::BaseMismatch { .. } => {
-                Exc::Checksum
-            }
-            FormatError::Limit(_) => Exc::Limit,
-            FormatError::Io(_) => return None,
-            FormatError::InvalidInput(_) => Exc::Input,
-            FormatError::Encode(c) => Exc::of_channel(c),
-            FormatError::Cancelled => Exc::Cancelled,
-            _ => Exc::Format,
+        Some(match e.class() {
+            ErrorClass::Format => Exc::Format,
+            ErrorClass::Version => Exc::Version,
+            ErrorClass::Checksum => Exc::Checksum,
+            ErrorClass::Limit => Exc::Limit,
+            ErrorClass::Io => return None,
+            ErrorClass::Input => Exc::Input,
+            ErrorClass::Sampler => Exc::Sampler,
+            ErrorClass::Cancelled => Exc::Cancelled,
         })
     }
 }

@@ -1,5 +1,5 @@
 #![allow(clippy::type_complexity)] // pyo3 returns tuples of arrays
-//! Bindings of `relcode::format`: the in-memory encoder, the assembler used by the
+//! Bindings of `relcode::format` and `relcode::coding`: the in-memory encoder, the assembler used by the
 //! progressive encoders, layout helpers and a reader object. The Python module
 //! `relcode.format` wraps these; nothing here is public API.
 
@@ -10,14 +10,14 @@ use numpy::{PyArray1, PyArrayMethods, PyReadonlyArray1};
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyBytes, PyDict, PyFloat, PyList, PyString, PyTuple};
 use relcode::channel::{Message, Options};
-use relcode::format::chunk::{Messages, Role};
-use relcode::format::encode::{self as fenc, PriorArg};
-use relcode::format::layout::{self as flay, Group, Rule};
+use relcode::coding::encode::{self as fenc, PriorArg};
+use relcode::coding::{self, layout as flay, EncodeInput, LayoutRule, Messages, TensorInput, TensorSource};
+use relcode::format::chunk::Role;
+use relcode::format::layout::{Group, Rule};
 use relcode::format::msgpack::Value;
 use relcode::format::read::FileSource;
 use relcode::format::{
-    try_zeroed, DigestMode, Dtype, EncodeInput, FormatError, Header, LayoutRule, Limits, Prior, PriorValue,
-    Reader, TensorInfo, TensorInput, TensorSource,
+    try_zeroed, DigestMode, Dtype, FormatError, Header, Limits, Prior, PriorValue, Reader, TensorInfo,
 };
 use std::sync::Arc;
 
@@ -356,7 +356,7 @@ fn layout_check<'py>(py: Python<'py>, groups: Vec<GroupArg<'py>>) -> PyResult<Bo
                 return Err(input_error("groups must be numbered 0.. and tile the coded vector in order"));
             }
             at += g.count;
-            let (order, sizes) = py.detach(|| (g.order(), g.sizes()));
+            let (order, sizes) = py.detach(|| (flay::order(&g), g.sizes()));
             out.append((PyArray1::from_vec(py, order), PyArray1::from_vec(py, sizes)))?;
         }
         Ok(out)
@@ -607,7 +607,7 @@ impl FormatReader {
     ) -> PyResult<(String, Bound<'py, PyAny>, Bound<'py, PyArray1<u64>>, Bound<'py, PyArray1<u64>>)> {
         crate::errors::guard(crate::errors::Exc::Format, || {
             let m = self.inner.messages(g).map_err(|e| ferr(py, &e))?;
-            let o = relcode::format::chunk::options_value(m.method, &m.options);
+            let o = coding::messages::options_value(m.method, &m.options);
             Ok((
                 m.method.name().to_string(),
                 from_value(py, &o)?,
@@ -809,63 +809,14 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
 // ---------------------------------------------------------------------------------------
 // Streaming
 
-/// Builds the group of a streaming encoder: KL-greedy (`max_block_size`) or fixed (`block_size`).
-#[allow(clippy::too_many_arguments)]
-fn stream_group(
-    g: u32,
-    seed: u64,
-    start: u64,
-    qm: &[f64],
-    qs: &[f64],
-    pm: &[f32],
-    ps: &[f32],
-    rule: &str,
-    size: u32,
-    bits_per_block: f64,
-) -> PyResult<Group> {
-    let count = qm.len() as u64;
-    if count == 0 || [qs.len(), pm.len(), ps.len()].iter().any(|&l| l as u64 != count) {
-        return Err(input_error("a group needs q_mean, q_std, p_mean and p_std of one positive length"));
+/// The layout rule a streaming encoder names: KL-greedy (`size` = most elements per block)
+/// or fixed (`size` = elements per block).
+fn stream_layout(rule: &str, size: u32) -> PyResult<LayoutRule> {
+    match rule {
+        "fixed" => Ok(LayoutRule::Fixed { block_size: Some(size) }),
+        "kl" => Ok(LayoutRule::Kl { max_block_size: size }),
+        r => Err(input_error(format!("layout must be 'kl' or 'fixed', got {r:?}"))),
     }
-    if count > Limits::default().max_group_elements {
-        return Err(input_error(format!(
-            "groups have at most {} elements",
-            Limits::default().max_group_elements
-        )));
-    }
-    for i in 0..count as usize {
-        let ok = qm[i].is_finite()
-            && pm[i].is_finite()
-            && qs[i] > 0.0
-            && qs[i].is_finite()
-            && ps[i] > 0.0
-            && ps[i].is_finite();
-        if !ok {
-            return Err(input_error(format!(
-                "element {} of the group: means must be finite and stds positive and finite",
-                start + i as u64
-            )));
-        }
-    }
-    if size == 0 || size as usize > relcode::format::MAX_BLOCK_DIM {
-        return Err(input_error("block sizes must be in 1..=65535"));
-    }
-    let rule = match rule {
-        "fixed" => Rule::Fixed { size },
-        "kl" => {
-            if !(bits_per_block > 0.0 && bits_per_block.is_finite()) {
-                return Err(input_error("bits_per_block must be positive"));
-            }
-            let perm = flay::permutation(seed, g, count as u32);
-            let kl = perm.iter().map(|&k| {
-                let k = k as usize;
-                fenc::kl_bits(qm[k], qs[k], pm[k] as f64, ps[k] as f64)
-            });
-            Rule::Sizes { sizes: flay::kl_greedy_sizes(kl, bits_per_block, size) }
-        }
-        r => return Err(input_error(format!("layout must be 'kl' or 'fixed', got {r:?}"))),
-    };
-    Ok(Group { id: g, seed, start, count, rule })
 }
 
 /// A flag that stops `format_encode_group` calls early: set it (from any thread) and every
@@ -942,17 +893,19 @@ fn format_encode_group<'py>(
         let opts = options(m, kwargs)?;
         fenc::check_method(m, &opts).map_err(|e| ferr(py, &e))?;
         let (qm, qs, pm, ps) = (q_mean.as_slice()?, q_std.as_slice()?, p_mean.as_slice()?, p_std.as_slice()?);
-        let group = stream_group(g, seed, start, qm, qs, pm, ps, layout, size, bits_per_block)?;
+        let rule = stream_layout(layout, size)?;
         let spans = spans_of(&tensors);
         let flag = CancelFlag::of(cancel);
         let res = pool::run(py, threads, || {
-            let out = fenc::encode_group_cancellable(
+            let (group, _) =
+                coding::encode::stream_group(g, seed, start, qm, qs, pm, ps, rule, bits_per_block)?;
+            let out = coding::encode::encode_group_cancellable(
                 &group, g, qm, qs, pm, ps, &spans, seed, m, &opts, max_excess, &flag,
             )?;
-            let mp = relcode::format::chunk::messages_payload(&out.messages)?;
-            Ok::<_, FormatError>((mp, out))
+            let mp = coding::messages::messages_payload(&out.messages)?;
+            Ok::<_, FormatError>((mp, out, group))
         })?;
-        let (mp, out) = res.map_err(|e| ferr(py, &e))?;
+        let (mp, out, group) = res.map_err(|e| ferr(py, &e))?;
         let lp = relcode::format::chunk::layout_payload(&group);
         let d = PyDict::new(py);
         d.set_item("blocks", out.bits.len())?;
@@ -1004,12 +957,12 @@ fn format_check_group<'py>(
         let opts = options(m, kwargs)?;
         fenc::check_method(m, &opts).map_err(|e| ferr(py, &e))?;
         let (qm, qs, pm, ps) = (q_mean.as_slice()?, q_std.as_slice()?, p_mean.as_slice()?, p_std.as_slice()?);
-        let group = stream_group(g, seed, start, qm, qs, pm, ps, layout, size, bits_per_block)?;
+        let rule = stream_layout(layout, size)?;
         let spans = spans_of(&tensors);
         let res = pool::run(py, threads, || {
-            let kl: Vec<f64> =
-                (0..qm.len()).map(|k| fenc::kl_bits(qm[k], qs[k], pm[k] as f64, ps[k] as f64)).collect();
-            fenc::check_group_budget(&group, g, &kl, &spans, m, &opts, max_excess)
+            let (group, kl) =
+                coding::encode::stream_group(g, seed, start, qm, qs, pm, ps, rule, bits_per_block)?;
+            coding::encode::check_group_budget(&group, g, &kl, &spans, m, &opts, max_excess)
         })?;
         res.map_err(|e| ferr(py, &e))
     })
@@ -1117,7 +1070,7 @@ impl FormatStreamWriter {
             let (layo, msgs) = (layo.to_vec(), msgs.to_vec());
             self.with(py, |w| {
                 let g = relcode::format::chunk::parse_layout(&layo)?;
-                let m = relcode::format::chunk::parse_messages(&msgs, 32)?;
+                let m = coding::messages::parse_messages(&msgs, 32)?;
                 if g.start != start
                     || g.count != v.len() as u64
                     || m.group != g.id

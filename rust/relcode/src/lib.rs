@@ -17,12 +17,15 @@
 //!   and its 1D variants, greedy and Poisson rejection samplers), each an encoder that
 //!   searches for a message and a decoder that regenerates the sample from it. Normative
 //!   for messages and decoding: spec/channel.md.
-//! - [`format`](mod@format): the chunked file format (spec/format.md), beside the other three: it lays a
-//!   weight set out in groups and blocks, codes them with a channel method and writes
-//!   framed, checksummed chunks that decode in parallel.
+//! - [`format`](mod@format): the container (spec/format.md), beside those three: preamble,
+//!   framed and checksummed chunks, header, index and digests. Bytes only: it calls no
+//!   sampler and reads no stream.
+//! - [`coding`]: on top of both, what a file's layouts and messages mean: the seeded block
+//!   layout of each group, the messages' codes, and the encoder and decoder of whole files
+//!   (groups coded and decoded in parallel).
 //!
-//! The layers build on one another: `stream` → `codes` → `channel`, and `format` uses all of
-//! them.
+//! The layers build on one another one way: `stream` → `codes` → `channel`; `format` on
+//! its own; `coding` on `channel` and `format`.
 //!
 //! # Determinism
 //!
@@ -48,9 +51,8 @@
 //!
 //! ```
 //! use relcode::channel::{self, Keys, Method, Options, Target};
-//! use relcode::format::{
-//!     self, DigestMode, EncodeInput, LayoutRule, Limits, PriorArg, Reader, TensorInput, TensorSource,
-//! };
+//! use relcode::coding::{self, EncodeInput, LayoutRule, PriorArg, TensorInput, TensorSource};
+//! use relcode::format::{DigestMode, Limits, Reader};
 //! use relcode::stream::{purpose, Backend, Stream};
 //!
 //! // 1. Normals 0 .. 8 of stream 3 of the candidate purpose under root seed 42.
@@ -96,7 +98,7 @@
 //!     meta: None,
 //!     max_excess: None,
 //! };
-//! let (bytes, report) = format::encode(Vec::new(), &input)?;
+//! let (bytes, report) = coding::encode(Vec::new(), &input)?;
 //! assert_eq!(report.bytes, bytes.len() as u64);
 //! let file = Reader::from_bytes(bytes, Limits::default())?;
 //! let out = file.decode_all()?; // checks every digest too
@@ -110,6 +112,7 @@
 
 pub mod channel;
 pub mod codes;
+pub mod coding;
 pub mod format;
 pub mod stream;
 

@@ -5,9 +5,8 @@
 
 use proptest::prelude::*;
 use relcode::channel::{Method, Options};
-use relcode::format::{
-    encode, DigestMode, EncodeInput, LayoutRule, Limits, PriorArg, Reader, TensorInput, TensorSource,
-};
+use relcode::coding::{encode, EncodeInput, LayoutRule, PriorArg, TensorInput, TensorSource};
+use relcode::format::{DigestMode, Limits, Reader};
 
 fn sample_file(seed: u64, method: Method, bits: Option<u32>, kl: bool, chunk: u64) -> Vec<u8> {
     sample_with(seed, method, Options { bits, ..Options::default() }, kl, chunk)

@@ -3,12 +3,12 @@
 //! before any block is coded.
 
 use relcode::channel::{Method, Options};
-use relcode::format::encode::{check_group_budget, encode_group, kl_bits, PriorArg};
-use relcode::format::layout::{Group, Rule};
-use relcode::format::{
-    encode, DigestMode, EncodeInput, EncodeReport, FormatError, LayoutRule, Span, TensorInput, TensorRate,
-    TensorSource,
+use relcode::coding::encode::{check_group_budget, encode_group, kl_bits, PriorArg};
+use relcode::coding::{
+    encode, EncodeInput, EncodeReport, LayoutRule, Span, TensorInput, TensorRate, TensorSource,
 };
+use relcode::format::layout::{Group, Rule};
+use relcode::format::{DigestMode, FormatError};
 
 const PRIOR: f64 = 0.1;
 
@@ -105,7 +105,7 @@ fn strict_mode_refuses_before_coding_and_names_the_block() {
     let kl_layout = LayoutRule::Kl { max_block_size: 25 };
     let e = run((&w, &b), Method::Mrc, mrc(10), kl_layout, 1 << 20, Some(0.0)).unwrap_err();
     let FormatError::InvalidInput(msg) = &e else { panic!("{e:?}") };
-    assert_eq!(e.class(), "InputError");
+    assert_eq!(e.class().name(), "InputError");
     let kl = format!("{:.1}", outlier_kl());
     for part in ["tensor \"w\"", "element 17", "10-bit mrc budget", "block ", &kl] {
         assert!(msg.contains(part), "{part:?} missing from {msg}");
@@ -205,8 +205,8 @@ fn groups_coded_one_by_one_add_up_to_the_whole_file() {
             .collect();
         let sp: Vec<Span<'_>> = spans.iter().map(|x| x.1).collect();
         let kl: Vec<f64> = (s..e).map(|k| kl_bits(qm[k], qs[k], 0.0, PRIOR as f32 as f64)).collect();
-        let sizes = relcode::format::layout::kl_greedy_sizes(
-            relcode::format::permutation(3, g as u32, (e - s) as u32).iter().map(|&i| kl[i as usize]),
+        let sizes = relcode::coding::layout::kl_greedy_sizes(
+            relcode::coding::permutation(3, g as u32, (e - s) as u32).iter().map(|&i| kl[i as usize]),
             10.0,
             25,
         );

@@ -71,6 +71,6 @@ fn reject_vectors() {
         let base = side.get("base").map(|b| folder.join(b.as_str().unwrap()));
         let res = open(&folder.join(format!("{name}.relc")), base).and_then(|r| r.verify());
         let err = res.expect_err(&name);
-        assert_eq!(err.class(), side["error"].as_str().unwrap(), "{name}: {err}");
+        assert_eq!(err.class().name(), side["error"].as_str().unwrap(), "{name}: {err}");
     }
 }

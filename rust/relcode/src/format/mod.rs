@@ -11,13 +11,18 @@
 //! decoded independently, on any machine, in bounded memory, and the bytes never depend on
 //! how the work was scheduled.
 //!
+//! This layer is the container only: bytes, structure, limits and checksums. It calls no
+//! sampler and reads no random stream; what a group's layout and messages mean (the seeded
+//! permutation, the messages' codes, encoding and decoding) is [`crate::coding`]'s, which
+//! builds on this one (the only thing shared downwards is the stream spec version the
+//! header records, `crate::stream::STREAM_VERSION`).
+//!
 //! Modules: `msgpack` (bounded reader, canonical writer), `header` (what the HEAD chunk
-//! holds), `layout` (groups, permutations, KL-greedy packing), `chunk` (frames and payloads),
-//! `write` (streaming writer and digests), `read` (validating reader and parallel decoder),
-//! `encode` (the in-memory encoder behind `relcode.encode`).
+//! holds), `layout` (groups and their block sizes), `chunk` (frames and payloads), `write`
+//! (streaming writer and digests), `read` (validating reader: structure, priors, raw
+//! tensors, digests).
 
 pub mod chunk;
-pub mod encode;
 pub mod header;
 pub mod layout;
 pub mod msgpack;
@@ -25,16 +30,11 @@ pub mod read;
 pub mod write;
 
 pub use chunk::ChunkType;
-pub use encode::{
-    assemble, encode, Assembly, EncodeInput, EncodeReport, GroupCoded, LayoutRule, PriorArg, Span,
-    TensorInput, TensorRate, TensorSource,
-};
 pub use header::{DigestMode, Dtype, Header, Prior, PriorValue, TensorInfo};
-pub use layout::{block_id, permutation, Group, Rule};
+pub use layout::{Group, Rule};
 pub use read::{Decoded, Reader, Source};
 pub use write::{DigestBuilder, Writer};
 
-use crate::channel::ChannelError;
 use std::fmt;
 
 /// First eight bytes of every file: `\x89RELC\r\n\x1a` (a non-ASCII byte, the name, and the
@@ -57,8 +57,8 @@ pub const TAIL_LEN: usize = 16;
 /// Largest block dimension a file may hold (block sizes are stored as u16).
 pub const MAX_BLOCK_DIM: usize = 65535;
 
-/// Errors of the format layer: one variant per failure. `class()` names the Python
-/// exception each maps to.
+/// Errors of the format and coding layers: one variant per failure; [`FormatError::class`]
+/// sorts them into the classes the spec names.
 #[derive(Clone, Debug, PartialEq)]
 pub enum FormatError {
     /// The bytes do not start with the relcode magic: not a relcode file.
@@ -129,32 +129,79 @@ pub enum FormatError {
     Io(String),
     /// An argument passed to a writer is invalid.
     InvalidInput(String),
-    /// The encoder failed (the channel layer's error).
-    Encode(ChannelError),
+    /// A sampler could not produce a sample within its limits (its iteration cap, or a tree
+    /// node deeper than a message addresses): the target is too far from the coding
+    /// distribution for the method.
+    Sampler(String),
     /// The caller cancelled the work (an interrupt) before it was complete.
     Cancelled,
 }
 
+/// The class of a [`FormatError`]: the error classes the spec names (spec/format.md:
+/// `FormatError`, `VersionError`, `ChecksumError`, `LimitError`) and the caller's side of a
+/// failure (I/O, bad arguments, a sampler's limit, cancellation). Each binding maps a class
+/// to one exception type.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ErrorClass {
+    /// The file is malformed (`FormatError`).
+    Format,
+    /// The file needs a newer reader (`VersionError`).
+    Version,
+    /// A checksum or digest does not match (`ChecksumError`).
+    Checksum,
+    /// The file claims more than the reader's limits allow (`LimitError`).
+    Limit,
+    /// Reading or writing failed.
+    Io,
+    /// An argument is invalid.
+    Input,
+    /// A sampler could not produce a sample within its limits.
+    Sampler,
+    /// The caller cancelled the work.
+    Cancelled,
+}
+
+impl ErrorClass {
+    /// The name the spec and the conformance vectors use (`"FormatError"`, ...; `"OSError"`,
+    /// `"InputError"`, `"SamplerError"` and `"CancelledError"` for the caller's side).
+    pub fn name(self) -> &'static str {
+        match self {
+            ErrorClass::Format => "FormatError",
+            ErrorClass::Version => "VersionError",
+            ErrorClass::Checksum => "ChecksumError",
+            ErrorClass::Limit => "LimitError",
+            ErrorClass::Io => "OSError",
+            ErrorClass::Input => "InputError",
+            ErrorClass::Sampler => "SamplerError",
+            ErrorClass::Cancelled => "CancelledError",
+        }
+    }
+}
+
 impl FormatError {
-    /// The `relcode.errors` class this error maps to.
-    pub fn class(&self) -> &'static str {
+    /// The class of this error: the one rule that sorts failures (the bindings map classes to
+    /// exception types; the conformance vectors name them).
+    pub fn class(&self) -> ErrorClass {
         match self {
             FormatError::UnsupportedVersion { .. }
             | FormatError::UnsupportedSpec { .. }
             | FormatError::UnknownChunk(_)
-            | FormatError::Unsupported(_) => "VersionError",
+            | FormatError::Unsupported(_) => ErrorClass::Version,
             FormatError::Crc { .. } | FormatError::Digest { .. } | FormatError::BaseMismatch { .. } => {
-                "ChecksumError"
+                ErrorClass::Checksum
             }
-            FormatError::Limit(_) => "LimitError",
-            FormatError::Io(_) => "OSError",
-            FormatError::InvalidInput(_) => "InputError",
-            FormatError::Encode(ChannelError::IterationCap { .. } | ChannelError::DepthLimit { .. }) => {
-                "SamplerError"
-            }
-            FormatError::Encode(_) => "InputError",
-            FormatError::Cancelled => "CancelledError",
-            _ => "FormatError",
+            FormatError::Limit(_) => ErrorClass::Limit,
+            FormatError::Io(_) => ErrorClass::Io,
+            FormatError::InvalidInput(_) => ErrorClass::Input,
+            FormatError::Sampler(_) => ErrorClass::Sampler,
+            FormatError::Cancelled => ErrorClass::Cancelled,
+            FormatError::NotRelcode
+            | FormatError::Truncated(_)
+            | FormatError::BadEndMagic
+            | FormatError::Reserved(_)
+            | FormatError::BaseMissing(_)
+            | FormatError::Malformed(_)
+            | FormatError::Message { .. } => ErrorClass::Format,
         }
     }
 }
@@ -203,7 +250,7 @@ impl fmt::Display for FormatError {
             }
             FormatError::Io(w) => write!(f, "{w}"),
             FormatError::InvalidInput(w) => write!(f, "{w}"),
-            FormatError::Encode(e) => write!(f, "{e}"),
+            FormatError::Sampler(w) => write!(f, "{w}"),
             FormatError::Cancelled => write!(f, "cancelled before it was complete"),
         }
     }

@@ -8,16 +8,13 @@
 //! weight sets larger than memory). Every block decodes on its own (its stream id is a
 //! function of its group and position), so the output never depends on the thread count.
 
-use super::chunk::{self, Frame, IndexEntry, Messages, Role, DATA, DATA_PREFIX, HEAD, INDX, LAYO, MSGS};
-use super::encode::GroupPrior;
+use super::chunk::{self, Frame, IndexEntry, Role, DATA, DATA_PREFIX, HEAD, INDX, LAYO, MSGS};
 use super::header::{DigestMode, Dtype, Header, Prior, PriorValue, TensorInfo};
 use super::layout::Group;
 use super::{
     hex, sha256_f32, try_zeroed, FormatError, Limits, END_MAGIC, FRAME_LEN, MAGIC, PREAMBLE_LEN, TAIL_LEN,
     VERSION_MAJOR,
 };
-use crate::channel;
-use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -115,7 +112,9 @@ struct Model {
 }
 
 /// An opened file: its structure checked at open ([`Reader::open`], [`Reader::from_bytes`]),
-/// its tensors decoded on demand, group by group in parallel.
+/// its tensors decoded on demand, group by group in parallel (the decoding methods, such
+/// as `decode_all`, `decode_tensor` and `verify`, are the coding layer's:
+/// `crate::coding::decode`).
 ///
 /// # Examples
 ///
@@ -123,10 +122,8 @@ struct Model {
 ///
 /// ```
 /// use relcode::channel::{Method, Options};
-/// use relcode::format::{
-///     self, DigestMode, EncodeInput, FormatError, LayoutRule, Limits, PriorArg, Reader, TensorInput,
-///     TensorSource,
-/// };
+/// use relcode::coding::{self, EncodeInput, LayoutRule, PriorArg, TensorInput, TensorSource};
+/// use relcode::format::{self, DigestMode, FormatError, Limits, Reader};
 ///
 /// let q_mean = vec![0.02; 30];
 /// let q_std = vec![0.05; 30];
@@ -151,7 +148,7 @@ struct Model {
 ///     meta: None,
 ///     max_excess: None,
 /// };
-/// let (bytes, report) = format::encode(Vec::new(), &input)?;
+/// let (bytes, report) = coding::encode(Vec::new(), &input)?;
 ///
 /// let file = Reader::from_bytes(bytes.clone(), Limits::default())?;
 /// assert_eq!(file.version, (format::VERSION_MAJOR, format::VERSION_MINOR));
@@ -171,7 +168,6 @@ struct Model {
 /// bad[40] ^= 1;
 /// let err = Reader::from_bytes(bad, Limits::default()).err().unwrap();
 /// assert!(matches!(err, FormatError::Crc { chunk: format::chunk::HEAD, offset: 16 }));
-/// assert_eq!(err.class(), "ChecksumError");
 /// # Ok::<(), FormatError>(())
 /// ```
 pub struct Reader {
@@ -201,26 +197,6 @@ pub struct Decoded {
     pub coded: Vec<f32>,
     /// Little-endian bytes of each decoded tensor, in header order (index into `tensors()`).
     pub tensors: Vec<(usize, Vec<u8>)>,
-}
-
-/// Writes the little-endian bytes of `v` into `out` (`4 · v.len()` bytes).
-fn f32_bytes_into(v: &[f32], out: &mut [u8]) {
-    for (o, x) in out.chunks_exact_mut(4).zip(v) {
-        o.copy_from_slice(&x.to_le_bytes());
-    }
-}
-
-/// The little-endian bytes of the coded-vector ranges, allocated fallibly.
-fn ranges_bytes(coded: &[f32], ranges: &[(u64, u64)]) -> Result<Vec<u8>, FormatError> {
-    let n: u64 = ranges.iter().map(|(a, b)| b - a).sum();
-    let mut out = try_zeroed::<u8>(4 * n, "a decoded tensor")?;
-    let mut at = 0usize;
-    for &(a, b) in ranges {
-        let v = &coded[a as usize..b as usize];
-        f32_bytes_into(v, &mut out[at..at + 4 * v.len()]);
-        at += 4 * v.len();
-    }
-    Ok(out)
 }
 
 fn itemsize(t: &TensorInfo, role: Role) -> u64 {
@@ -782,41 +758,19 @@ impl Reader {
         Ok((0..m.tensors.len()).filter(|&i| self.header.messages || !m.tensors[i].coded()).collect())
     }
 
-    /// The MSGS chunk of group `g`, parsed.
-    pub fn messages(&self, g: usize) -> Result<Messages, FormatError> {
+    /// The payload of group `g`'s MSGS chunk, CRC-checked: the coding layer reads the
+    /// messages from it (`crate::coding::messages`).
+    pub fn msgs_payload(&self, g: usize) -> Result<Cow<'_, [u8]>, FormatError> {
         let i = *self
             .msgs
             .get(g)
             .ok_or_else(|| FormatError::InvalidInput(format!("no messages for group {g}")))?;
-        let f = self.frames[i];
-        let m = chunk::parse_messages(&self.load(&f)?, self.limits.max_depth as usize)?;
-        if m.group as usize != g {
-            return Err(FormatError::Malformed(format!(
-                "the MSGS chunk of group {g} names group {}",
-                m.group
-            )));
-        }
-        Ok(m)
+        self.load(&self.frames[i])
     }
 
-    /// The method name, options map, block count and message bits of group `g`, without
-    /// reading the messages.
-    pub fn messages_summary(
-        &self,
-        g: usize,
-    ) -> Result<(String, super::msgpack::Value, u32, u64), FormatError> {
-        let m = self.messages(g)?;
-        let bits: u64 = m
-            .messages
-            .iter()
-            .map(|x| channel::message_bits(m.method, &m.options, x).unwrap_or(0) as u64)
-            .sum();
-        Ok((
-            m.method.name().to_string(),
-            chunk::options_value(m.method, &m.options),
-            m.messages.len() as u32,
-            bits,
-        ))
+    /// Length of the coded vector of one instance (`coded_len()` without instances).
+    pub fn instance_len(&self) -> Result<u64, FormatError> {
+        Ok(self.need_model()?.coded_len)
     }
 
     /// Reads DATA chunks of (tensor, role) overlapping elements [e0, e1) into `out`
@@ -936,155 +890,6 @@ impl Reader {
         Ok(())
     }
 
-    // -----------------------------------------------------------------------------------
-    // Decoding
-
-    /// Decodes MSGS group `g` (instance `g / G`, layout group `g mod G`) into `out` (its
-    /// elements, in coded-vector order).
-    pub fn decode_group(&self, g: usize, out: &mut [f32]) -> Result<(), FormatError> {
-        let ng = self.need_model()?.groups.len().max(1);
-        let msgs = self.messages(g % ng)?;
-        self.decode_group_with(g, msgs, out)
-    }
-
-    /// `decode_group` with the MSGS chunk of layout group `g mod G` already parsed.
-    fn decode_group_with(&self, g: usize, mut msgs: Messages, out: &mut [f32]) -> Result<(), FormatError> {
-        let m = self.need_model()?;
-        if !self.header.messages {
-            return Err(FormatError::InvalidInput("this file holds no messages (it is a base file)".into()));
-        }
-        let ng = m.groups.len().max(1);
-        let group = &m.groups[g % ng];
-        if out.len() as u64 != group.count {
-            return Err(FormatError::InvalidInput("output buffer has the wrong size".into()));
-        }
-        let b = group.blocks();
-        if msgs.messages.len() as u64 != b * self.instances {
-            return Err(FormatError::Malformed(format!(
-                "group {} has {} blocks in each of {} instances but its MSGS chunk holds {} messages",
-                g % ng,
-                b,
-                self.instances,
-                msgs.messages.len()
-            )));
-        }
-        if self.instances > 1 {
-            let i = (g / ng) as u64;
-            msgs.messages = msgs.messages[(i * b) as usize..((i + 1) * b) as usize].to_vec();
-        }
-        let (e0, e1) = (group.start, group.start + group.count);
-        let owned;
-        let prior = match self.constant_prior(e0, e1)? {
-            Some((m, s)) => GroupPrior::Constant(m, s),
-            None => {
-                owned = self.prior_range(e0, e1)?;
-                GroupPrior::from_elements(&owned.0, &owned.1)
-            }
-        };
-        super::encode::decode_group(group, g as u32, &msgs, prior, self.header.seed, out)
-    }
-
-    /// Decodes the coded-vector range [e0, e1) into `out`, group by group in parallel.
-    pub fn decode_range(&self, e0: u64, e1: u64, out: &mut [f32]) -> Result<(), FormatError> {
-        let m = self.need_model()?;
-        if e0 > e1 || e1 > m.coded_len * self.instances || out.len() as u64 != e1 - e0 {
-            return Err(FormatError::InvalidInput("bad range or output size".into()));
-        }
-        // Groups overlapping the range, each with the part of `out` it fills.
-        let mut jobs: Vec<(usize, u64, &mut [f32])> = Vec::new();
-        let mut rest: &mut [f32] = out;
-        let ng = m.groups.len();
-        for i in 0..self.instances {
-            for g in &m.groups {
-                let s = i * m.coded_len + g.start;
-                let (a, b) = (s.max(e0), (s + g.count).min(e1));
-                if a >= b {
-                    continue;
-                }
-                let (head, tail) = std::mem::take(&mut rest).split_at_mut((b - a) as usize);
-                jobs.push((i as usize * ng + g.id as usize, s, head));
-                rest = tail;
-            }
-        }
-        // With instances, every instance of a group shares one MSGS chunk: parse it once.
-        let mut parsed: std::collections::BTreeMap<usize, Messages> = std::collections::BTreeMap::new();
-        if self.instances > 1 {
-            for (g, _, _) in &jobs {
-                if let std::collections::btree_map::Entry::Vacant(e) = parsed.entry(g % ng) {
-                    e.insert(self.messages(g % ng)?);
-                }
-            }
-        }
-        let msgs_of = |g: usize| -> Result<Messages, FormatError> {
-            match parsed.get(&(g % ng)) {
-                Some(m) => Ok(m.clone()),
-                None => self.messages(g % ng),
-            }
-        };
-        jobs.into_par_iter().with_max_len(1).try_for_each(|(g, s, o)| {
-            let group = &m.groups[g % ng];
-            let (a, b) = (s.max(e0), (s + group.count).min(e1));
-            if a == s && b == s + group.count {
-                self.decode_group_with(g, msgs_of(g)?, o)
-            } else {
-                let mut tmp = try_zeroed::<f32>(group.count, "a group")?;
-                self.decode_group_with(g, msgs_of(g)?, &mut tmp)?;
-                o.copy_from_slice(&tmp[(a - s) as usize..(b - s) as usize]);
-                Ok(())
-            }
-        })
-    }
-
-    /// Decodes tensor `t` into its little-endian bytes and, in `tensor` digest mode, checks
-    /// its SHA-256.
-    pub fn decode_tensor(&self, t: usize) -> Result<Vec<u8>, FormatError> {
-        let m = self.need_model()?;
-        let info = &m.tensors[t];
-        let ranges = self.coded_ranges(t)?;
-        let bytes = match info.coded() {
-            true => {
-                if !self.header.messages {
-                    return Err(FormatError::InvalidInput(format!(
-                        "{:?} has no messages in a base file",
-                        info.name
-                    )));
-                }
-                let n: u64 = ranges.iter().map(|(a, b)| b - a).sum();
-                let mut out = try_zeroed::<u8>(4 * n, "a decoded tensor")?;
-                let mut at = 0usize;
-                for (a, b) in ranges {
-                    let mut v = try_zeroed::<f32>(b - a, "a decoded tensor")?;
-                    self.decode_range(a, b, &mut v)?;
-                    f32_bytes_into(&v, &mut out[at..at + 4 * v.len()]);
-                    at += 4 * v.len();
-                }
-                out
-            }
-            false => {
-                let mut v = try_zeroed::<u8>(info.numel() * info.dtype.size(), "a raw tensor")?;
-                self.read_raw(t, &mut v)?;
-                v
-            }
-        };
-        if self.header.digest == DigestMode::Tensor {
-            let pos = self.decoded_tensors()?.iter().position(|&i| i == t).unwrap();
-            let got: [u8; 32] = Sha256::digest(&bytes).into();
-            if got != self.digests[pos] {
-                return Err(FormatError::Digest { what: format!("tensor {:?}", info.name) });
-            }
-        }
-        Ok(bytes)
-    }
-
-    /// Decodes the whole coded vector into `out` (length `coded_len()`).
-    pub fn decode_coded(&self, out: &mut [f32]) -> Result<(), FormatError> {
-        let n = self.coded_len()?;
-        if n > 0 && !self.header.messages {
-            return Err(FormatError::InvalidInput("this file holds no messages (it is a base file)".into()));
-        }
-        self.decode_range(0, n, out)
-    }
-
     /// Checks the digests of the decoded tensors (`Digest` on a mismatch): `coded` is the
     /// decoded coded vector (all instances, length `coded_len()`) and supplies the coded
     /// tensors; `raw[t]` holds the little-endian bytes of raw tensor `t` (indexed like
@@ -1119,44 +924,6 @@ impl Reader {
             }
         }
         Ok(())
-    }
-
-    /// Decodes everything and checks every digest.
-    pub fn decode_all(&self) -> Result<Decoded, FormatError> {
-        let m = self.need_model()?;
-        let n = if self.header.messages { m.coded_len * self.instances } else { 0 };
-        let mut coded = try_zeroed::<f32>(n, "the coded vector")?;
-        if n > 0 {
-            self.decode_coded(&mut coded)?;
-        }
-        let mut raw: Vec<Option<Vec<u8>>> = vec![None; m.tensors.len()];
-        for t in self.decoded_tensors()? {
-            if !m.tensors[t].coded() {
-                let info = &m.tensors[t];
-                let mut v = try_zeroed::<u8>(info.numel() * info.dtype.size(), "a raw tensor")?;
-                self.read_raw(t, &mut v)?;
-                raw[t] = Some(v);
-            }
-        }
-        let views: Vec<Option<&[u8]>> = raw.iter().map(|r| r.as_deref()).collect();
-        self.check_digests(&coded, &views)?;
-        let mut tensors = Vec::new();
-        for t in self.decoded_tensors()? {
-            let bytes = match (m.coded_start[t], raw[t].take()) {
-                (Some(_), _) => ranges_bytes(&coded, &self.coded_ranges(t)?)?,
-                (None, Some(b)) => b,
-                (None, None) => unreachable!(),
-            };
-            tensors.push((t, bytes));
-        }
-        Ok(Decoded { coded, tensors })
-    }
-
-    /// Checks every CRC (unknown optional chunks included), decodes everything and checks
-    /// the digests.
-    pub fn verify(&self) -> Result<(), FormatError> {
-        self.check_chunks()?;
-        self.decode_all().map(|_| ())
     }
 
     /// Reads every chunk (unknown optional chunks and the base's included) one at a time

@@ -7,7 +7,7 @@
 //! element order; values that arrive early (groups finished out of order) wait in a reorder
 //! buffer until the values before them have been hashed.
 
-use super::chunk::{self, IndexEntry, Messages, Role, DATA, HEAD, INDX, LAYO, MSGS};
+use super::chunk::{self, IndexEntry, Role, DATA, HEAD, INDX, LAYO};
 use super::header::{DigestMode, Header, TensorInfo};
 use super::layout::Group;
 use super::{FormatError, END_MAGIC, MAGIC, VERSION_MAJOR, VERSION_MINOR};
@@ -249,14 +249,6 @@ impl<W: Write> Writer<W> {
     /// The LAYO chunk of group `g` (the group is written as given; readers validate it).
     pub fn layout(&mut self, g: &Group) -> Result<(), FormatError> {
         self.chunk(LAYO, 0, &chunk::layout_payload(g))
-    }
-
-    /// The MSGS chunk of a group, with the group's decoded values (for the digests) and the
-    /// coded-vector start of the group.
-    pub fn messages(&mut self, m: &Messages, start: u64, values: &[f32]) -> Result<(), FormatError> {
-        let payload = chunk::messages_payload(m)?;
-        self.digests.coded(start, values)?;
-        self.chunk(MSGS, 0, &payload)
     }
 
     /// Feeds decoded coded values to the digests without writing a chunk (a MSGS chunk

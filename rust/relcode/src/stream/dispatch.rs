@@ -492,8 +492,8 @@ pub(crate) mod tests {
         // a file that asks for the backend is refused as bad input, before anything is coded
         masked(CpuFeatures::NONE, || {
             let opts = Options { bits: Some(8), backend: Backend::Avx512, ..Options::default() };
-            let e = crate::format::encode::check_method(Method::Mrc, &opts).unwrap_err();
-            assert_eq!(e.class(), "InputError", "{e}");
+            let e = crate::coding::encode::check_method(Method::Mrc, &opts).unwrap_err();
+            assert_eq!(e.class().name(), "InputError", "{e}");
             assert!(e.to_string().contains("avx512f"), "{e}");
         });
     }

@@ -16,14 +16,15 @@
 //! approximately, so such blocks are counted, and `max_excess` refuses them before any
 //! block is coded.
 
-use super::chunk::{Messages, Role};
-use super::header::{DigestMode, Dtype, Header, Prior, PriorValue, TensorInfo};
-use super::layout::{block_id, kl_greedy_sizes, permutation, Group, Rule};
-use super::msgpack::Value;
-use super::read::Reader;
-use super::write::Writer;
-use super::{FormatError, Limits, MAX_BLOCK_DIM};
+use super::decode::{decode_group, GroupPrior};
+use super::layout::{block_id, kl_greedy_sizes, order, permutation};
+use super::messages::{messages_payload, min_message_bits, Messages};
 use crate::channel::{self, ChannelError, Keys, Message, Method, Options, Target};
+use crate::format::chunk::{Role, MSGS};
+use crate::format::header::{DigestMode, Dtype, Header, Prior, PriorValue, TensorInfo};
+use crate::format::layout::{Group, Rule};
+use crate::format::msgpack::Value;
+use crate::format::{FormatError, Limits, Reader, Writer, MAX_BLOCK_DIM};
 use rayon::prelude::*;
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -380,7 +381,7 @@ pub fn check_group_budget(
         return Err(bad("the element KLs do not match the group"));
     }
     let (spans, ends) = span_ends(spans, g.count)?;
-    let (order, sizes) = (g.order(), g.sizes());
+    let (order, sizes) = (order(g), g.sizes());
     let blocks = block_kls(&order, &sizes, &offsets(&sizes), &ends, |k| elem_kl[k]);
     check_blocks(gid, &blocks, &spans, &ends, method, opts, max_excess)?;
     Ok(budget)
@@ -403,6 +404,71 @@ pub fn kl_bits(qm: f64, qs: f64, pm: f64, ps: f64) -> f64 {
     let r = qs / ps;
     let d = (qm - pm) / ps;
     (0.5 * (r * r + d * d - 1.0) - r.ln()) / std::f64::consts::LN_2
+}
+
+/// Whether a coded element is valid: finite means, positive finite stds.
+pub fn valid_element(qm: f64, qs: f64, pm: f32, ps: f32) -> bool {
+    qm.is_finite() && pm.is_finite() && qs > 0.0 && qs.is_finite() && ps > 0.0 && ps.is_finite()
+}
+
+/// The KL-greedy rule of group `group` (COMBINER): its elements, with KLs `elem_kl` in
+/// coded-vector order, taken in the group's seeded permutation and packed into blocks of
+/// at most `budget` bits of KL and `max_size` elements.
+pub fn kl_greedy_rule(seed: u64, group: u32, elem_kl: &[f64], budget: f64, max_size: u32) -> Rule {
+    let perm = permutation(seed, group, elem_kl.len() as u32);
+    Rule::Sizes { sizes: kl_greedy_sizes(perm.iter().map(|&i| elem_kl[i as usize]), budget, max_size) }
+}
+
+/// The group `g` of a streaming encoder: elements `start ..` of the coded vector with
+/// posterior (`qm`, `qs`) and prior (`pm`, `ps`), checked, laid out by `layout` (the fixed
+/// rule needs its block size). Returns the group and the KL of each element in bits.
+#[allow(clippy::too_many_arguments)]
+pub fn stream_group(
+    g: u32,
+    seed: u64,
+    start: u64,
+    qm: &[f64],
+    qs: &[f64],
+    pm: &[f32],
+    ps: &[f32],
+    layout: LayoutRule,
+    bits_per_block: f64,
+) -> Result<(Group, Vec<f64>), FormatError> {
+    let count = qm.len() as u64;
+    if count == 0 || [qs.len(), pm.len(), ps.len()].iter().any(|&l| l as u64 != count) {
+        return Err(bad("a group needs q_mean, q_std, p_mean and p_std of one positive length"));
+    }
+    let most = Limits::default().max_group_elements;
+    if count > most {
+        return Err(bad(format!("groups have at most {most} elements")));
+    }
+    let mut kl = Vec::with_capacity(count as usize);
+    for i in 0..count as usize {
+        if !valid_element(qm[i], qs[i], pm[i], ps[i]) {
+            return Err(bad(format!(
+                "element {} of the group: means must be finite and stds positive and finite",
+                start + i as u64
+            )));
+        }
+        kl.push(kl_bits(qm[i], qs[i], pm[i] as f64, ps[i] as f64));
+    }
+    let size = match layout {
+        LayoutRule::Fixed { block_size: Some(s) } | LayoutRule::Kl { max_block_size: s } => s,
+        LayoutRule::Fixed { block_size: None } => return Err(bad("a streaming group needs a block size")),
+    };
+    if size == 0 || size as usize > MAX_BLOCK_DIM {
+        return Err(bad(format!("block sizes must be in 1..={MAX_BLOCK_DIM}")));
+    }
+    let rule = match layout {
+        LayoutRule::Fixed { .. } => Rule::Fixed { size },
+        LayoutRule::Kl { .. } => {
+            if !(bits_per_block > 0.0 && bits_per_block.is_finite()) {
+                return Err(bad("bits_per_block must be positive"));
+            }
+            kl_greedy_rule(seed, g, &kl, bits_per_block, size)
+        }
+    };
+    Ok((Group { id: g, seed, start, count, rule }, kl))
 }
 
 fn bad(msg: impl Into<String>) -> FormatError {
@@ -474,7 +540,7 @@ pub fn encode_group_cancellable(
         )));
     }
     let (spans, ends) = span_ends(spans, g.count)?;
-    let order = g.order();
+    let order = order(g);
     let sizes = g.sizes();
     let keys = Keys::new(seed);
     let offs = offsets(&sizes);
@@ -495,11 +561,10 @@ pub fn encode_group_cancellable(
             let mut sample = vec![0f32; idx.len()];
             let e = channel::encode(method, &t, &keys, block_id(g.id, j as u32), opts, &mut sample).map_err(
                 |e| match e {
-                    ChannelError::IterationCap { .. } => FormatError::Encode(e),
-                    e => FormatError::Encode(ChannelError::InvalidInput(format!(
-                        "group {} block {j}: {e}",
-                        g.id
-                    ))),
+                    ChannelError::IterationCap { .. } | ChannelError::DepthLimit { .. } => {
+                        FormatError::Sampler(format!("group {} block {j}: {e}", g.id))
+                    }
+                    e => FormatError::InvalidInput(format!("group {} block {j}: {e}", g.id)),
                 },
             )?;
             Ok((e.message, sample, e.bits, e.steps))
@@ -528,118 +593,6 @@ pub fn encode_group_cancellable(
     })
 }
 
-/// A group's coding distribution: one (mean, std) for all its elements (per-layer priors),
-/// or one per element, in coded-vector order.
-#[derive(Clone, Copy, Debug)]
-pub enum GroupPrior<'a> {
-    /// One (mean, std) for every element of the group.
-    Constant(f32, f32),
-    /// (means, stds), one of each per element of the group, in coded-vector order.
-    PerElement(&'a [f32], &'a [f32]),
-}
-
-impl<'a> GroupPrior<'a> {
-    /// Per-element values as a group prior: `Constant` when every element has the same one.
-    pub fn from_elements(pm: &'a [f32], ps: &'a [f32]) -> GroupPrior<'a> {
-        let same = |v: &[f32]| v.iter().fold(true, |same, x| same & (x.to_bits() == v[0].to_bits()));
-        match (pm.first(), ps.first()) {
-            (Some(&m), Some(&s)) if same(pm) && same(ps) => GroupPrior::Constant(m, s),
-            _ => GroupPrior::PerElement(pm, ps),
-        }
-    }
-}
-
-/// Decodes the blocks of one group into `out` (the group's elements in coded-vector order);
-/// `gid` is the stream group id (`msgs.group`).
-pub fn decode_group(
-    g: &Group,
-    gid: u32,
-    msgs: &Messages,
-    prior: GroupPrior<'_>,
-    seed: u64,
-    out: &mut [f32],
-) -> Result<(), FormatError> {
-    if msgs.messages.len() as u64 != g.blocks() {
-        return Err(FormatError::Malformed(format!(
-            "group {gid} has {} blocks but its MSGS chunk holds {} messages",
-            g.blocks(),
-            msgs.messages.len()
-        )));
-    }
-    let sizes = g.sizes();
-    let dmax = sizes.iter().copied().max().unwrap_or(1) as usize;
-    channel::validate(msgs.method, &msgs.options, dmax)
-        .map_err(|e| FormatError::Malformed(format!("group {gid}: {e}")))?;
-    // the group's memory is allocated fallibly: its size comes from the file
-    let order = g.try_order()?;
-    let keys = Keys::new(seed);
-    let mut vals = super::try_zeroed::<f32>(order.len() as u64, "a group")?;
-    // priors in block order, then fixed chunks of blocks decoded together (SIMD across blocks)
-    let (mut bm, mut bs) = (
-        super::try_zeroed::<f32>(order.len() as u64, "a group")?,
-        super::try_zeroed::<f32>(order.len() as u64, "a group")?,
-    );
-    match prior {
-        GroupPrior::Constant(m, s) => {
-            bm.fill(m);
-            bs.fill(s);
-        }
-        GroupPrior::PerElement(pm, ps) => {
-            for ((k, a), b) in order.iter().zip(bm.iter_mut()).zip(bs.iter_mut()) {
-                *a = pm[*k as usize];
-                *b = ps[*k as usize];
-            }
-        }
-    }
-    // Jobs of at most BLOCKS blocks and (beyond their first block) ELEMENTS elements: the
-    // scratch memory of a job stays small however large the blocks. Which blocks share a
-    // job never changes a value (every block decodes on its own).
-    const BLOCKS: usize = 512;
-    const ELEMENTS: usize = 1 << 17;
-    let mut chunks: Vec<(usize, usize, usize, &mut [f32])> = Vec::new();
-    let mut rest: &mut [f32] = &mut vals;
-    let (mut off, mut j0) = (0usize, 0usize);
-    while j0 < sizes.len() {
-        let (mut j1, mut n) = (j0, 0usize);
-        while j1 < sizes.len() && j1 - j0 < BLOCKS && (j1 == j0 || n + sizes[j1] as usize <= ELEMENTS) {
-            n += sizes[j1] as usize;
-            j1 += 1;
-        }
-        let (a, b) = std::mem::take(&mut rest).split_at_mut(n);
-        chunks.push((j0, j1 - j0, off, a));
-        rest = b;
-        off += n;
-        j0 = j1;
-    }
-    chunks.into_par_iter().try_for_each(|(j0, nb, off, o)| {
-        let ids: Vec<u64> = (j0..j0 + nb).map(|j| block_id(gid, j as u32)).collect();
-        let n = o.len();
-        channel::decode_many(
-            msgs.method,
-            &msgs.options,
-            &keys,
-            &ids,
-            &msgs.messages[j0..j0 + nb],
-            &sizes[j0..j0 + nb],
-            &bm[off..off + n],
-            &bs[off..off + n],
-            o,
-        )
-        .map_err(|(i, e)| {
-            let block = (j0 + i) as u64;
-            match e {
-                ChannelError::InvalidMessage(why) => FormatError::Message { group: gid, block, why },
-                ChannelError::Unsupported(why) => FormatError::Unsupported(why),
-                e => FormatError::Message { group: gid, block, why: e.to_string() },
-            }
-        })
-    })?;
-    for (v, &k) in vals.iter().zip(&order) {
-        out[k as usize] = *v;
-    }
-    Ok(())
-}
-
 /// Block sizes of a fixed layout that gives about `bits_per_block` of KL per block.
 pub fn fixed_block_size(n: u64, kl_total: f64, bits_per_block: f64) -> u32 {
     let blocks = (kl_total / bits_per_block).ceil().max(1.0).min(n.max(1) as f64) as u64;
@@ -652,7 +605,7 @@ pub fn check_method(method: Method, opts: &Options) -> Result<(), FormatError> {
         ChannelError::Unsupported(_) => Ok(()),
         e => Err(bad(e.to_string())),
     })?;
-    if super::chunk::min_message_bits(method, opts) == 0 {
+    if min_message_bits(method, opts) == 0 {
         return Err(bad(format!(
             "{method} with bits=0 sends nothing; files need at least one bit per block"
         )));
@@ -664,8 +617,8 @@ pub fn check_method(method: Method, opts: &Options) -> Result<(), FormatError> {
 /// sink and what was written. The bytes depend only on the input, never on the order the
 /// tensors are given in or on the thread count. Errors: `InvalidInput` for an invalid
 /// argument (a repeated or empty name, a length that does not match the shape, a
-/// non-finite mean or a non-positive std, an out-of-range option), `Encode` when the
-/// channel layer fails, `Io` when writing fails.
+/// non-finite mean or a non-positive std, an out-of-range option, or a target the method cannot code),
+/// `Sampler` when a sampler reaches its limit, `Io` when writing fails.
 ///
 /// # Examples
 ///
@@ -673,9 +626,8 @@ pub fn check_method(method: Method, opts: &Options) -> Result<(), FormatError> {
 ///
 /// ```
 /// use relcode::channel::{Method, Options};
-/// use relcode::format::{
-///     self, DigestMode, Dtype, EncodeInput, LayoutRule, PriorArg, TensorInput, TensorSource,
-/// };
+/// use relcode::coding::{self, EncodeInput, LayoutRule, PriorArg, TensorInput, TensorSource};
+/// use relcode::format::{self, DigestMode, Dtype};
 ///
 /// let q_mean: Vec<f64> = (0..64).map(|i| 0.01 * (i % 8) as f64 - 0.04).collect();
 /// let q_std = vec![0.05; 64];
@@ -708,7 +660,7 @@ pub fn check_method(method: Method, opts: &Options) -> Result<(), FormatError> {
 ///     meta: None,
 ///     max_excess: None,
 /// };
-/// let (bytes, report) = format::encode(Vec::new(), &input)?;
+/// let (bytes, report) = coding::encode(Vec::new(), &input)?;
 /// assert_eq!(report.bytes, bytes.len() as u64);
 /// assert_eq!(bytes[..8], format::MAGIC);
 /// // The header lists the tensors sorted by name; one digest per tensor.
@@ -807,7 +759,7 @@ pub fn encode_cancellable<W: Write>(
         if let TensorSource::Coded { q_mean, q_std, p_mean, p_std } = &t.source {
             for i in 0..q_mean.len() {
                 let (a, b, c, d) = (q_mean[i], q_std[i], p_mean.at(i), p_std.at(i));
-                if !(a.is_finite() && c.is_finite() && b > 0.0 && b.is_finite() && d > 0.0 && d.is_finite()) {
+                if !valid_element(a, b, c, d) {
                     return Err(bad(format!(
                         "{:?} element {i}: means must be finite and stds positive and finite",
                         t.name
@@ -854,9 +806,8 @@ pub fn encode_cancellable<W: Write>(
             let rule = match (fixed, input.layout) {
                 (Some(size), _) => Rule::Fixed { size },
                 (None, LayoutRule::Kl { max_block_size }) => {
-                    let perm = permutation(input.seed, g as u32, count as u32);
-                    let k = perm.iter().map(|&i| elem_kl[(start + i as u64) as usize]);
-                    Rule::Sizes { sizes: kl_greedy_sizes(k, input.bits_per_block, max_block_size) }
+                    let kl = &elem_kl[start as usize..(start + count) as usize];
+                    kl_greedy_rule(input.seed, g as u32, kl, input.bits_per_block, max_block_size)
                 }
                 _ => unreachable!(),
             };
@@ -1026,7 +977,7 @@ pub fn write_file<W: Write>(
                 let start = i as u64 * n + g.start;
                 w.hash_coded(start, &coded[start as usize..(start + g.count) as usize])?;
             }
-            w.chunk(super::chunk::MSGS, 0, &super::chunk::messages_payload(&merged)?)?;
+            w.chunk(MSGS, 0, &messages_payload(&merged)?)?;
         }
         return w.finish();
     }
